@@ -1,0 +1,133 @@
+"""Helpers shared by every package's console script: common flags, JSON output, quiet-able progress bars,
+and one error path that turns expected failures into a readable message and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TextIO, TypeVar
+
+from tqdm.auto import tqdm
+
+from gen_common.checkpoint import CheckpointError
+from gen_common.config import ConfigError
+from gen_common.jsonio import to_jsonable
+
+__all__ = [
+    "add_common_args",
+    "emit",
+    "format_table",
+    "progress",
+    "progress_enabled",
+    "run_cli",
+]
+
+T = TypeVar("T")
+
+
+def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None = None, seed_default: int = 0) -> None:
+    """``--device``, ``--seed``, ``--json``, ``--out``: the flags every subcommand shares."""
+    g = parser.add_argument_group("common options")
+    g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
+    g.add_argument("--seed", type=int, default=seed_default, help="random seed (default: %(default)s)")
+    g.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout; no progress bars")
+    g.add_argument(
+        "--out", default=out_default, help="output folder for files this command writes (default: %(default)s)"
+    )
+
+
+def progress_enabled(requested: bool | None = None, stream: TextIO | None = None) -> bool:
+    """Progress bars show on a terminal unless turned off; ``GEN_PROGRESS=0/1`` overrides the automatic choice."""
+    if requested is not None:
+        return requested
+    env = os.environ.get("GEN_PROGRESS", "").strip().lower()
+    if env in {"0", "false", "no", "off"}:
+        return False
+    if env in {"1", "true", "yes", "on"}:
+        return True
+    s = stream if stream is not None else sys.stderr
+    return bool(getattr(s, "isatty", lambda: False)())
+
+
+def progress(
+    iterable: Iterable[T] | None = None,
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    enabled: bool | None = None,
+    leave: bool = False,
+    **kwargs: Any,
+) -> tqdm:
+    """A tqdm bar on stderr that is silent with ``enabled=False`` (the CLI's ``--json``) or without a TTY."""
+    return tqdm(
+        iterable, total=total, desc=desc, disable=not progress_enabled(enabled), leave=leave, file=sys.stderr,
+        dynamic_ncols=True, **kwargs,
+    )
+
+
+def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], floatfmt: str = ".4g") -> str:
+    """A plain-text table (for the human-readable output of a CLI)."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+
+    body = [[fmt(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line, sep] + ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in body])
+
+
+def emit(
+    result: Mapping[str, Any],
+    *,
+    as_json: bool,
+    human: Callable[[Mapping[str, Any]], str] | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Print a command's result: one JSON object with ``--json``, else ``human(result)`` or ``key: value`` lines."""
+    out = stream if stream is not None else sys.stdout
+    if as_json:
+        out.write(json.dumps(to_jsonable(dict(result))) + "\n")
+    elif human is not None:
+        out.write(human(result).rstrip("\n") + "\n")
+    else:
+        for key, value in result.items():
+            v = to_jsonable(value)
+            if isinstance(v, float):
+                v = f"{v:.6g}"
+            out.write(f"{key}: {v}\n")
+    out.flush()
+
+
+# Failures a user can fix from the message alone: they end as "error: ..." and exit code 2, not a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, FileNotFoundError, FileExistsError, CheckpointError, ConfigError, NotADirectoryError, PermissionError,
+)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None, *, prog: str = "") -> int:
+    """Run ``main(argv)``; user errors print one line on stderr (or a JSON error with --json) and return 2.
+
+    Set ``GEN_DEBUG=1`` to see the full traceback instead.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = main(args)
+        return int(code or 0)
+    except USER_ERRORS as exc:
+        if os.environ.get("GEN_DEBUG"):
+            raise
+        msg = f"{prog + ': ' if prog else ''}error: {exc}"
+        if "--json" in args:
+            sys.stdout.write(json.dumps({"error": str(exc), "type": type(exc).__name__}) + "\n")
+        sys.stderr.write(msg + "\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130

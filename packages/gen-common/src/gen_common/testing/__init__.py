@@ -1,0 +1,67 @@
+"""Test helpers: single-threaded torch, seeded generators, tolerance and statistical asserts.
+
+The tiny offline diffusers/transformers components live in `gen_common.testing.diffusers_tiny`
+(install ``gen-common[testing-diffusers]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["assert_close", "assert_within_sigmas", "seeded", "single_thread"]
+
+
+@contextlib.contextmanager
+def single_thread(threads: int = 1) -> Iterator[None]:
+    """Run torch with ``threads`` intra-op threads inside the block (tests on a shared 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    """A CPU generator with a fixed seed."""
+    return torch.Generator().manual_seed(seed)
+
+
+def _as_tensor(x: Any) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double()
+    return torch.as_tensor(np.asarray(x), dtype=torch.float64)
+
+
+def assert_close(actual: Any, expected: Any, *, rtol: float = 1e-6, atol: float = 1e-8, msg: str = "") -> None:
+    """|actual − expected| ≤ atol + rtol·|expected| element-wise, with the worst offender in the message."""
+    a, e = _as_tensor(actual), _as_tensor(expected)
+    if a.shape != e.shape:
+        raise AssertionError(f"{msg} shape {tuple(a.shape)} != {tuple(e.shape)}")
+    err = (a - e).abs()
+    tol = atol + rtol * e.abs()
+    bad = ~(err <= tol)
+    if bad.any():
+        i = int(torch.argmax((err - tol).reshape(-1)))
+        raise AssertionError(
+            f"{msg} {int(bad.sum())}/{a.numel()} elements differ; worst at flat index {i}: "
+            f"actual {a.reshape(-1)[i].item():.8g} vs expected {e.reshape(-1)[i].item():.8g} "
+            f"(atol {atol:g}, rtol {rtol:g})"
+        )
+
+
+def assert_within_sigmas(estimate: float, expected: float, stderr: float, sigmas: float = 5.0, msg: str = "") -> None:
+    """A Monte Carlo estimate agrees with the exact value to within ``sigmas`` standard errors."""
+    if not math.isfinite(estimate):
+        raise AssertionError(f"{msg} estimate is {estimate}")
+    if abs(estimate - expected) > sigmas * stderr:
+        raise AssertionError(
+            f"{msg} estimate {estimate:.6g} differs from {expected:.6g} by {abs(estimate - expected):.3g} "
+            f"> {sigmas}·stderr ({sigmas * stderr:.3g})"
+        )

@@ -1,0 +1,330 @@
+"""One training loop for every package, parameterised by the loss.
+
+- accelerate when it is installed (``accelerate launch`` scales it to many GPUs; one process on a CPU),
+  else a plain single-process loop with the same behaviour;
+- bf16 autocast on CUDA by default, AdamW, warmup + cosine/constant schedule, gradient clipping, EMA;
+- atomic checkpoints (a new folder is written, then renamed, then the ``latest`` pointer is replaced) and exact
+  resume: the batch and loss randomness of step k come from ``(seed, k, process)`` alone, and the model, EMA,
+  optimizer, schedule and global RNG states are restored, so stopping and resuming gives the same weights as an
+  uninterrupted run.
+
+``batch_fn(step, generator) -> batch`` builds the step's batch on the CPU; ``loss_fn(model, batch, generator)``
+returns a scalar loss or ``(loss, {name: float})``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from gen_common.atomic import atomic_path, atomic_write_json, atomic_write_text
+from gen_common.checkpoint import CheckpointError, load_state_dict, save_state_dict
+from gen_common.cli import progress
+from gen_common.config import config_to_dict
+from gen_common.device import resolve_device
+from gen_common.seeding import make_generator, split_seed
+
+__all__ = ["EMA", "TrainConfig", "TrainResult", "latest_checkpoint", "lr_lambda", "move_to", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    warmup_steps: int = 0
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    grad_clip: float | None = 1.0
+    ema_decay: float | None = None  # None: no EMA
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, none elsewhere
+    log_every: int = 50
+    checkpoint_every: int = 0  # 0: only at the end (when an output folder is given)
+    keep_checkpoints: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError("steps must be >= 0")
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError("ema_decay must be in (0, 1)")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown schedule {self.schedule!r}: use 'constant' or 'cosine'")
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    history: list[dict[str, float]]
+    checkpoint: Path | None
+    resumed_from: int
+
+    @property
+    def final_loss(self) -> float:
+        return self.history[-1]["loss"] if self.history else float("nan")
+
+
+def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
+    """Multiplier of the base lr at a step: linear warmup, then constant or cosine to ``min_lr_ratio``."""
+
+    def fn(step: int) -> float:
+        if config.warmup_steps > 0 and step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.schedule == "constant":
+            return 1.0
+        span = max(1, config.steps - config.warmup_steps)
+        progress_ = min(1.0, (step - config.warmup_steps) / span)
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress_))
+
+    return fn
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point parameters and buffers, kept in float32."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().float().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].lerp_(v.detach().float(), 1.0 - self.decay)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.shadow)
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        missing = set(self.shadow) - set(state)
+        if missing:
+            raise CheckpointError(f"EMA state lacks {sorted(missing)[:3]}")
+        for k in self.shadow:
+            self.shadow[k].copy_(state[k])
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        sd = model.state_dict()
+        for k, v in self.shadow.items():
+            sd[k].copy_(v.to(sd[k].dtype))
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """Move tensors inside nested tuples/lists/dicts to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+class _Plain:
+    """The few accelerate.Accelerator methods the loop uses, for a single process without accelerate."""
+
+    def __init__(self, device: torch.device, mixed_precision: str) -> None:
+        self.device = device
+        self.mixed_precision = mixed_precision
+        self.is_main_process = True
+        self.process_index = 0
+        self.num_processes = 1
+
+    def prepare(self, *objs: Any) -> Any:
+        return objs if len(objs) > 1 else objs[0]
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        if self.mixed_precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.mixed_precision == "bf16" else torch.float16
+            with torch.autocast(self.device.type, dtype=dtype):
+                yield
+        else:
+            yield
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def clip_grad_norm_(self, params: Any, max_norm: float) -> torch.Tensor:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
+def _make_accelerator(device: torch.device, mixed_precision: str) -> Any:
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        return _Plain(device, mixed_precision)
+    # accelerate picks the device from the launch environment; on a single process honour the caller's choice.
+    return Accelerator(mixed_precision=mixed_precision, cpu=device.type == "cpu")
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The folder the ``latest`` pointer names, or None."""
+    pointer = Path(out_dir) / "latest"
+    if not pointer.is_file():
+        return None
+    path = Path(out_dir) / pointer.read_text(encoding="utf-8").strip()
+    if not path.is_dir():
+        raise CheckpointError(f"{pointer} names {path.name}, which is missing; delete {pointer} to start over")
+    return path
+
+
+def _save_checkpoint(
+    out_dir: Path, step: int, model: torch.nn.Module, ema: EMA | None, optimizer: torch.optim.Optimizer,
+    scheduler: Any, history: list[dict[str, float]], config: TrainConfig, extra: Mapping[str, Any], keep: int,
+) -> Path:
+    name = f"step-{step:08d}"
+    final = out_dir / name
+    tmp = out_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_state_dict(model.state_dict(), tmp / "model.safetensors")
+    if ema is not None:
+        save_state_dict(ema.state_dict(), tmp / "ema.safetensors")
+    # Optimizer and schedule states are nested dicts of tensors and numbers: torch.save of those loads back with
+    # weights_only=True, so no code runs when resuming.
+    with atomic_path(tmp / "optimizer.pt") as p:
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            p,
+        )
+    atomic_write_json(tmp / "trainer_state.json", {"step": step, "history": history, "config": config_to_dict(config), **extra})
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    atomic_write_text(out_dir / "latest", name + "\n")
+    olds = sorted(p for p in out_dir.glob("step-*") if p.is_dir() and p != final)
+    for old in olds[: max(0, len(olds) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, Any, torch.Generator], Any],
+    batch_fn: Callable[[int, torch.Generator], Any],
+    config: TrainConfig,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = True,
+    device: torch.device | str = "auto",
+    show_progress: bool | None = None,
+    on_log: Callable[[dict[str, float]], None] | None = None,
+    extra_state: Mapping[str, Any] | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train ``model`` in place for ``config.steps`` optimizer steps (resuming from ``out_dir`` when it holds a
+    checkpoint and ``resume``). After training, the model holds the EMA weights if EMA is on.
+
+    ``stop_after=k`` runs at most k steps in this call and checkpoints there (time-sliced or preemptible jobs);
+    calling again with the same arguments continues exactly where it stopped.
+
+    Returns the loss history (one entry per ``log_every`` steps, and the last step).
+    """
+    dev = resolve_device(device)
+    mp = config.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    acc = _make_accelerator(dev, mp)
+    model.to(acc.device if hasattr(acc, "device") else dev)
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 and "embed" not in n.lower() else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
+    ema = EMA(model, config.ema_decay) if config.ema_decay else None
+
+    start, history, resumed_from = 0, [], 0
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is not None:
+            state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+            model.load_state_dict(load_state_dict(ckpt / "model.safetensors", device=acc.device))
+            if ema is not None:
+                if not (ckpt / "ema.safetensors").is_file():
+                    raise CheckpointError(f"{ckpt} has no EMA weights but ema_decay is set; resume with the same config")
+                ema.load_state_dict(load_state_dict(ckpt / "ema.safetensors"))
+            opt_state = torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True)
+            optimizer.load_state_dict(opt_state["optimizer"])
+            scheduler.load_state_dict(opt_state["scheduler"])
+            torch.set_rng_state(opt_state["rng"])
+            if torch.cuda.is_available() and len(opt_state["cuda_rng"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(opt_state["cuda_rng"])
+            start, history, resumed_from = int(state["step"]), list(state["history"]), int(state["step"])
+
+    model, optimizer = acc.prepare(model, optimizer)
+    model.train()
+    end = config.steps if stop_after is None else min(config.steps, start + max(0, stop_after))
+    bar = progress(total=config.steps, initial=start, desc="train", enabled=show_progress)
+    run_loss, run_n = 0.0, 0
+    step = start
+    try:
+        for step in range(start, end):
+            gen = make_generator(split_seed(config.seed, step, acc.process_index))
+            batch = move_to(batch_fn(step, gen), acc.device)
+            with acc.autocast():
+                out_ = loss_fn(model, batch, gen)
+            loss, metrics = (out_ if isinstance(out_, tuple) else (out_, {}))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            acc.backward(loss)
+            if config.grad_clip:
+                acc.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update(acc.unwrap_model(model))
+            run_loss += float(loss.detach())
+            run_n += 1
+            bar.update(1)
+            done = step + 1
+            if done % max(1, config.log_every) == 0 or done == config.steps:
+                entry = {"step": float(done), "loss": run_loss / run_n, "lr": scheduler.get_last_lr()[0],
+                         **{k: float(v) for k, v in metrics.items()}}
+                history.append(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}")
+                if on_log is not None:
+                    on_log(entry)
+                run_loss, run_n = 0.0, 0
+            if out is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done != end:
+                acc.wait_for_everyone()
+                if acc.is_main_process:
+                    _save_checkpoint(out, done, acc.unwrap_model(model), ema, optimizer, scheduler, history, config,
+                                     extra_state or {}, config.keep_checkpoints)
+    finally:
+        bar.close()
+    final_ckpt = None
+    base = acc.unwrap_model(model)
+    if out is not None and acc.is_main_process and (end > start or latest_checkpoint(out) is None):
+        final_ckpt = _save_checkpoint(out, end, base, ema, optimizer, scheduler, history, config,
+                                      extra_state or {}, config.keep_checkpoints)
+    elif out is not None:
+        final_ckpt = latest_checkpoint(out)
+    if ema is not None and end == config.steps:
+        ema.copy_to(base)
+    base.eval()
+    return TrainResult(steps=end, history=history, checkpoint=final_ckpt, resumed_from=resumed_from)
+

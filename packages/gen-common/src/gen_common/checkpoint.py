@@ -49,7 +49,9 @@ class OfflineError(CheckpointError):
 
 
 def save_state_dict(
-    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+    state_dict: Mapping[str, torch.Tensor],
+    path: str | os.PathLike[str],
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Save tensors as safetensors, atomically. Tied (storage-sharing) tensors are stored once and restored
     as aliases on load, since safetensors refuses shared storage."""
@@ -87,7 +89,9 @@ def _check_exists(p: Path) -> None:
         raise CheckpointError(f"{p} is a directory; pass the weights file inside it (or use from_pretrained)")
 
 
-def load_state_dict(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def load_state_dict(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
     """Load tensors from a safetensors file, or from a legacy torch file with ``weights_only=True``.
 
     A legacy file may hold ``{"state_dict": ...}``, ``{"model": ...}`` or a bare state dict; the first tensor
@@ -121,9 +125,13 @@ def load_state_dict(path: str | os.PathLike[str], device: torch.device | str = "
                 "(safetensors.torch.save_file(state_dict, 'model.safetensors'))"
             ) from exc
         except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{p} is not a readable torch checkpoint ({exc}); it may be truncated or corrupt") from exc
+            raise CheckpointError(
+                f"{p} is not a readable torch checkpoint ({exc}); it may be truncated or corrupt"
+            ) from exc
         return _find_state_dict(obj, p)
-    raise CheckpointError(f"unknown checkpoint format {suffix!r} for {p}: use .safetensors (or legacy .pt/.pth/.bin/.ckpt)")
+    raise CheckpointError(
+        f"unknown checkpoint format {suffix!r} for {p}: use .safetensors (or legacy .pt/.pth/.bin/.ckpt)"
+    )
 
 
 def _find_state_dict(obj: Any, p: Path) -> dict[str, torch.Tensor]:
@@ -144,7 +152,10 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 def is_offline() -> bool:
     """True when the user (or the test suite) asked for no network: HF_HUB_OFFLINE or GEN_OFFLINE."""
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "GEN_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
+        for v in ("HF_HUB_OFFLINE", "GEN_OFFLINE")
+    )
 
 
 def resolve_pretrained(
@@ -164,7 +175,9 @@ def resolve_pretrained(
     if p.is_dir():
         return p
     if p.exists():
-        raise CheckpointError(f"{p} is a file; from_pretrained expects a directory holding config and weights")
+        raise CheckpointError(
+            f"{p} is a file; from_pretrained expects a directory holding config and weights"
+        )
     if text.startswith((".", "/", "~")) or not _HUB_ID.match(text):
         raise CheckpointNotFoundError(f"no such directory: {p}")
     hint = (
@@ -172,7 +185,9 @@ def resolve_pretrained(
         "and pass DIR instead"
     )
     if is_offline():
-        raise OfflineError(f"{text!r} is not a local directory and the hub is offline (HF_HUB_OFFLINE/GEN_OFFLINE): {hint}")
+        raise OfflineError(
+            f"{text!r} is not a local directory and the hub is offline (HF_HUB_OFFLINE/GEN_OFFLINE): {hint}"
+        )
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:
@@ -181,6 +196,12 @@ def resolve_pretrained(
             f"(pip install 'gen-common[hub]'); or {hint}"
         ) from exc
     try:
-        return Path(snapshot_download(text, allow_patterns=list(allow_patterns) if allow_patterns else None, revision=revision))
+        return Path(
+            snapshot_download(
+                text, allow_patterns=list(allow_patterns) if allow_patterns else None, revision=revision
+            )
+        )
     except Exception as exc:  # network errors, missing repos, gated repos: all end the same way for the user
-        raise OfflineError(f"could not fetch {text!r} from the hub ({type(exc).__name__}: {exc}); {hint}") from exc
+        raise OfflineError(
+            f"could not fetch {text!r} from the hub ({type(exc).__name__}: {exc}); {hint}"
+        ) from exc

@@ -28,14 +28,24 @@ __all__ = [
 T = TypeVar("T")
 
 
-def add_common_args(parser: argparse.ArgumentParser, *, out_default: str | None = None, seed_default: int = 0) -> None:
+def add_common_args(
+    parser: argparse.ArgumentParser, *, out_default: str | None = None, seed_default: int = 0
+) -> None:
     """``--device``, ``--seed``, ``--json``, ``--out``: the flags every subcommand shares."""
     g = parser.add_argument_group("common options")
-    g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
-    g.add_argument("--seed", type=int, default=seed_default, help="random seed (default: %(default)s)")
-    g.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout; no progress bars")
     g.add_argument(
-        "--out", default=out_default, help="output folder for files this command writes (default: %(default)s)"
+        "--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps"
+    )
+    g.add_argument("--seed", type=int, default=seed_default, help="random seed (default: %(default)s)")
+    g.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the results on stdout; no progress bars",
+    )
+    g.add_argument(
+        "--out",
+        default=out_default,
+        help="output folder for files this command writes (default: %(default)s)",
     )
 
 
@@ -63,8 +73,14 @@ def progress(
 ) -> tqdm:
     """A tqdm bar on stderr that is silent with ``enabled=False`` (the CLI's ``--json``) or without a TTY."""
     return tqdm(
-        iterable, total=total, desc=desc, disable=not progress_enabled(enabled), leave=leave, file=sys.stderr,
-        dynamic_ncols=True, **kwargs,
+        iterable,
+        total=total,
+        desc=desc,
+        disable=not progress_enabled(enabled),
+        leave=leave,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        **kwargs,
     )
 
 
@@ -107,11 +123,19 @@ def emit(
 
 # Failures a user can fix from the message alone: they end as "error: ..." and exit code 2, not a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, FileNotFoundError, FileExistsError, CheckpointError, ConfigError, NotADirectoryError, PermissionError,
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    CheckpointError,
+    ConfigError,
+    NotADirectoryError,
+    PermissionError,
 )
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None, *, prog: str = "") -> int:
+def run_cli(
+    main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None, *, prog: str = ""
+) -> int:
     """Run ``main(argv)``; user errors print one line on stderr (or a JSON error with --json) and return 2.
 
     Set ``GEN_DEBUG=1`` to see the full traceback instead.

@@ -82,31 +82,53 @@ def render_html(results: dict[str, dict[str, Any]], meta: dict[str, Any], out_di
         f"<p>{html.escape(json.dumps(to_jsonable(meta)))}</p>",
     ]
     if not results:
-        parts.append("<p>No demos are installed yet: packages register them in the "
-                     f"<code>{DEMO_GROUP}</code> entry-point group.</p>")
-    parts.append("<ul>" + "".join(
-        f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a> — {html.escape(r.get('status', ''))}"
-        f" ({r.get('seconds', 0):.1f} s)</li>" for n, r in results.items()) + "</ul>")
+        parts.append(
+            "<p>No demos are installed yet: packages register them in the "
+            f"<code>{DEMO_GROUP}</code> entry-point group.</p>"
+        )
+    parts.append(
+        "<ul>"
+        + "".join(
+            f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a> — {html.escape(r.get('status', ''))}"
+            f" ({r.get('seconds', 0):.1f} s)</li>"
+            for n, r in results.items()
+        )
+        + "</ul>"
+    )
     for name, r in results.items():
-        parts.append(f"<section id='{html.escape(name)}'><h2>{html.escape(name)}: {html.escape(r.get('title', ''))}</h2>")
+        parts.append(
+            f"<section id='{html.escape(name)}'><h2>{html.escape(name)}: {html.escape(r.get('title', ''))}</h2>"
+        )
         if r.get("status") != "ok":
             parts.append(f"<pre class='fail'>{html.escape(r.get('error', ''))}</pre></section>")
             continue
         parts.append(f"<p>{html.escape(r.get('summary', ''))}</p>")
         metrics = r.get("metrics") or {}
         if metrics:
-            parts.append("<table><tr><th>metric</th><th>value</th></tr>" + "".join(
-                f"<tr><td style='text-align:left'>{html.escape(k)}</td><td>{_cell(v)}</td></tr>" for k, v in metrics.items()
-            ) + "</table>")
+            parts.append(
+                "<table><tr><th>metric</th><th>value</th></tr>"
+                + "".join(
+                    f"<tr><td style='text-align:left'>{html.escape(k)}</td><td>{_cell(v)}</td></tr>"
+                    for k, v in metrics.items()
+                )
+                + "</table>"
+            )
         for t in r.get("tables") or []:
-            parts.append(f"<h3>{html.escape(t['title'])}</h3><table><tr>"
-                         + "".join(f"<th>{html.escape(str(c))}</th>" for c in t["columns"]) + "</tr>"
-                         + "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in t["rows"])
-                         + "</table>")
+            parts.append(
+                f"<h3>{html.escape(t['title'])}</h3><table><tr>"
+                + "".join(f"<th>{html.escape(str(c))}</th>" for c in t["columns"])
+                + "</tr>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in t["rows"]
+                )
+                + "</table>"
+            )
         for fig in r.get("figures") or []:
             p = Path(fig)
             rel = p.relative_to(out_dir) if p.is_absolute() and p.is_relative_to(out_dir) else p
-            parts.append(f"<a href='{html.escape(str(rel))}'><img src='{html.escape(str(rel))}' alt='{html.escape(p.name)}'></a>")
+            parts.append(
+                f"<a href='{html.escape(str(rel))}'><img src='{html.escape(str(rel))}' alt='{html.escape(p.name)}'></a>"
+            )
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -48,20 +48,24 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-        ) from exc
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} was requested but CUDA is not available; use --device cpu or auto")
+            raise RuntimeError(
+                f"device {device!r} was requested but CUDA is not available; use --device cpu or auto"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise RuntimeError(
                 f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist"
             )
     elif dev.type == "mps" and not _mps_available():
-        raise RuntimeError(f"device {device!r} was requested but MPS is not available; use --device cpu or auto")
+        raise RuntimeError(
+            f"device {device!r} was requested but MPS is not available; use --device cpu or auto"
+        )
     elif dev.type not in {"cpu", "cuda", "mps"}:
-        raise ValueError(f"unsupported device type {dev.type!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        raise ValueError(
+            f"unsupported device type {dev.type!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        )
     return dev
 
 
@@ -115,7 +119,11 @@ def synchronize(device: torch.device | str) -> None:
 def device_summary(device: torch.device | str) -> dict[str, object]:
     """A small JSON-able description of the device, for benchmark and report headers."""
     dev = torch.device(device) if not isinstance(device, torch.device) else device
-    info: dict[str, object] = {"device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    info: dict[str, object] = {
+        "device": str(dev),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     if dev.type == "cuda":
         info["name"] = torch.cuda.get_device_name(dev)
         info["capability"] = ".".join(map(str, torch.cuda.get_device_capability(dev)))

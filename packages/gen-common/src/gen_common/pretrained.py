@@ -33,18 +33,24 @@ _LEGACY_WEIGHTS = ("pytorch_model.bin", "model.pt", "model.pth")
 M = TypeVar("M", bound="PretrainedMixin")
 
 
-def prepare_output_dir(directory: str | os.PathLike[str], *, overwrite: bool, marker: str = CONFIG_NAME) -> Path:
+def prepare_output_dir(
+    directory: str | os.PathLike[str], *, overwrite: bool, marker: str = CONFIG_NAME
+) -> Path:
     """Create ``directory``; refuse to write over an existing checkpoint (``marker`` present) unless ``overwrite``."""
     d = Path(directory).expanduser()
     if d.exists() and not d.is_dir():
         raise FileExistsError(f"{d} exists and is not a directory")
     if (d / marker).exists() and not overwrite:
-        raise FileExistsError(f"{d} already holds a checkpoint; pass overwrite=True (CLI: --overwrite) or choose another folder")
+        raise FileExistsError(
+            f"{d} already holds a checkpoint; pass overwrite=True (CLI: --overwrite) or choose another folder"
+        )
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True, source: str = "") -> None:
+def load_into(
+    module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True, source: str = ""
+) -> None:
     """`load_state_dict` with shape checks first and a summary error that says what does not fit."""
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
@@ -56,15 +62,26 @@ def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *
     ]
     problems = []
     if shapes:
-        problems.append(f"{len(shapes)} shape mismatch(es): " + "; ".join(shapes[:5]) + (" ..." if len(shapes) > 5 else ""))
+        problems.append(
+            f"{len(shapes)} shape mismatch(es): "
+            + "; ".join(shapes[:5])
+            + (" ..." if len(shapes) > 5 else "")
+        )
     if strict and missing:
-        problems.append(f"{len(missing)} missing key(s): " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        problems.append(
+            f"{len(missing)} missing key(s): " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        )
     if strict and unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(unexpected[:5]) + (" ..." if len(unexpected) > 5 else ""))
+        problems.append(
+            f"{len(unexpected)} unexpected key(s): "
+            + ", ".join(unexpected[:5])
+            + (" ..." if len(unexpected) > 5 else "")
+        )
     if problems:
         where = f" from {source}" if source else ""
         raise CheckpointError(
-            f"weights{where} do not fit {type(module).__name__}: " + " | ".join(problems)
+            f"weights{where} do not fit {type(module).__name__}: "
+            + " | ".join(problems)
             + ". The config beside the weights must describe the model that produced them"
             " (for an official checkpoint, use the package's converter)."
         )
@@ -76,14 +93,20 @@ class PretrainedMixin:
 
     config_class: ClassVar[type]
 
-    def save_pretrained(self, directory: str | os.PathLike[str], *, overwrite: bool = False, **metadata: Any) -> Path:
+    def save_pretrained(
+        self, directory: str | os.PathLike[str], *, overwrite: bool = False, **metadata: Any
+    ) -> Path:
         if not isinstance(self, torch.nn.Module):
             raise TypeError("PretrainedMixin must be mixed into a torch.nn.Module")
         d = prepare_output_dir(directory, overwrite=overwrite)
         cfg = self.config  # type: ignore[attr-defined]
         # Weights first, config last: a folder with a config always has the weights that belong to it.
         save_state_dict(self.state_dict(), d / WEIGHTS_NAME, metadata={"format": "pt"})
-        save_config(cfg, d / CONFIG_NAME, **{"class": type(self).__name__, "library": type(self).__module__.split(".")[0], **metadata})
+        save_config(
+            cfg,
+            d / CONFIG_NAME,
+            **{"class": type(self).__name__, "library": type(self).__module__.split(".")[0], **metadata},
+        )
         return d
 
     @classmethod
@@ -98,10 +121,14 @@ class PretrainedMixin:
         **config_overrides: Any,
     ) -> M:
         """Load from a local directory or a hub id. ``convert`` maps foreign key names (official checkpoints)."""
-        d = resolve_pretrained(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.pt", "*.pth"])
+        d = resolve_pretrained(
+            name_or_path, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.pt", "*.pth"]
+        )
         cfg_path = d / CONFIG_NAME
         if not cfg_path.is_file():
-            raise CheckpointNotFoundError(f"{d} has no {CONFIG_NAME}; is it a {cls.__name__} checkpoint folder?")
+            raise CheckpointNotFoundError(
+                f"{d} has no {CONFIG_NAME}; is it a {cls.__name__} checkpoint folder?"
+            )
         import json
 
         try:

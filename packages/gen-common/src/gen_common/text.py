@@ -80,7 +80,9 @@ class CharTokenizer:
         return "".join(self.alphabet[i] if 0 <= i < n else mask_token for i in seq)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        return atomic_write_json(path, {"type": "char", "alphabet": "".join(self.alphabet), "replacement": self.replacement})
+        return atomic_write_json(
+            path, {"type": "char", "alphabet": "".join(self.alphabet), "replacement": self.replacement}
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CharTokenizer:
@@ -101,7 +103,9 @@ def split_tokens(ids: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Te
     return ids[:cut], ids[cut:]
 
 
-def random_windows(ids: torch.Tensor, batch_size: int, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_windows(
+    ids: torch.Tensor, batch_size: int, length: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``batch_size`` random contiguous windows of ``length`` tokens from a 1-D stream (one gather, no loop)."""
     if ids.ndim != 1:
         raise ValueError("ids must be a 1-D token stream")

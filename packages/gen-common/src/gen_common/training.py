@@ -96,7 +96,9 @@ class EMA:
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.decay = decay
-        self.shadow = {k: v.detach().float().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.shadow = {
+            k: v.detach().float().clone() for k, v in model.state_dict().items() if v.is_floating_point()
+        }
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
@@ -183,13 +185,23 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
         return None
     path = Path(out_dir) / pointer.read_text(encoding="utf-8").strip()
     if not path.is_dir():
-        raise CheckpointError(f"{pointer} names {path.name}, which is missing; delete {pointer} to start over")
+        raise CheckpointError(
+            f"{pointer} names {path.name}, which is missing; delete {pointer} to start over"
+        )
     return path
 
 
 def _save_checkpoint(
-    out_dir: Path, step: int, model: torch.nn.Module, ema: EMA | None, optimizer: torch.optim.Optimizer,
-    scheduler: Any, history: list[dict[str, float]], config: TrainConfig, extra: Mapping[str, Any], keep: int,
+    out_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    ema: EMA | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    history: list[dict[str, float]],
+    config: TrainConfig,
+    extra: Mapping[str, Any],
+    keep: int,
 ) -> Path:
     name = f"step-{step:08d}"
     final = out_dir / name
@@ -203,11 +215,18 @@ def _save_checkpoint(
     # weights_only=True, so no code runs when resuming.
     with atomic_path(tmp / "optimizer.pt") as p:
         torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
             p,
         )
-    atomic_write_json(tmp / "trainer_state.json", {"step": step, "history": history, "config": config_to_dict(config), **extra})
+    atomic_write_json(
+        tmp / "trainer_state.json",
+        {"step": step, "history": history, "config": config_to_dict(config), **extra},
+    )
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
@@ -250,7 +269,10 @@ def train(
     for n, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 and "embed" not in n.lower() else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
     ema = EMA(model, config.ema_decay) if config.ema_decay else None
@@ -264,7 +286,9 @@ def train(
             model.load_state_dict(load_state_dict(ckpt / "model.safetensors", device=acc.device))
             if ema is not None:
                 if not (ckpt / "ema.safetensors").is_file():
-                    raise CheckpointError(f"{ckpt} has no EMA weights but ema_decay is set; resume with the same config")
+                    raise CheckpointError(
+                        f"{ckpt} has no EMA weights but ema_decay is set; resume with the same config"
+                    )
                 ema.load_state_dict(load_state_dict(ckpt / "ema.safetensors"))
             opt_state = torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True)
             optimizer.load_state_dict(opt_state["optimizer"])
@@ -286,9 +310,11 @@ def train(
             batch = move_to(batch_fn(step, gen), acc.device)
             with acc.autocast():
                 out_ = loss_fn(model, batch, gen)
-            loss, metrics = (out_ if isinstance(out_, tuple) else (out_, {}))
+            loss, metrics = out_ if isinstance(out_, tuple) else (out_, {})
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate or check the data")
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at step {step}; lower the learning rate or check the data"
+                )
             optimizer.zero_grad(set_to_none=True)
             acc.backward(loss)
             if config.grad_clip:
@@ -302,29 +328,57 @@ def train(
             bar.update(1)
             done = step + 1
             if done % max(1, config.log_every) == 0 or done == config.steps:
-                entry = {"step": float(done), "loss": run_loss / run_n, "lr": scheduler.get_last_lr()[0],
-                         **{k: float(v) for k, v in metrics.items()}}
+                entry = {
+                    "step": float(done),
+                    "loss": run_loss / run_n,
+                    "lr": scheduler.get_last_lr()[0],
+                    **{k: float(v) for k, v in metrics.items()},
+                }
                 history.append(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}")
                 if on_log is not None:
                     on_log(entry)
                 run_loss, run_n = 0.0, 0
-            if out is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done != end:
+            if (
+                out is not None
+                and config.checkpoint_every
+                and done % config.checkpoint_every == 0
+                and done != end
+            ):
                 acc.wait_for_everyone()
                 if acc.is_main_process:
-                    _save_checkpoint(out, done, acc.unwrap_model(model), ema, optimizer, scheduler, history, config,
-                                     extra_state or {}, config.keep_checkpoints)
+                    _save_checkpoint(
+                        out,
+                        done,
+                        acc.unwrap_model(model),
+                        ema,
+                        optimizer,
+                        scheduler,
+                        history,
+                        config,
+                        extra_state or {},
+                        config.keep_checkpoints,
+                    )
     finally:
         bar.close()
     final_ckpt = None
     base = acc.unwrap_model(model)
     if out is not None and acc.is_main_process and (end > start or latest_checkpoint(out) is None):
-        final_ckpt = _save_checkpoint(out, end, base, ema, optimizer, scheduler, history, config,
-                                      extra_state or {}, config.keep_checkpoints)
+        final_ckpt = _save_checkpoint(
+            out,
+            end,
+            base,
+            ema,
+            optimizer,
+            scheduler,
+            history,
+            config,
+            extra_state or {},
+            config.keep_checkpoints,
+        )
     elif out is not None:
         final_ckpt = latest_checkpoint(out)
     if ema is not None and end == config.steps:
         ema.copy_to(base)
     base.eval()
     return TrainResult(steps=end, history=history, checkpoint=final_ckpt, resumed_from=resumed_from)
-

@@ -39,7 +39,9 @@ def _as_tensor(x: Any) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float64)
 
 
-def assert_close(actual: Any, expected: Any, *, rtol: float = 1e-6, atol: float = 1e-8, msg: str = "") -> None:
+def assert_close(
+    actual: Any, expected: Any, *, rtol: float = 1e-6, atol: float = 1e-8, msg: str = ""
+) -> None:
     """|actual − expected| ≤ atol + rtol·|expected| element-wise, with the worst offender in the message."""
     a, e = _as_tensor(actual), _as_tensor(expected)
     if a.shape != e.shape:
@@ -56,7 +58,9 @@ def assert_close(actual: Any, expected: Any, *, rtol: float = 1e-6, atol: float 
         )
 
 
-def assert_within_sigmas(estimate: float, expected: float, stderr: float, sigmas: float = 5.0, msg: str = "") -> None:
+def assert_within_sigmas(
+    estimate: float, expected: float, stderr: float, sigmas: float = 5.0, msg: str = ""
+) -> None:
     """A Monte Carlo estimate agrees with the exact value to within ``sigmas`` standard errors."""
     if not math.isfinite(estimate):
         raise AssertionError(f"{msg} estimate is {estimate}")

@@ -73,9 +73,16 @@ def tiny_clip_text_model(hidden_size: int = 32, seed: int = 0) -> Any:
     transformers = _require("transformers")
     torch.manual_seed(seed)
     cfg = transformers.CLIPTextConfig(
-        vocab_size=CLIP_VOCAB_SIZE, hidden_size=hidden_size, intermediate_size=37, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=CLIP_MAX_LENGTH, projection_dim=hidden_size,
-        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+        vocab_size=CLIP_VOCAB_SIZE,
+        hidden_size=hidden_size,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=CLIP_MAX_LENGTH,
+        projection_dim=hidden_size,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
     )
     return transformers.CLIPTextModel(cfg).eval()
 
@@ -84,9 +91,16 @@ def tiny_unet(cross_attention_dim: int = 32, sample_size: int = 8, seed: int = 0
     diffusers = _require("diffusers")
     torch.manual_seed(seed)
     return diffusers.UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=sample_size, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=cross_attention_dim, norm_num_groups=32, attention_head_dim=8,
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        norm_num_groups=32,
+        attention_head_dim=8,
     ).eval()
 
 
@@ -94,9 +108,13 @@ def tiny_vae(seed: int = 0) -> Any:
     diffusers = _require("diffusers")
     torch.manual_seed(seed)
     return diffusers.AutoencoderKL(
-        block_out_channels=(32, 64), in_channels=3, out_channels=3,
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, norm_num_groups=32,
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=32,
     ).eval()
 
 
@@ -104,7 +122,12 @@ def tiny_sd_components(seed: int = 0, tokenizer_dir: str | os.PathLike[str] | No
     """The components of a Stable Diffusion pipeline at toy size (a 32-px image is a 16-px latent)."""
     diffusers = _require("diffusers")
     scheduler = diffusers.DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
     )
     return {
         "unet": tiny_unet(seed=seed),

@@ -1,0 +1,9 @@
+"""The tour's demo for bfn-solver (not yet implemented)."""
+
+from __future__ import annotations
+
+from gen_common.demo import DemoContext, DemoResult
+
+
+def run_demo(ctx: DemoContext) -> DemoResult:
+    return DemoResult(title="bfn-solver", summary="This package is still being built; its demo comes with it.")

@@ -1,0 +1,9 @@
+"""The tour's demo for i2v-leak (not yet implemented)."""
+
+from __future__ import annotations
+
+from gen_common.demo import DemoContext, DemoResult
+
+
+def run_demo(ctx: DemoContext) -> DemoResult:
+    return DemoResult(title="i2v-leak", summary="This package is still being built; its demo comes with it.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle  # only for its exception type: nothing here unpickles
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -118,15 +117,17 @@ def load_state_dict(
     if suffix in LEGACY_SUFFIXES:
         try:
             obj = torch.load(str(p), map_location=device, weights_only=True)
-        except pickle.UnpicklingError as exc:
+        except Exception as exc:
+            # pickle's error type, matched by name; "Unsupported global" is the weights-only unpickler refusing a
+            # class or function reference, i.e. code. Anything else means the bytes are not a checkpoint.
+            if type(exc).__name__ != "UnpicklingError" or "global" not in str(exc).lower():
+                raise CheckpointError(
+                    f"{p} is not a readable torch checkpoint ({exc}); it may be truncated or corrupt"
+                ) from exc
             raise CheckpointError(
                 f"{p} contains pickled objects beyond plain tensors, and loading it would run code; refused. "
                 "Convert it once in a trusted environment to safetensors "
                 "(safetensors.torch.save_file(state_dict, 'model.safetensors'))"
-            ) from exc
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise CheckpointError(
-                f"{p} is not a readable torch checkpoint ({exc}); it may be truncated or corrupt"
             ) from exc
         return _find_state_dict(obj, p)
     raise CheckpointError(

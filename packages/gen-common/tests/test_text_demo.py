@@ -1,0 +1,47 @@
+import json
+
+import pytest
+import torch
+
+from gen_common import CharTokenizer, DemoResult, Table, bundled_corpus, random_windows, split_tokens
+from gen_common.demo import render_html
+
+
+def test_corpus_is_offline_and_large():
+    text = bundled_corpus()
+    assert len(text) > 300_000
+    assert bundled_corpus(1000) == text[:1000]
+
+
+def test_tokenizer_round_trip_and_errors(tmp_path):
+    tok = CharTokenizer.from_text("hello world")
+    ids = tok.encode("hold the door".replace("t", "l").replace("a", "o")[:4])
+    assert tok.decode(ids) == "hold"
+    with pytest.raises(ValueError, match="not in the tokenizer"):
+        tok.encode("xyz")
+    assert tok.decode(tok.encode("hex", errors="replace")) == "he "
+    tok.save(tmp_path / "tok.json")
+    assert CharTokenizer.load(tmp_path / "tok.json").alphabet == tok.alphabet
+    assert tok.decode([0, tok.vocab_size]) == tok.alphabet[0] + "_"
+
+
+def test_windows_are_contiguous_slices():
+    ids = torch.arange(100)
+    w = random_windows(ids, 8, 10, torch.Generator().manual_seed(0))
+    assert w.shape == (8, 10)
+    assert torch.equal(w - w[:, :1], torch.arange(10).expand(8, 10))
+    tr, va = split_tokens(ids, 0.2)
+    assert len(tr) == 80 and va[0] == 80
+    with pytest.raises(ValueError, match="shorter"):
+        random_windows(ids[:5], 2, 10)
+
+
+def test_report_renders(tmp_path):
+    res = DemoResult("t", "s", {"x": 1.5}, [Table("tab", ["a"], [[1]])], [tmp_path / "f.png"])
+    page = render_html(
+        {"demo": {"status": "ok", "seconds": 1.0, **res.to_json()}}, {"device": "cpu"}, tmp_path
+    )
+    assert "<table>" in page and "f.png" in page and "tab" in page
+    json.dumps(res.to_json())
+    empty = render_html({}, {}, tmp_path)
+    assert "No demos are installed" in empty

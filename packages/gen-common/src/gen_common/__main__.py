@@ -1,0 +1,3 @@
+from gen_common.cli_main import main
+
+raise SystemExit(main())

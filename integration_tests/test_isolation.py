@@ -26,7 +26,9 @@ def test_wheel_installs_and_runs_alone(dist, tmp_path):
     assert m.dist.lower() in installed
     # Only declared dependencies: a sibling package outside its dependency closure is never pulled in.
     strangers = set(MEMBERS) - set(workspace_closure(dist, MEMBERS))
-    assert not (installed & strangers), f"{dist} installed siblings it does not declare: {installed & strangers}"
+    assert not (installed & strangers), (
+        f"{dist} installed siblings it does not declare: {installed & strangers}"
+    )
 
 
 def test_gen_common_stays_light(tmp_path):

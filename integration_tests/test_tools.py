@@ -30,9 +30,13 @@ def test_version_bumps_and_changelog_split():
     assert release.bump("1.2.3", "major") == "2.0.0"
     assert release.bump("1.2.3", "minor") == "1.3.0"
     assert release.bump("1.2.3", "patch") == "1.2.4"
-    head, notes, rest = release.split_changelog("# C\n\n## Unreleased\n- a\n- b\n\n## 0.1.0 - 2026-01-01\n- old\n")
+    _head, notes, rest = release.split_changelog(
+        "# C\n\n## Unreleased\n- a\n- b\n\n## 0.1.0 - 2026-01-01\n- old\n"
+    )
     assert notes == "- a\n- b" and rest.startswith("## 0.1.0")
-    text = release.set_version('[build-system]\nversion = "9"\n[project]\nname = "x"\nversion = "0.1.0"\n', "0.2.0")
+    text = release.set_version(
+        '[build-system]\nversion = "9"\n[project]\nname = "x"\nversion = "0.1.0"\n', "0.2.0"
+    )
     assert 'version = "9"' in text and 'version = "0.2.0"' in text
 
 
@@ -42,17 +46,34 @@ def test_unknown_package_is_refused():
 
 
 def test_tour_lists_and_rejects_unknown(tmp_path):
-    listed = subprocess.run([sys.executable, str(TOOLS / "tour.py"), "--list"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [sys.executable, str(TOOLS / "tour.py"), "--list"], capture_output=True, text=True, check=True
+    )
     assert "radd" in listed.stdout
-    bad = subprocess.run([sys.executable, str(TOOLS / "tour.py"), "--only", "nope", "--out", str(tmp_path)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, str(TOOLS / "tour.py"), "--only", "nope", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "unknown demo" in bad.stderr
 
 
 def test_tour_report_for_one_demo(tmp_path):
     # The cheapest installed demo keeps this fast; the full tour is the README's first command.
-    proc = subprocess.run([sys.executable, str(TOOLS / "tour.py"), "--only", "icl-dynamics", "--device", "cpu",
-                           "--out", str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(TOOLS / "tour.py"),
+            "--only",
+            "icl-dynamics",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["failed"] == []

@@ -42,7 +42,14 @@ def members(root: Path = ROOT) -> dict[str, Member]:
     for pyproject in sorted((root / "packages").glob("*/pyproject.toml")):
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         proj = data["project"]
-        wheel_pkgs = data.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {}).get("packages", [])
+        wheel_pkgs = (
+            data.get("tool", {})
+            .get("hatch", {})
+            .get("build", {})
+            .get("targets", {})
+            .get("wheel", {})
+            .get("packages", [])
+        )
         import_name = Path(wheel_pkgs[0]).name if wheel_pkgs else proj["name"].replace("-", "_")
         out[_norm(proj["name"])] = Member(
             dist=proj["name"],
@@ -75,7 +82,9 @@ def workspace_closure(dist: str, all_members: dict[str, Member] | None = None) -
 def run(cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc.stdout
 
 
@@ -102,20 +111,57 @@ def smoke_test(dist: str, workdir: Path, wheel: Path | None = None) -> dict[str,
             wheels.append(wheel)
         else:
             wheels.append(build(ms[name].dist, workdir / "wheels")[0])
-    reqs = run(["uv", "export", "--package", ms[_norm(dist)].dist, "--no-hashes", "--no-dev", "--no-emit-workspace",
-                "--frozen", "--no-header", "--no-annotate"])
+    reqs = run(
+        [
+            "uv",
+            "export",
+            "--package",
+            ms[_norm(dist)].dist,
+            "--no-hashes",
+            "--no-dev",
+            "--no-emit-workspace",
+            "--frozen",
+            "--no-header",
+            "--no-annotate",
+        ]
+    )
     (workdir / "requirements.txt").write_text(reqs, encoding="utf-8")
     venv = workdir / "venv"
     run(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
     py = venv / "bin" / "python"
-    run(["uv", "pip", "install", "--quiet", "--python", str(py), "-r", str(workdir / "requirements.txt"), *map(str, wheels)])
+    run(
+        [
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(py),
+            "-r",
+            str(workdir / "requirements.txt"),
+            *map(str, wheels),
+        ]
+    )
     member = ms[_norm(dist)]
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     env.update(HF_HUB_OFFLINE="1", GEN_OFFLINE="1", MPLBACKEND="Agg")
-    version = run([str(py), "-c", f"import {member.import_name} as m; print(getattr(m, '__version__', ''))"],
-                  cwd=workdir, env=env).strip()
+    version = run(
+        [str(py), "-c", f"import {member.import_name} as m; print(getattr(m, '__version__', ''))"],
+        cwd=workdir,
+        env=env,
+    ).strip()
     helps = {}
     for script in member.scripts:
         helps[script] = run([str(venv / "bin" / script), "--help"], cwd=workdir, env=env)
-    installed = {_req_name(line.split("==")[0]) for line in run(["uv", "pip", "freeze", "--python", str(py)]).splitlines() if line}
-    return {"dist": member.dist, "version": version, "wheels": [w.name for w in wheels], "help": helps, "installed": installed}
+    installed = {
+        _req_name(line.split("==")[0])
+        for line in run(["uv", "pip", "freeze", "--python", str(py)]).splitlines()
+        if line
+    }
+    return {
+        "dist": member.dist,
+        "version": version,
+        "wheels": [w.name for w in wheels],
+        "help": helps,
+        "installed": installed,
+    }

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _workspace import ROOT, build, members, run, smoke_test  # noqa: E402
+from _workspace import ROOT, build, members, run, smoke_test
 
 PARTS = ("major", "minor", "patch")
 
@@ -44,9 +44,9 @@ def split_changelog(text: str) -> tuple[str, str, str]:
     m = re.search(r"^## Unreleased[^\n]*\n", text, flags=re.M)
     if not m:
         raise SystemExit("error: CHANGELOG.md has no '## Unreleased' section")
-    nxt = re.search(r"^## ", text[m.end():], flags=re.M)
+    nxt = re.search(r"^## ", text[m.end() :], flags=re.M)
     end = m.end() + (nxt.start() if nxt else len(text) - m.end())
-    return text[: m.end()], text[m.end():end].strip("\n"), text[end:]
+    return text[: m.end()], text[m.end() : end].strip("\n"), text[end:]
 
 
 def set_version(pyproject: str, new: str) -> str:
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ms = members()
     key = re.sub(r"[-_.]+", "-", args.package).lower()
     if key not in ms:
-        raise SystemExit(f"error: unknown package {args.package!r}; members: {', '.join(m.dist for m in ms.values())}")
+        raise SystemExit(
+            f"error: unknown package {args.package!r}; members: {', '.join(m.dist for m in ms.values())}"
+        )
     m = ms[key]
     new = bump(m.version, args.part)
     tag = f"{m.dist}-v{new}"
@@ -107,14 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     originals = {p: p.read_text(encoding="utf-8") for p in (pyproject_path, changelog_path, ROOT / "uv.lock")}
     try:
         pyproject_path.write_text(set_version(originals[pyproject_path], new), encoding="utf-8")
-        changelog_path.write_text(f"{head}\n## {new} - {args.date}\n{notes}\n\n{rest.lstrip(chr(10))}", encoding="utf-8")
+        changelog_path.write_text(
+            f"{head}\n## {new} - {args.date}\n{notes}\n\n{rest.lstrip(chr(10))}", encoding="utf-8"
+        )
         run(["uv", "lock"])
         out = ROOT / "dist" / m.dist
         wheel, sdist = build(m.dist, out)
         print(f"built {wheel.name} and {sdist.name}")
         with tempfile.TemporaryDirectory(prefix=f"release-{m.dist}-") as tmp:
             res = smoke_test(m.dist, Path(tmp), wheel=wheel)
-        print(f"smoke test ok: import {m.import_name} -> {res['version']}; scripts {', '.join(res['help'])} --help ok")
+        print(
+            f"smoke test ok: import {m.import_name} -> {res['version']}; scripts {', '.join(res['help'])} --help ok"
+        )
     except BaseException:
         for p, text in originals.items():
             p.write_text(text, encoding="utf-8")
@@ -125,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     run(["git", "commit", "-m", f"Release {m.dist} {new}"])
     if not args.no_tag:
         subprocess.run(["git", "tag", "-a", tag, "-m", f"{m.dist} {new}"], cwd=ROOT, check=True)
-    print(f"released {m.dist} {new}" + ("" if args.no_tag else f" (tag {tag})") + f"; publish with: uv publish dist/{m.dist}/*")
+    print(
+        f"released {m.dist} {new}"
+        + ("" if args.no_tag else f" (tag {tag})")
+        + f"; publish with: uv publish dist/{m.dist}/*"
+    )
     return 0
 
 

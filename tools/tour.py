@@ -32,8 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated demo names (default: all installed)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     ap.add_argument("--out", default="runs/tour", help="report folder (default: %(default)s)")
-    ap.add_argument("--scale", choices=["auto", "small", "large"], default="auto",
-                    help="auto: large on CUDA, small elsewhere")
+    ap.add_argument(
+        "--scale",
+        choices=["auto", "small", "large"],
+        default="auto",
+        help="auto: large on CUDA, small elsewhere",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--list", action="store_true", help="list the installed demos and exit")
     args = ap.parse_args(argv)
@@ -46,19 +50,31 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in demos]
     if unknown:
-        print(f"error: unknown demo(s) {', '.join(unknown)}; installed: {', '.join(demos) or 'none'}", file=sys.stderr)
+        print(
+            f"error: unknown demo(s) {', '.join(unknown)}; installed: {', '.join(demos) or 'none'}",
+            file=sys.stderr,
+        )
         return 2
     names = wanted or list(demos)
     device = resolve_device(args.device)
     scale = args.scale if args.scale != "auto" else ("large" if device.type == "cuda" else "small")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"tour: {len(demos)} demo(s) installed ({', '.join(demos) or 'none'}); running {len(names)} on {device} "
-          f"at {scale} scale -> {out}", file=sys.stderr)
+    print(
+        f"tour: {len(demos)} demo(s) installed ({', '.join(demos) or 'none'}); running {len(names)} on {device} "
+        f"at {scale} scale -> {out}",
+        file=sys.stderr,
+    )
 
     results: dict[str, dict] = {}
-    meta = {"device": device_summary(device), "scale": scale, "seed": args.seed, "python": platform.python_version(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "installed": list(demos)}
+    meta = {
+        "device": device_summary(device),
+        "scale": scale,
+        "seed": args.seed,
+        "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "installed": list(demos),
+    }
     bar = progress(names, desc="tour", leave=True)
     for name in bar:
         bar.set_postfix_str(name)
@@ -69,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             res = demos[name].load()(ctx)
             entry = {"status": "ok", **res.to_json()}
         except Exception as exc:  # one broken demo must not hide the others
-            entry = {"status": "failed", "error": "".join(traceback.format_exception(exc))[-4000:], "title": name}
+            entry = {
+                "status": "failed",
+                "error": "".join(traceback.format_exception(exc))[-4000:],
+                "title": name,
+            }
         entry["seconds"] = time.perf_counter() - t0
         results[name] = entry
         status = "ok" if entry["status"] == "ok" else "FAILED"
@@ -78,10 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(out / "results.json", {"meta": meta, "demos": results})
     atomic_write_text(out / "index.html", render_html(results, meta, out))
     failed = [n for n, r in results.items() if r["status"] != "ok"]
-    summary = {"report": str(out / "index.html"), "results": str(out / "results.json"), "ran": names, "failed": failed,
-               "seconds": round(meta["seconds"], 1)}
+    summary = {
+        "report": str(out / "index.html"),
+        "results": str(out / "results.json"),
+        "ran": names,
+        "failed": failed,
+        "seconds": round(meta["seconds"], 1),
+    }
     if not demos:
-        summary["note"] = "no demos are installed yet; packages register them in the gen_common.demos entry-point group"
+        summary["note"] = (
+            "no demos are installed yet; packages register them in the gen_common.demos entry-point group"
+        )
     print(json.dumps(to_jsonable(summary)))
     return 1 if failed else 0
 

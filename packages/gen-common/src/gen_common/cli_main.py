@@ -14,7 +14,8 @@ from gen_common.device import device_summary, resolve_device
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gen-common", description="Shared core of the gen-papers packages. `info` reports the device and the installed demos."
+        prog="gen-common",
+        description="Shared core of the gen-papers packages. `info` reports the device and the installed demos.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="device, torch build and installed package demos")

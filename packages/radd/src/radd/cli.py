@@ -9,7 +9,10 @@ from gen_common.cli import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="radd", description="Reparameterized absorbing discrete diffusion (RADD): time-independent masked model, DCE likelihoods, cached samplers.")
+    parser = argparse.ArgumentParser(
+        prog="radd",
+        description="Reparameterized absorbing discrete diffusion (RADD): time-independent masked model, DCE likelihoods, cached samplers.",
+    )
     parser.add_subparsers(dest="command", metavar="COMMAND")
     return parser
 

@@ -86,7 +86,8 @@ def test_reveal_rates_loglinear_analytic_equals_euler():
     assert_close(radd.reveal_rates(n, "analytic"), expected, rtol=1e-10)
     assert_close(radd.reveal_rates(n, "euler"), expected, rtol=1e-10)
     geo = radd.reveal_rates(n, "analytic", "geometric")
-    assert geo[-1] == 1.0 and not torch.allclose(geo, expected)
+    assert geo[-1] == 1.0
+    assert not torch.allclose(geo, expected)
 
 
 def _joint_tv(toy: radd.ExactToy, tokens: torch.Tensor) -> float:
@@ -133,17 +134,20 @@ def test_infilling_keeps_given_tokens_and_conditions_on_them():
 
 def test_prefix_suffix_and_nfe_with_given(fake_model):
     out = radd.sample(fake_model, 8, 32, 16, prefix=torch.tensor([1, 2]), suffix=[3], generator=_gen(0))
-    assert bool((out.tokens[:, :2] == torch.tensor([1, 2])).all()) and bool((out.tokens[:, -1] == 3).all())
+    assert bool((out.tokens[:, :2] == torch.tensor([1, 2])).all())
+    assert bool((out.tokens[:, -1] == 3).all())
     assert out.expected_nfe == pytest.approx(radd.expected_nfe(16, 29))
     o = radd.sample_ordered(fake_model, 8, 32, prefix=[1, 2], order="forward", generator=_gen(0))
-    assert o.nfe == 30.0 and bool((o.tokens[:, :2] == torch.tensor([1, 2])).all())
+    assert o.nfe == 30.0
+    assert bool((o.tokens[:, :2] == torch.tensor([1, 2])).all())
 
 
 def test_greedy_equals_top_k_one_and_tiny_top_p(fake_model):
     a = radd.sample(fake_model, 6, 32, 8, temperature=0.0, generator=_gen(0))
     b = radd.sample(fake_model, 6, 32, 8, top_k=1, generator=_gen(0))
     c = radd.sample(fake_model, 6, 32, 8, top_p=1e-6, generator=_gen(0))
-    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.tokens, c.tokens)
+    assert torch.equal(a.tokens, b.tokens)
+    assert torch.equal(a.tokens, c.tokens)
 
 
 def test_confidence_reveals_the_scheduled_count_most_confident_first(fake_model):

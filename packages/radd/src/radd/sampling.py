@@ -48,7 +48,7 @@ class SampleOutput:
     expected_nfe: float | None = None
 
 
-def expected_nfe(steps: int, length: int | float) -> float:
+def expected_nfe(steps: int | float, length: int | float) -> float:
     """E[NFE] of the cached sampler: steps · (1 − (1 − 1/steps)^length), the expected number of distinct steps
     in which at least one of ``length`` tokens is revealed (RADD §3.3)."""
     if steps < 1:

@@ -123,7 +123,9 @@ def test_bench_json(capsys):
     assert r["rows"][1]["nfe_ratio"] > 1.5
 
 
-def test_user_errors_exit_2(tmp_path, capsys):
+def test_user_errors_exit_2(tmp_path, trained, capsys):
+    assert main(["sample", "--model", str(trained / "m"), "--length", "17", "--json"]) == 2
+    assert "max_length" in _json(capsys)["error"]
     assert main(["sample", "--model", str(tmp_path / "missing"), "--json"]) == 2
     assert "no such directory" in _json(capsys)["error"]
     assert main(["eval", "--model", "JingyangOu/radd-t-dce", "--json"]) == 2  # offline in tests

@@ -176,6 +176,18 @@ def _load(args: argparse.Namespace, device: torch.device) -> tuple[Any, Any]:
     return model, tok
 
 
+def _load_for_length(args: argparse.Namespace, device: torch.device) -> tuple[Any, Any, Any, int]:
+    """Model, tokenizer, config and the sequence length (``--length`` or the model's; never beyond it)."""
+    model, tok = _load(args, device)
+    cfg = model.config  # also through torch.compile's wrapper
+    length = args.length or cfg.max_length
+    if length > cfg.max_length:
+        raise ValueError(
+            f"--length {length} exceeds the model's max_length {cfg.max_length} (the length it was trained at)"
+        )
+    return model, tok, cfg, length
+
+
 def _dtype(args: argparse.Namespace, device: torch.device) -> torch.dtype:
     return resolve_dtype(getattr(args, "dtype", "auto"), device)
 
@@ -267,11 +279,7 @@ def _cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
     import radd
 
     device = resolve_device(args.device)
-    model, tok = _load(args, device)
-    cfg = model.config  # also through torch.compile's wrapper
-    length = args.length or cfg.max_length
-    if length > cfg.max_length:
-        raise ValueError(f"--length {length} exceeds the model's max_length {cfg.max_length}")
+    model, tok, cfg, length = _load_for_length(args, device)
     gen = torch.Generator().manual_seed(args.seed)
     common = dict(
         generator=gen,
@@ -325,11 +333,7 @@ def _cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
     from radd.data import TokenData, load_text, unigram_entropy
 
     device = resolve_device(args.device)
-    model, tok = _load(args, device)
-    cfg = model.config  # also through torch.compile's wrapper
-    length = args.length or cfg.max_length
-    if length > cfg.max_length:
-        raise ValueError(f"--length {length} exceeds the model's max_length {cfg.max_length}")
+    model, tok, cfg, length = _load_for_length(args, device)
     ids = tok.encode(load_text(args.text))
     if args.text is None:
         windows = TokenData.from_ids(ids, length).val_windows(args.num_sequences)

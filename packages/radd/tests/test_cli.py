@@ -130,3 +130,16 @@ def test_user_errors_exit_2(tmp_path, trained, capsys):
     assert "no such directory" in _json(capsys)["error"]
     assert main(["eval", "--model", "JingyangOu/radd-t-dce", "--json"]) == 2  # offline in tests
     assert "offline" in _json(capsys)["error"]
+
+
+def test_missing_extra_is_a_user_error(trained, tmp_path, capsys, monkeypatch):
+    import radd.tokenizers as toks
+
+    def no_transformers(folder):
+        raise ImportError('a Hugging Face tokenizer needs transformers: pip install "radd[hf]"')
+
+    monkeypatch.setattr(toks.HFTokenizer, "from_folder", staticmethod(no_transformers))
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    code = main(["sample", "--model", str(trained / "m"), "--tokenizer", str(tmp_path), "--json"])
+    assert code == 2
+    assert "radd[hf]" in _json(capsys)["error"]

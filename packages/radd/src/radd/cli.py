@@ -496,7 +496,12 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return 0
     fn, human = _COMMANDS[args.command]
-    result = fn(args)
+    try:
+        result = fn(args)
+    except ImportError as exc:
+        if "pip install" not in str(exc):
+            raise
+        raise ValueError(str(exc)) from exc  # a missing optional extra: one line and exit code 2
     emit(result, as_json=args.json, human=human)
     return 0
 

@@ -182,6 +182,14 @@ def test_sampler_bad_inputs(fake_model):
         radd.sample(fake_model, 1, 32, 2, remasking="greedy")
     with pytest.raises(ValueError, match="must return"):
         radd.sample(lambda x: torch.zeros(x.shape[0], 3), 1, 4, 2, mask_id=3)
+    with pytest.raises(ValueError, match="shape"):
+        radd.sample(
+            fake_model,
+            3,
+            32,
+            2,
+            given=(torch.zeros(2, 32, dtype=torch.long), torch.ones(2, 32, dtype=torch.bool)),
+        )
     with pytest.raises(ValueError, match="top_p"):
         radd.sample(fake_model, 1, 32, 2, top_p=1.5)
 

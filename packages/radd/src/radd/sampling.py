@@ -111,6 +111,11 @@ def initial_tokens(
             raise ValueError(
                 f"given tokens/keep mask must have length {length}, got {tuple(tok.shape)}, {tuple(kp.shape)}"
             )
+        for t in (tok, kp):
+            if t.ndim > 2 or (t.ndim == 2 and t.shape[0] not in (1, num_samples)):
+                raise ValueError(
+                    f"given tokens/keep mask must have shape ({length},) or ({num_samples}, {length})"
+                )
         tok, kp = tok.expand(num_samples, length), kp.expand(num_samples, length)
         x = torch.where(kp, tok, x)
         keep |= kp

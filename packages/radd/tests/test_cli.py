@@ -114,13 +114,14 @@ def test_convert_json(tmp_path, capsys):
     assert main(["convert", str(src), str(tmp_path / "ours"), "--json"]) == 2  # refuses to overwrite
 
 
-def test_bench_json(capsys):
-    assert main(["bench", "--length", "16", "--steps", "8", "32", "--num-samples", "2", "--nfe-samples", "8",
+def test_bench_json(capsys, tmp_path):
+    assert main(["bench", "--out", str(tmp_path), "--length", "16", "--steps", "8", "32", "--num-samples", "2", "--nfe-samples", "8",
                  "--repeats", "1", "--hidden", "16", "--layers", "1", "--heads", "2", "--json"]) == 0  # fmt: skip
     r = _json(capsys)
     assert [row["steps"] for row in r["rows"]] == [8, 32]
     assert all(row["identical"] for row in r["rows"])
     assert r["rows"][1]["nfe_ratio"] > 1.5
+    assert json.loads((tmp_path / "bench.json").read_text())["rows"] == r["rows"]
 
 
 def test_user_errors_exit_2(tmp_path, trained, capsys):

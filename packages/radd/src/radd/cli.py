@@ -502,6 +502,14 @@ def _main(argv: Sequence[str] | None) -> int:
         if "pip install" not in str(exc):
             raise
         raise ValueError(str(exc)) from exc  # a missing optional extra: one line and exit code 2
+    if args.command in ("eval", "bench") and args.out:
+        # keep a record of the numbers; never write over an earlier one
+        f = Path(args.out) / f"{args.command}.json"
+        if f.exists():
+            raise FileExistsError(f"{f} exists; choose another --out")
+        f.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(f, result)
+        result = {**result, "file": str(f)}
     emit(result, as_json=args.json, human=human)
     return 0
 

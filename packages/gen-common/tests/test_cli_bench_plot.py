@@ -96,3 +96,17 @@ def test_png_written(tmp_path):
     ax.plot([0, 1], [1, 0])
     p = save_figure(fig, tmp_path / "plot.png")
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_extra_is_a_user_error(capsys):
+    def main(argv):
+        raise ImportError("needs transformers: pip install 'radd[hf]'")
+
+    assert run_cli(main, []) == 2
+    assert "pip install 'radd[hf]'" in capsys.readouterr().err
+
+    def broken(argv):
+        raise ImportError("cannot import name 'x'")
+
+    with pytest.raises(ImportError):
+        run_cli(broken, [])

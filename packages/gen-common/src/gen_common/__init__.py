@@ -17,7 +17,14 @@ from gen_common.checkpoint import (
     save_state_dict,
 )
 from gen_common.cli import add_common_args, emit, format_table, progress, progress_enabled, run_cli
-from gen_common.config import ConfigError, config_from_dict, config_to_dict, load_config, save_config
+from gen_common.config import (
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    read_json,
+    save_config,
+)
 from gen_common.demo import DemoContext, DemoResult, Table, discover_demos
 from gen_common.device import autocast, device_summary, resolve_device, resolve_dtype, synchronize
 from gen_common.jsonio import to_jsonable
@@ -67,6 +74,7 @@ __all__ = [
     "randint",
     "randn",
     "random_windows",
+    "read_json",
     "resolve_device",
     "resolve_dtype",
     "resolve_pretrained",

@@ -138,11 +138,18 @@ def run_cli(
 ) -> int:
     """Run ``main(argv)``; user errors print one line on stderr (or a JSON error with --json) and return 2.
 
+    An ImportError whose message says ``pip install ...`` (a missing extra) counts as a user error too.
     Set ``GEN_DEBUG=1`` to see the full traceback instead.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = main(args)
+        try:
+            code = main(args)
+        except ImportError as exc:
+            # A missing optional extra whose message says what to install is the user's to fix, not a crash.
+            if "pip install" not in str(exc):
+                raise
+            raise ValueError(str(exc)) from exc
         return int(code or 0)
     except USER_ERRORS as exc:
         if os.environ.get("GEN_DEBUG"):

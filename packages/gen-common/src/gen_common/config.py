@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from gen_common.atomic import atomic_write_json
 
-__all__ = ["ConfigError", "config_from_dict", "config_to_dict", "load_config", "save_config"]
+__all__ = ["ConfigError", "config_from_dict", "config_to_dict", "load_config", "read_json", "save_config"]
 
 T = TypeVar("T")
 
@@ -102,14 +102,19 @@ def save_config(config: Any, path: str | Path, **metadata: Any) -> Path:
     return atomic_write_json(path, data)
 
 
-def load_config(cls: type[T], path: str | Path, *, strict: bool = True) -> T:
+def read_json(path: str | Path, error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """Read a file holding one JSON object; a missing file is FileNotFoundError, bad content ``error``."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
+        raise FileNotFoundError(f"file not found: {p}")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p} is not valid JSON ({exc}); the file may be truncated or corrupt") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{p} is not valid JSON ({exc}); the file may be truncated or corrupt") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{p} must hold a JSON object, not {type(data).__name__}")
-    return config_from_dict(cls, data, strict=strict)
+        raise error(f"{p} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def load_config(cls: type[T], path: str | Path, *, strict: bool = True) -> T:
+    return config_from_dict(cls, read_json(path), strict=strict)

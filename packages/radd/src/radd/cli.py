@@ -496,12 +496,7 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return 0
     fn, human = _COMMANDS[args.command]
-    try:
-        result = fn(args)
-    except ImportError as exc:
-        if "pip install" not in str(exc):
-            raise
-        raise ValueError(str(exc)) from exc  # a missing optional extra: one line and exit code 2
+    result = fn(args)
     if args.command in ("eval", "bench") and args.out:
         # keep a record of the numbers; never write over an earlier one
         f = Path(args.out) / f"{args.command}.json"

@@ -25,7 +25,6 @@ Loading never runs pickled code (safetensors, or ``torch.load(weights_only=True)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from gen_common.checkpoint import (
     load_state_dict,
     resolve_pretrained,
 )
+from gen_common.config import read_json
 from gen_common.pretrained import load_into, prepare_output_dir
 from radd.model import RADD, RADDConfig
 
@@ -174,13 +174,7 @@ def to_official_state_dict(model: RADD) -> dict[str, torch.Tensor]:
 
 
 def _read_json(p: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{p} is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{p} must hold a JSON object")
-    return data
+    return read_json(p, error=CheckpointError)
 
 
 def is_official_checkpoint(directory: str | os.PathLike[str]) -> bool:

@@ -46,64 +46,40 @@ class Preset:
         return replace(self, **changes)
 
 
+_DYNAMICRAFTER = Preset(
+    name="dynamicrafter",
+    family="ddpm",
+    M=940,
+    baseline_M=1000,
+    steps=50,
+    eta=1.0,
+    guidance=7.5,
+    beta_m=100.0,
+    a=5.0,
+    mu_max=1.0,
+    timenoise_on="the concatenated image latent (c_concat)",
+    lr=1e-5,
+    height=320,
+    width=512,
+    num_frames=16,
+    fps=24,  # the frame stride DynamiCrafter is conditioned on
+    notes="v-prediction, uniform-trailing DDIM, guidance rescale 0.7; M = 1000 on the CIL-fine-tuned model",
+)
+
 PRESETS: dict[str, Preset] = {
-    "dynamicrafter": Preset(
-        name="dynamicrafter",
-        family="ddpm",
-        M=940,
-        baseline_M=1000,
-        steps=50,
-        eta=1.0,
-        guidance=7.5,
-        beta_m=100.0,
-        a=5.0,
-        mu_max=1.0,
-        timenoise_on="the concatenated image latent (c_concat)",
-        lr=1e-5,
-        height=320,
-        width=512,
-        num_frames=16,
-        fps=24,  # the frame stride DynamiCrafter is conditioned on
-        notes="v-prediction, uniform-trailing DDIM, guidance rescale 0.7; M = 1000 on the CIL-fine-tuned model",
-    ),
-    "dynamicrafter-cil": Preset(
+    "dynamicrafter": _DYNAMICRAFTER,
+    "dynamicrafter-cil": _DYNAMICRAFTER.with_(
         name="dynamicrafter-cil",
-        family="ddpm",
         M=1000,
-        baseline_M=1000,
-        steps=50,
-        eta=1.0,
-        guidance=7.5,
-        beta_m=100.0,
-        a=5.0,
-        mu_max=1.0,
-        timenoise_on="the concatenated image latent (c_concat)",
-        lr=1e-5,
-        height=320,
-        width=512,
-        num_frames=16,
-        fps=24,
         notes="the TimeNoise-fine-tuned DynamiCrafter starts at T with Analytic-Init",
     ),
-    "videocrafter1": Preset(
+    "videocrafter1": _DYNAMICRAFTER.with_(
         name="videocrafter1",
-        family="ddpm",
-        M=940,
-        baseline_M=1000,
-        steps=50,
-        eta=1.0,
         guidance=12.0,
-        beta_m=100.0,
-        a=5.0,
         # The official code's mu_t has a default mu_max=4 that get_beta_s never overrides, so it trains with
-        # μ_max = 4; the paper's Eq. 7 and the other models use 1, which is used here (official_mu_max records 4).
+        # μ_max = 4; the paper's Eq. 7 and the other models use 1, which is used here (OFFICIAL_MU_MAX records 4).
         mu_max=1.0,
         timenoise_on="the CLIP image embedding (cross-attention tokens)",
-        lr=1e-5,
-        height=320,
-        width=512,
-        num_frames=16,
-        fps=24,
         notes="official code trains with mu_max=4 (a default-argument bug); 1 is the intended value",
     ),
     "svd": Preset(
@@ -126,22 +102,13 @@ PRESETS: dict[str, Preset] = {
         motion_bucket_id=20,
         notes="Euler with Karras sigmas (ρ = 7, σ_min = 0.002); EDM training P_mean −1.2, P_std 1.2",
     ),
-    "i2vgenxl": Preset(
+    "i2vgenxl": _DYNAMICRAFTER.with_(
         name="i2vgenxl",
-        family="ddpm",
-        M=940,
-        baseline_M=1000,
-        steps=50,
         eta=0.0,
         guidance=9.0,
-        beta_m=100.0,
-        a=5.0,
-        mu_max=1.0,
         timenoise_on="the image latent I2VGen-XL concatenates to the first frame",
-        lr=1e-5,
         height=704,
         width=1280,
-        num_frames=16,
         fps=16,
         notes="not in the paper: M = 0.94T and the DynamiCrafter TimeNoise values carried over; tune M in 0.82T–1.0T",
     ),

@@ -45,8 +45,23 @@ def zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
     return s**2
 
 
+class _Toy:
+    """What every toy shares: Analytic-Init's moments from the toy's own E[x₀] and tr(Cov)/d."""
+
+    def stats(self) -> LatentStats:
+        raise NotImplementedError
+
+    def analytic_vp(self, alpha_bar: float) -> tuple[torch.Tensor, float]:
+        s = self.stats()
+        return analytic_init_moments_vp(s.mean, s.tr_cov_over_d, alpha_bar)
+
+    def analytic_ve(self, sigma: float) -> tuple[torch.Tensor, float]:
+        s = self.stats()
+        return analytic_init_moments_ve(s.mean, s.tr_cov_over_d, sigma)
+
+
 @dataclass(frozen=True, eq=False)
-class GaussianToy:
+class GaussianToy(_Toy):
     """x₀ ~ N(mean, cov) in d dimensions."""
 
     mean: torch.Tensor  # (d,)
@@ -83,17 +98,9 @@ class GaussianToy:
         m, c = self.marginal_ve(sigma)
         return kl_gaussian_to_isotropic(m, c, mu, sigma2)
 
-    def analytic_vp(self, alpha_bar: float) -> tuple[torch.Tensor, float]:
-        s = self.stats()
-        return analytic_init_moments_vp(s.mean, s.tr_cov_over_d, alpha_bar)
-
-    def analytic_ve(self, sigma: float) -> tuple[torch.Tensor, float]:
-        s = self.stats()
-        return analytic_init_moments_ve(s.mean, s.tr_cov_over_d, sigma)
-
 
 @dataclass(frozen=True, eq=False)
-class MixtureToy:
+class MixtureToy(_Toy):
     """x₀ ~ Σ_k w_k N(m_k, s_k²) in one dimension."""
 
     weights: torch.Tensor  # (K,), sums to 1
@@ -144,11 +151,3 @@ class MixtureToy:
 
     def kl_ve(self, sigma: float, mu: torch.Tensor, sigma2: float | torch.Tensor) -> torch.Tensor:
         return self._kl(*self.marginal_ve(sigma), mu, sigma2)
-
-    def analytic_vp(self, alpha_bar: float) -> tuple[torch.Tensor, float]:
-        s = self.stats()
-        return analytic_init_moments_vp(s.mean, s.tr_cov_over_d, alpha_bar)
-
-    def analytic_ve(self, sigma: float) -> tuple[torch.Tensor, float]:
-        s = self.stats()
-        return analytic_init_moments_ve(s.mean, s.tr_cov_over_d, sigma)

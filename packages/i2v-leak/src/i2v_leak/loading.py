@@ -39,6 +39,16 @@ def _pipeline_class(kind: str) -> Any:
     raise ValueError(f"unknown pipeline {kind!r}: use one of {PIPELINES}")
 
 
+def _dtype_kwarg() -> str:
+    """Recent diffusers renamed ``torch_dtype`` to ``dtype`` (the old name warns); older ones know only
+    ``torch_dtype``."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
 def load_pipeline(
     kind: str, model: str, device: str | torch.device = "auto", options: LoadOptions | None = None
 ) -> Any:
@@ -63,7 +73,9 @@ def load_pipeline(
     else:
         path = resolve_pretrained(model)
         try:
-            pipe = cls.from_pretrained(path, torch_dtype=dtype, variant=opts.variant, local_files_only=True)
+            pipe = cls.from_pretrained(
+                path, **{_dtype_kwarg(): dtype}, variant=opts.variant, local_files_only=True
+            )
         except (OSError, ValueError) as exc:
             raise OfflineError(
                 f"could not load a {cls.__name__} from {path}: {exc}. Point --model at a diffusers folder "

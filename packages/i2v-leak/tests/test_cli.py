@@ -194,3 +194,39 @@ def test_bench(capsys):
     assert r["moments_agree"] is True
     assert r["fixed_speed_ratio"] > 0
     assert r["generate_stock_s"] > 0
+
+
+def test_compare_with_local_raft_and_clip(tmp_path, capsys):
+    pytest.importorskip("torchvision")
+    from torchvision.models.optical_flow import raft_small
+
+    from gen_common.checkpoint import save_state_dict
+    from gen_common.testing.video_tiny import tiny_clip_vision_model
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    save_state_dict(raft_small(weights=None).state_dict(), tmp_path / "raft.safetensors")
+    tiny_clip_vision_model(seed=0).save_pretrained(tmp_path / "clip")
+    args = [
+        "compare",
+        "--model",
+        "tiny",
+        "--image",
+        "synthetic",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+        "--raft",
+        str(tmp_path / "raft.safetensors"),
+        "--clip",
+        str(tmp_path / "clip"),
+        "--out",
+        str(tmp_path / "c"),
+    ]
+    assert main(args) == 0
+    r = _json(capsys)
+    assert set(r["flow_motion"]) == {"baseline", "fixed"}
+    assert -1 <= r["temporal_consistency"]["fixed"] <= 1
+    assert -1 <= r["image_alignment"]["baseline"] <= 1

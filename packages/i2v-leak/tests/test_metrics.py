@@ -71,3 +71,15 @@ def test_raft_from_local_weights(tmp_path):
     with pytest.raises(CheckpointError, match="do not fit"):
         load_raft(tmp_path / "bad.pth")
     assert tv is not None
+
+
+def test_clip_encoder_from_a_saved_folder(tmp_path):
+    pytest.importorskip("transformers")
+    from gen_common.testing.video_tiny import tiny_clip_image_processor, tiny_clip_vision_model
+
+    model = tiny_clip_vision_model(seed=1)
+    model.save_pretrained(tmp_path / "clip")
+    tiny_clip_image_processor().save_pretrained(tmp_path / "clip")
+    enc = ClipImageEncoder.from_pretrained(tmp_path / "clip")
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert_close(enc(x), ClipImageEncoder(model)(x), rtol=1e-5, atol=1e-6)

@@ -68,4 +68,8 @@ def test_split_seed_is_deterministic_and_spreads():
     seeds = {split_seed(0, step) for step in range(1000)}
     assert len(seeds) == 1000
     assert split_seed(0, 1, 2) != split_seed(0, 2, 1)
+    # No additive collisions between neighbouring (seed, key) pairs, nor between key tuples of different length.
+    grid = {split_seed(s, k) for s in range(50) for k in range(50)}
+    assert len(grid) == 2500
+    assert split_seed(3) != split_seed(3, 0)
     assert all(0 <= s < 2**63 for s in seeds)

@@ -215,8 +215,8 @@ def _emit_report(args: argparse.Namespace, report: Report, out: Path, **extra: A
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    cfg = _probe_config(args)  # bad flags fail before any image is read
     sources = _sources(args)
-    cfg = _probe_config(args)
     out = _out_dir(args, "train") if args.out else None
     tr, va, te = split_sets(sources, balanced_split(sources, _split_config(args)))
     run = train_probe(

@@ -387,6 +387,7 @@ def toy_probe(
     num_images: int = 600,
     split: SplitConfig | None = None,
     pairs: Sequence[str] = PAIRS,
+    include_raw: bool = True,
     seed: int = 0,
     device: torch.device | str = "auto",
     show_progress: bool | None = None,
@@ -396,7 +397,7 @@ def toy_probe(
     tcfg = toy or ToyConfig()
     cfg = config or ProbeConfig()
     r = tcfg.cutoff
-    specs = ["none", f"lowpass:{r:g}", f"highpass:{r:g}"]
+    specs = (["none"] if include_raw else []) + [f"lowpass:{r:g}", f"highpass:{r:g}"]
     jobs = [(p, f) for p in pairs for f in specs]
     srcs = {p: toy_pair(p, num_images, tcfg, seed=seed) for p in pairs}
     rows, runs = [], []

@@ -172,8 +172,11 @@ def to_grayscale(x: torch.Tensor) -> torch.Tensor:
 
 
 def sobel_edges(x: torch.Tensor) -> torch.Tensor:
-    """Sobel gradient magnitude of the grayscale image, (N, 1, H, W) (kornia, normalised kernels)."""
-    return kornia.filters.sobel(to_grayscale(x.float()), normalized=True).to(x.dtype)
+    """Sobel gradient magnitude of the grayscale image, (N, 1, H, W) (kornia's normalised Sobel kernels,
+    replicate border). ``hypot`` instead of ``kornia.filters.sobel``'s ``sqrt(g^2 + 1e-6)``, so flat regions are
+    exactly 0."""
+    g = kornia.filters.spatial_gradient(to_grayscale(x.float()), mode="sobel", order=1, normalized=True)
+    return torch.hypot(g[:, :, 0], g[:, :, 1]).to(x.dtype)
 
 
 def canny_edges(x: torch.Tensor, low: float = 0.1, high: float = 0.2) -> torch.Tensor:

@@ -191,7 +191,10 @@ def _build(config: ProbeConfig, data: LabeledSet, backbone: nn.Module | None) ->
         else "",
         normalization=config.normalization,
     )
-    model = DistributionClassifier(ccfg, backbone=backbone)
+    # Initialise from the config's seed (same classifier for the same seed) without touching the caller's RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(split_seed(config.seed, 0x1417))
+        model = DistributionClassifier(ccfg, backbone=backbone)
     if config.arch == "linear_probe" and backbone is None and config.backbone_weights:
         sd = load_state_dict(config.backbone_weights)
         missing, unexpected = model.net.backbone.load_state_dict(sd, strict=False)

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from genprobe.data import write_image_folder
 from genprobe.toy import ToyConfig, toy_pair
 

@@ -5,9 +5,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from safetensors.torch import save_file
-
 from genprobe.data import (
     ImageSource,
     LabeledSet,
@@ -19,6 +16,8 @@ from genprobe.data import (
     write_image_folder,
 )
 from genprobe.toy import ToyConfig, toy_pair
+from PIL import Image
+from safetensors.torch import save_file
 
 
 def _rgb(h, w, value=0):
@@ -32,10 +31,13 @@ def test_folder_is_read_recursively_in_sorted_order_with_all_formats(tmp_path):
     _rgb(8, 8, 30).save(tmp_path / "sub" / "deeper" / "c.webp", lossless=True)
     (tmp_path / "notes.txt").write_text("not an image")
     src = ImageSource.from_folder(tmp_path, "real")
-    assert len(src) == 3 and src.image_shape == (3, 8, 8)
+    assert len(src) == 3
+    assert src.image_shape == (3, 8, 8)
     assert [p.name for p in src.paths] == ["b.png", "a.jpg", "c.webp"]
     x = src.get([0, 1, 2])
-    assert x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert x.dtype == torch.float32
+    assert float(x.min()) >= 0
+    assert float(x.max()) <= 1
     assert [round(float(v) * 255) for v in x.mean(dim=(1, 2, 3))] == [10, 20, 30]
 
 
@@ -46,7 +48,8 @@ def test_unreadable_files_are_skipped_with_one_warning_and_counted(tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.warns(UserWarning, match="skipped 2 unreadable"):
         src = ImageSource.from_folder(tmp_path)
-    assert len(src) == 3 and {p.name for p in src.skipped} == {"broken.png", "empty.jpg"}
+    assert len(src) == 3
+    assert {p.name for p in src.skipped} == {"broken.png", "empty.jpg"}
 
 
 def test_folder_errors_say_what_to_do(tmp_path):
@@ -59,7 +62,7 @@ def test_folder_errors_say_what_to_do(tmp_path):
     mixed.mkdir()
     _rgb(8, 8).save(mixed / "a.png")
     _rgb(10, 6).save(mixed / "b.png")
-    with pytest.raises(ValueError, match="different sizes.*--size"):
+    with pytest.raises(ValueError, match=r"different sizes.*--size"):
         ImageSource.from_folder(mixed)
     with pytest.raises(ValueError, match="smaller than the 7px"):
         ImageSource.from_folder(mixed, preprocess=Preprocess(size=7))
@@ -99,7 +102,8 @@ def test_tensor_sources_and_tensor_files(tmp_path):
     np.save(tmp_path / "y.npy", x.numpy())
     assert torch.equal(ImageSource.parse(f"a={tmp_path / 'x.safetensors'}").get([1]), x[[1]])
     b = ImageSource.parse(str(tmp_path / "y.npy"))
-    assert b.name == "y" and len(b) == 5
+    assert b.name == "y"
+    assert len(b) == 5
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         ImageSource.from_tensor(torch.zeros(3, 4, 4), "bad")
     with pytest.raises(ValueError, match="NaN"):
@@ -161,15 +165,17 @@ def test_labeled_set_batches_carry_the_source_index_as_label():
     x, y = s.batch(torch.tensor([6, 0, 3, 2]))
     assert y.tolist() == [1, 0, 1, 0]
     assert x.mean(dim=(1, 2, 3)).tolist() == [1.0, 0.0, 1.0, 0.0]
-    assert len(s) == 7 and s.class_names == ["a", "b"]
-    tr, va, te = split_sets(
+    assert len(s) == 7
+    assert s.class_names == ["a", "b"]
+    _tr, va, te = split_sets(
         [ImageSource.from_tensor(x0, "a"), ImageSource.from_tensor(x1, "b")],
         balanced_split(
             [ImageSource.from_tensor(x0, "a"), ImageSource.from_tensor(x1, "b")],
             SplitConfig(test_per_class=2, val_per_class=0),
         ),
     )
-    assert va is None and len(te) == 4
+    assert va is None
+    assert len(te) == 4
 
 
 def test_incompatible_sources_are_refused():

@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-
 from genprobe.data import ImageSource, SplitConfig
 from genprobe.experiments import data_scaling, edges, frequency_sweep, multiclass, pairwise, robustness
 from genprobe.probe import ProbeConfig
@@ -30,7 +29,8 @@ def test_pairwise_matrix_is_symmetric_with_an_empty_diagonal_and_writes_files(th
         assert m[i][i] is None
         for j in range(3):
             if i != j:
-                assert m[i][j] == m[j][i] and 0 <= m[i][j] <= 1
+                assert m[i][j] == m[j][i]
+                assert 0 <= m[i][j] <= 1
     files = rep.write(tmp_path)
     assert {f.suffix for f in files} == {".json", ".csv", ".png"}
     assert json.loads((tmp_path / "pairwise.json").read_text())["columns"][:3] == ["a", "b", "accuracy"]
@@ -48,7 +48,8 @@ def test_multiclass_confusion_counts_every_test_image(three):
 def test_sweep_scaling_edges_and_robustness_tables(three, tmp_path):
     pair = three[:2]
     sweep = frequency_sweep(pair, [2, 6], TINY, SPLIT, device="cpu")
-    assert [r[0] for r in sweep.rows] == [2.0, 6.0] and sweep.data["raw_accuracy"] is not None
+    assert [r[0] for r in sweep.rows] == [2.0, 6.0]
+    assert sweep.data["raw_accuracy"] is not None
     assert len(sweep.runs) == 5
     sweep.write(tmp_path)
     assert (tmp_path / "frequency_sweep.png").stat().st_size > 1000

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from gen_common.checkpoint import save_state_dict
-from gen_common.testing import assert_close
+from genprobe.models import ClassifierConfig, DistributionClassifier, LinearProbe, SmallCNN, feature_extractor
 from torch import nn
 
-from genprobe.models import ClassifierConfig, DistributionClassifier, LinearProbe, SmallCNN, feature_extractor
+from gen_common.checkpoint import save_state_dict
+from gen_common.testing import assert_close
 
 
 @pytest.mark.parametrize(
@@ -24,14 +24,16 @@ def test_architectures_build_offline_and_classify(arch, size, channels, extra):
     model = DistributionClassifier(cfg).eval()
     with torch.no_grad():
         out = model(torch.rand(2, channels, size, size))
-    assert out.shape == (2, 3) and torch.isfinite(out).all()
+    assert out.shape == (2, 3)
+    assert torch.isfinite(out).all()
 
 
 def test_vit_small_has_the_deit_s_shape():
     vit = DistributionClassifier(ClassifierConfig(arch="vit_small", image_size=(32, 32), patch_size=16)).net
     n = sum(p.numel() for p in vit.parameters())
     assert 21e6 < n < 22.5e6  # ViT-S/16: ~21.7M parameters
-    assert len(vit.encoder.layers) == 12 and vit.hidden_dim == 384
+    assert len(vit.encoder.layers) == 12
+    assert vit.hidden_dim == 384
     with pytest.raises(ValueError, match="multiple of the patch size"):
         DistributionClassifier(ClassifierConfig(arch="vit_small", image_size=(24, 24)))
 
@@ -62,7 +64,8 @@ def test_edge_filter_feeds_one_channel_and_survives_save_load(tmp_path):
     with pytest.raises(FileExistsError):
         model.save_pretrained(tmp_path / "clf")
     back = DistributionClassifier.from_pretrained(tmp_path / "clf")
-    assert back.config == cfg and back.class_names == ["real", "fake"]
+    assert back.config == cfg
+    assert back.class_names == ["real", "fake"]
     assert_close(back(x), ref, atol=1e-6)
     assert_close(back.norm.std, torch.tensor([0.2]))
 

@@ -4,7 +4,6 @@ import dataclasses
 
 import pytest
 import torch
-
 from genprobe.data import SplitConfig, balanced_split, split_sets
 from genprobe.experiments import is_chance, toy_probe
 from genprobe.probe import ProbeConfig, train_probe
@@ -50,12 +49,13 @@ def test_chunked_training_for_early_stopping_matches_one_uninterrupted_run():
     cfg = dataclasses.replace(FAST, steps=40, eval_every=10, filter="lowpass:5")
     chunked = train_probe(tr, va, dataclasses.replace(cfg, patience=100), device="cpu")
     plain = train_probe(tr, None, dataclasses.replace(cfg, patience=None), device="cpu")
-    assert len(chunked.val_history) == 4 and chunked.steps == plain.steps == 40
+    assert len(chunked.val_history) == 4
+    assert chunked.steps == plain.steps == 40
     assert [h["loss"] for h in chunked.history] == pytest.approx([h["loss"] for h in plain.history], rel=1e-6)
 
 
 def test_prefiltered_training_matches_filtering_every_batch():
-    tr, va, te = _sets()
+    tr, _va, te = _sets()
     cfg = dataclasses.replace(FAST, steps=20, eval_every=10, patience=None, filter="highpass:5")
     a = train_probe(tr, None, dataclasses.replace(cfg, prefilter=True), test_set=te, device="cpu")
     b = train_probe(tr, None, dataclasses.replace(cfg, prefilter=False), test_set=te, device="cpu")
@@ -67,14 +67,16 @@ def test_early_stopping_restores_the_best_weights_and_stops():
     tr, va, te = _sets()
     cfg = dataclasses.replace(FAST, steps=400, eval_every=10, filter="lowpass:5", patience=2)
     run = train_probe(tr, va, cfg, test_set=te, device="cpu")
-    assert run.early_stopped and run.steps < 400
+    assert run.early_stopped
+    assert run.steps < 400
     best = max(run.val_history, key=lambda v: v["accuracy"])
     assert run.best_step == int(best["step"])
     from genprobe.probe import evaluate
 
     assert evaluate(run.classifier, va, device="cpu").accuracy == pytest.approx(best["accuracy"])
     hit = train_probe(tr, va, dataclasses.replace(cfg, filter="none", target_accuracy=0.9), device="cpu")
-    assert hit.early_stopped and max(v["accuracy"] for v in hit.val_history) >= 0.9
+    assert hit.early_stopped
+    assert max(v["accuracy"] for v in hit.val_history) >= 0.9
 
 
 def test_checkpoints_are_atomic_folders_and_resume(tmp_path):

@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
-from gen_common.testing import assert_close
-
 from genprobe.metrics import average_precision, compute_metrics, confusion_matrix
 from genprobe.spectrum import radial_power_spectrum
+
+from gen_common.testing import assert_close
 
 
 def test_parseval_the_bins_add_up_to_the_image_energy():
@@ -64,4 +64,5 @@ def test_confusion_and_per_class_accuracy():
     assert m.balanced_accuracy == pytest.approx((2 / 3 + 1 + 0) / 3)
     assert m.average_precision is None
     two = compute_metrics(torch.tensor([0, 1]), torch.tensor([[2.0, 0.0], [0.0, 2.0]]))
-    assert two.accuracy == 1.0 and two.average_precision == pytest.approx(1.0)
+    assert two.accuracy == 1.0
+    assert two.average_precision == pytest.approx(1.0)

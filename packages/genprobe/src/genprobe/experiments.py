@@ -207,18 +207,21 @@ def frequency_sweep(
     split: SplitConfig | None = None,
     *,
     include_raw: bool = True,
+    boundary: str = "circular",
     device: torch.device | str = "auto",
     show_progress: bool | None = None,
 ) -> Report:
     """Accuracy vs cutoff R (cycles per image) for classifiers trained and tested on low-pass(R) and high-pass(R)
-    images (the paper's frequency analysis: high-pass keeps the accuracy, low-pass loses it)."""
+    images (the paper's frequency analysis: high-pass keeps the accuracy, low-pass loses it). ``boundary``:
+    ``"circular"`` (the DFT's) or ``"reflect"`` (mirror-extended, no ringing along photo borders)."""
     cfg = config or ProbeConfig()
     size = min(sources[0].image_shape[1:])
     rs = [float(r) for r in (cutoffs if cutoffs is not None else default_cutoffs(size))]
     if not rs:
         raise ValueError("give at least one cutoff")
     jobs = [("none", None)] if include_raw else []
-    jobs += [(f"{kind}:{r:g}", (kind, r)) for r in rs for kind in ("lowpass", "highpass")]
+    suffix = "" if boundary == "circular" else f":{boundary}"
+    jobs += [(f"{kind}:{r:g}{suffix}", (kind, r)) for r in rs for kind in ("lowpass", "highpass")]
     acc: dict[str, float] = {}
     runs = []
     for spec, _ in progress(jobs, desc="sweep", enabled=show_progress):
@@ -232,7 +235,7 @@ def frequency_sweep(
         assert run.test is not None
         acc[spec] = run.test.accuracy
         runs.append(_summary(run))
-    rows = [[r, acc[f"lowpass:{r:g}"], acc[f"highpass:{r:g}"]] for r in rs]
+    rows = [[r, acc[f"lowpass:{r:g}{suffix}"], acc[f"highpass:{r:g}{suffix}"]] for r in rs]
     chance = 1.0 / len(sources)
     hlines = {"chance": chance}
     if include_raw:

@@ -85,18 +85,30 @@ def _transfer(kind: str, height: int, width: int, r1: float, r2: float, device: 
     return h.to(torch.float64)
 
 
-def _apply_transfer(x: torch.Tensor, kind: str, r1: float, r2: float = 0.0) -> torch.Tensor:
+def _apply_transfer(
+    x: torch.Tensor, kind: str, r1: float, r2: float = 0.0, boundary: str = "circular"
+) -> torch.Tensor:
     if x.ndim < 2:
         raise ValueError(f"expected an image tensor (..., H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(
             f"expected a floating-point image tensor, got {x.dtype}; convert with x.float() / 255"
         )
+    if boundary not in ("circular", "reflect"):
+        raise ValueError(f"unknown boundary {boundary!r}: use 'circular' or 'reflect'")
     h, w = x.shape[-2:]
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    spec = torch.fft.rfft2(x.to(work))
-    mask = _transfer(kind, h, w, float(r1), float(r2), str(x.device)).to(work)
-    out = torch.fft.irfft2(spec * mask, s=(h, w))
+    xw = x.to(work)
+    if boundary == "reflect":
+        # Mirror to 2H x 2W: a periodic image without the wrap-around jump of a photo's opposite borders, so the
+        # filter does not ring along the border. Its grid counts cycles per *padded* image: radii double.
+        xw = torch.cat([xw, xw.flip(-1)], dim=-1)
+        xw = torch.cat([xw, xw.flip(-2)], dim=-2)
+        r1, r2 = 2 * r1, 2 * r2
+    hh, ww = xw.shape[-2:]
+    spec = torch.fft.rfft2(xw)
+    mask = _transfer(kind, hh, ww, float(r1), float(r2), str(x.device)).to(work)
+    out = torch.fft.irfft2(spec * mask, s=(hh, ww))[..., :h, :w]
     return out.to(x.dtype)
 
 
@@ -105,28 +117,35 @@ def _check_radius(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite radius >= 0 in cycles per image, got {value}")
 
 
-def lowpass(x: torch.Tensor, radius: float) -> torch.Tensor:
-    """Ideal low-pass: keep the Fourier bins with ``r <= radius`` (cycles per image), zero the rest."""
+def lowpass(x: torch.Tensor, radius: float, *, boundary: str = "circular") -> torch.Tensor:
+    """Ideal low-pass: keep the Fourier bins with ``r <= radius`` (cycles per image), zero the rest.
+
+    ``boundary="circular"`` filters the image as the DFT sees it (periodic: exact on periodic content, the sinusoid
+    tests); ``"reflect"`` filters its mirror extension instead, which avoids ringing along the borders of photos
+    whose opposite edges do not match (the complements still add up to ``x``).
+    """
     _check_radius("radius", radius)
-    return _apply_transfer(x, "lowpass", radius)
+    return _apply_transfer(x, "lowpass", radius, boundary=boundary)
 
 
-def highpass(x: torch.Tensor, radius: float) -> torch.Tensor:
+def highpass(x: torch.Tensor, radius: float, *, boundary: str = "circular") -> torch.Tensor:
     """Ideal high-pass: keep ``r > radius``; the exact complement of :func:`lowpass` (their sum is ``x``)."""
     _check_radius("radius", radius)
-    return _apply_transfer(x, "highpass", radius)
+    return _apply_transfer(x, "highpass", radius, boundary=boundary)
 
 
-def bandpass(x: torch.Tensor, r_min: float, r_max: float) -> torch.Tensor:
+def bandpass(x: torch.Tensor, r_min: float, r_max: float, *, boundary: str = "circular") -> torch.Tensor:
     """Ideal band-pass: keep ``r_min < r <= r_max`` (so low-pass(r_min) + band + high-pass(r_max) = x)."""
     _check_radius("r_min", r_min)
     _check_radius("r_max", r_max)
     if r_max <= r_min:
         raise ValueError(f"bandpass needs r_min < r_max, got {r_min} and {r_max}")
-    return _apply_transfer(x, "bandpass", r_min, r_max)
+    return _apply_transfer(x, "bandpass", r_min, r_max, boundary=boundary)
 
 
-def gaussian_lowpass(x: torch.Tensor, radius: float, *, method: str = "fft") -> torch.Tensor:
+def gaussian_lowpass(
+    x: torch.Tensor, radius: float, *, method: str = "fft", boundary: str = "circular"
+) -> torch.Tensor:
     """Gaussian low-pass with transfer ``exp(-r^2 / (2 R^2))``: ``R`` is the frequency standard deviation in
     cycles per image (gain e^-1/2 ~ 0.61 at ``r = R``).
 
@@ -137,7 +156,9 @@ def gaussian_lowpass(x: torch.Tensor, radius: float, *, method: str = "fft") -> 
     if not math.isfinite(radius) or radius <= 0:
         raise ValueError(f"the Gaussian radius must be > 0 cycles per image, got {radius}")
     if method == "fft":
-        return _apply_transfer(x, "gaussian-lowpass", radius)
+        return _apply_transfer(x, "gaussian-lowpass", radius, boundary=boundary)
+    if boundary not in ("circular", "reflect"):
+        raise ValueError(f"unknown boundary {boundary!r}: use 'circular' or 'reflect'")
     if method != "kornia":
         raise ValueError(f"unknown method {method!r}: use 'fft' or 'kornia'")
     h, w = x.shape[-2:]
@@ -150,14 +171,16 @@ def gaussian_lowpass(x: torch.Tensor, radius: float, *, method: str = "fft") -> 
     lead = x.shape[:-2]
     flat = x.reshape(-1, 1, h, w)
     out = kornia.filters.gaussian_blur2d(
-        flat, (odd(sy, h), odd(sx, w)), (sy, sx), border_type="circular", separable=True
+        flat, (odd(sy, h), odd(sx, w)), (sy, sx), border_type=boundary, separable=True
     )
     return out.reshape(*lead, h, w)
 
 
-def gaussian_highpass(x: torch.Tensor, radius: float, *, method: str = "fft") -> torch.Tensor:
+def gaussian_highpass(
+    x: torch.Tensor, radius: float, *, method: str = "fft", boundary: str = "circular"
+) -> torch.Tensor:
     """``x - gaussian_lowpass(x, radius)``: transfer ``1 - exp(-r^2 / (2 R^2))``."""
-    return x - gaussian_lowpass(x, radius, method=method)
+    return x - gaussian_lowpass(x, radius, method=method, boundary=boundary)
 
 
 def to_grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -215,19 +238,32 @@ _ALIASES = {
 class FilterSpec:
     kind: str
     params: tuple[float, ...] = ()
+    boundary: str = "circular"  # FFT filters: circular (the DFT's) or reflect (mirror-extended)
 
     def __str__(self) -> str:
-        if not self.params:
-            return self.kind
-        return self.kind + ":" + ":".join(f"{p:g}" for p in self.params)
+        parts = [self.kind, *(f"{p:g}" for p in self.params)]
+        if self.boundary != "circular":
+            parts.append(self.boundary)
+        return ":".join(parts)
+
+
+_FFT_KINDS = ("lowpass", "highpass", "bandpass", "gaussian-lowpass", "gaussian-highpass")
 
 
 def parse_filter(spec: str | None) -> FilterSpec:
     """Parse ``none | lowpass:R | highpass:R | bandpass:R1:R2 | gaussian-lowpass:R | gaussian-highpass:R |
-    sobel | canny[:LOW:HIGH] | edges`` (R in cycles per image; ``edges`` is Canny)."""
+    sobel | canny[:LOW:HIGH] | edges`` (R in cycles per image; ``edges`` is Canny). The FFT filters take an
+    optional last ``:reflect`` (mirror-extended borders) or ``:circular`` (the default)."""
     text = (spec or "none").strip().lower()
     name, *rest = text.split(":")
     name = _ALIASES.get(name, name)
+    boundary = "circular"
+    if rest and rest[-1] in ("reflect", "circular"):
+        if name not in _FFT_KINDS:
+            raise ValueError(
+                f"filter {spec!r}: only the FFT filters take a boundary ({', '.join(_FFT_KINDS)})"
+            )
+        boundary = rest.pop()
     if name not in FILTER_KINDS:
         raise ValueError(f"unknown filter {spec!r}: use one of {', '.join(FILTER_KINDS)} (e.g. lowpass:8)")
     try:
@@ -259,7 +295,7 @@ def parse_filter(spec: str | None) -> FilterSpec:
         raise ValueError(f"filter {spec!r}: the Gaussian radius must be > 0")
     if name == "canny" and params and not 0 <= params[0] < params[1]:
         raise ValueError(f"filter {spec!r}: Canny needs 0 <= LOW < HIGH")
-    return FilterSpec(name, params)
+    return FilterSpec(name, params, boundary)
 
 
 class ImageFilter(torch.nn.Module):
@@ -280,19 +316,19 @@ class ImageFilter(torch.nn.Module):
         return 1 if self.changes_channels else in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, p = self.spec.kind, self.spec.params
+        k, p, b = self.spec.kind, self.spec.params, self.spec.boundary
         if k == "none":
             return x
         if k == "lowpass":
-            return lowpass(x, p[0])
+            return lowpass(x, p[0], boundary=b)
         if k == "highpass":
-            return highpass(x, p[0])
+            return highpass(x, p[0], boundary=b)
         if k == "bandpass":
-            return bandpass(x, p[0], p[1])
+            return bandpass(x, p[0], p[1], boundary=b)
         if k == "gaussian-lowpass":
-            return gaussian_lowpass(x, p[0])
+            return gaussian_lowpass(x, p[0], boundary=b)
         if k == "gaussian-highpass":
-            return gaussian_highpass(x, p[0])
+            return gaussian_highpass(x, p[0], boundary=b)
         if k == "sobel":
             return sobel_edges(x)
         if k == "canny":

@@ -263,6 +263,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         cutoffs,
         _probe_config(args),
         _split_config(args),
+        boundary=args.boundary,
         device=args.device,
         show_progress=_show(args),
     )
@@ -493,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sweep", "accuracy vs low-/high-pass cutoff (the frequency probe)", cmd_sweep, filt=False)
     p.add_argument(
         "--cutoffs", type=_csv_floats, default=None, help="comma-separated radii (cycles per image)"
+    )
+    p.add_argument(
+        "--boundary",
+        default="circular",
+        choices=["circular", "reflect"],
+        help="FFT boundary: circular (the DFT's) or reflect (mirror-extended; no ringing along photo borders)",
     )
     add("pairwise", "binary accuracy for every pair of sources (a matrix)", cmd_pairwise)
     add("multiclass", "one classifier over all sources: confusion matrix", cmd_multiclass)

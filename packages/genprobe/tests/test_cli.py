@@ -67,7 +67,7 @@ def test_pairwise_and_toy_export(capsys, tmp_path):
         capsys, ["pairwise", *srcs, *FAST, "--test-per-class", "10", "--out", str(tmp_path / "pw")]
     )
     assert code == 0
-    assert res["names"] == ["lf-a", "lf-b"]
+    assert res["row_names"] == ["lf-a", "lf-b"]
     assert res["matrix"][0][1] == res["matrix"][1][0]
 
 

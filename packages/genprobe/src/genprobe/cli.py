@@ -253,89 +253,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def _report_command(args: argparse.Namespace, command: str, experiment, emit_keys=(), **kwargs: Any) -> int:
+    """Shared body of the report subcommands: sources -> experiment -> files + one result."""
+    cfg = _probe_config(args)  # bad flags fail before any image is read
     sources = _sources(args)
-    out = _out_dir(args, "sweep")
-    size = min(sources[0].image_shape[1:])
-    cutoffs = args.cutoffs or default_cutoffs(size)
-    report = frequency_sweep(
+    out = _out_dir(args, command)
+    for name, value in list(kwargs.items()):
+        if callable(value):  # arguments that depend on the sources (default cutoffs)
+            kwargs[name] = value(sources)
+    report = experiment(
         sources,
-        cutoffs,
-        _probe_config(args),
-        _split_config(args),
-        boundary=args.boundary,
+        config=cfg,
+        split=_split_config(args),
         device=args.device,
         show_progress=_show(args),
+        **kwargs,
     )
-    _emit_report(args, report, out, raw_accuracy=report.data.get("raw_accuracy"))
+    _emit_report(args, report, out, **{k: report.data.get(k) for k in emit_keys})
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    cutoffs = args.cutoffs or (lambda srcs: default_cutoffs(min(srcs[0].image_shape[1:])))
+    return _report_command(
+        args, "sweep", frequency_sweep, ("raw_accuracy",), cutoffs=cutoffs, boundary=args.boundary
+    )
 
 
 def cmd_pairwise(args: argparse.Namespace) -> int:
-    sources = _sources(args)
-    out = _out_dir(args, "pairwise")
-    report = pairwise(
-        sources, _probe_config(args), _split_config(args), device=args.device, show_progress=_show(args)
-    )
-    _emit_report(args, report, out, matrix=report.data["matrix"], names=report.data["row_names"])
-    return 0
+    return _report_command(args, "pairwise", pairwise, ("matrix", "row_names"))
 
 
 def cmd_multiclass(args: argparse.Namespace) -> int:
-    sources = _sources(args)
-    out = _out_dir(args, "multiclass")
-    report = multiclass(
-        sources, _probe_config(args), _split_config(args), device=args.device, show_progress=_show(args)
-    )
-    _emit_report(args, report, out, accuracy=report.data["accuracy"])
-    return 0
+    return _report_command(args, "multiclass", multiclass, ("accuracy",))
 
 
 def cmd_edges(args: argparse.Namespace) -> int:
-    sources = _sources(args)
-    out = _out_dir(args, "edges")
     for f in args.filters:
         parse_filter(f)
-    report = edges(
-        sources,
-        args.filters,
-        _probe_config(args),
-        _split_config(args),
-        device=args.device,
-        show_progress=_show(args),
-    )
-    _emit_report(args, report, out)
-    return 0
+    return _report_command(args, "edges", edges, filters=args.filters)
 
 
 def cmd_scaling(args: argparse.Namespace) -> int:
-    sources = _sources(args)
-    out = _out_dir(args, "scaling")
-    report = data_scaling(
-        sources,
-        args.train_sizes,
-        _probe_config(args),
-        _split_config(args),
-        device=args.device,
-        show_progress=_show(args),
-    )
-    _emit_report(args, report, out)
-    return 0
+    return _report_command(args, "scaling", data_scaling, train_sizes=args.train_sizes)
 
 
 def cmd_robustness(args: argparse.Namespace) -> int:
-    sources = _sources(args)
-    out = _out_dir(args, "robustness")
-    report = robustness(
-        sources,
-        args.perturbations,
-        _probe_config(args),
-        _split_config(args),
-        device=args.device,
-        show_progress=_show(args),
-    )
-    _emit_report(args, report, out)
-    return 0
+    return _report_command(args, "robustness", robustness, perturbations=args.perturbations)
 
 
 def cmd_spectrum(args: argparse.Namespace) -> int:

@@ -128,6 +128,22 @@ def _summary(run: ProbeRun, **extra: Any) -> dict[str, Any]:
     return {**extra, **run.summary()}
 
 
+def _train_all(
+    jobs: Sequence[tuple[Sequence[ImageSource], ProbeConfig, SplitConfig | None]],
+    desc: str,
+    device: torch.device | str,
+    show_progress: bool | None,
+) -> list[ProbeRun]:
+    """One tested classifier per (sources, config, split) job, under one progress bar (the classifiers' own
+    bars would flicker underneath it)."""
+    runs = []
+    for srcs, cfg, split in progress(list(jobs), desc=desc, enabled=show_progress):
+        run = run_probe(srcs, cfg, split, device=device, show_progress=False)
+        assert run.test is not None
+        runs.append(run)
+    return runs
+
+
 def pairwise(
     sources: Sequence[ImageSource],
     config: ProbeConfig | None = None,
@@ -143,11 +159,12 @@ def pairwise(
         raise ValueError("pairwise needs at least two sources")
     names = [s.name for s in sources]
     mat: list[list[float | None]] = [[None] * k for _ in range(k)]
-    rows, runs = [], []
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-    for i, j in progress(pairs, desc="pairs", enabled=show_progress):
-        run = run_probe([sources[i], sources[j]], cfg, split, device=device, show_progress=False)
-        assert run.test is not None
+    done = _train_all(
+        [([sources[i], sources[j]], cfg, split) for i, j in pairs], "pairs", device, show_progress
+    )
+    rows, runs = [], []
+    for (i, j), run in zip(pairs, done):
         mat[i][j] = mat[j][i] = run.test.accuracy
         rows.append([names[i], names[j], run.test.accuracy, run.test.average_precision, run.steps])
         runs.append(_summary(run, a=names[i], b=names[j]))
@@ -222,19 +239,14 @@ def frequency_sweep(
     jobs = [("none", None)] if include_raw else []
     suffix = "" if boundary == "circular" else f":{boundary}"
     jobs += [(f"{kind}:{r:g}{suffix}", (kind, r)) for r in rs for kind in ("lowpass", "highpass")]
-    acc: dict[str, float] = {}
-    runs = []
-    for spec, _ in progress(jobs, desc="sweep", enabled=show_progress):
-        run = run_probe(
-            sources,
-            dataclasses.replace(cfg, filter=spec),
-            split,
-            device=device,
-            show_progress=False,
-        )
-        assert run.test is not None
-        acc[spec] = run.test.accuracy
-        runs.append(_summary(run))
+    done = _train_all(
+        [(sources, dataclasses.replace(cfg, filter=spec), split) for spec, _ in jobs],
+        "sweep",
+        device,
+        show_progress,
+    )
+    acc = {spec: run.test.accuracy for (spec, _), run in zip(jobs, done)}
+    runs = [_summary(run) for run in done]
     rows = [[r, acc[f"lowpass:{r:g}{suffix}"], acc[f"highpass:{r:g}{suffix}"]] for r in rs]
     chance = 1.0 / len(sources)
     hlines = {"chance": chance}
@@ -268,18 +280,14 @@ def edges(
 ) -> Report:
     """Accuracy of classifiers trained on raw images and on edge maps (the paper: edges keep the accuracy)."""
     cfg = config or ProbeConfig()
-    rows, runs = [], []
-    for spec in progress(list(filters), desc="edges", enabled=show_progress):
-        run = run_probe(
-            sources,
-            dataclasses.replace(cfg, filter=spec),
-            split,
-            device=device,
-            show_progress=False,
-        )
-        assert run.test is not None
-        rows.append([spec, run.test.accuracy, run.test.average_precision])
-        runs.append(_summary(run))
+    done = _train_all(
+        [(sources, dataclasses.replace(cfg, filter=spec), split) for spec in filters],
+        "edges",
+        device,
+        show_progress,
+    )
+    rows = [[spec, run.test.accuracy, run.test.average_precision] for spec, run in zip(filters, done)]
+    runs = [_summary(run) for run in done]
     return Report(
         "edges",
         f"accuracy on edge maps ({cfg.arch})",
@@ -310,18 +318,14 @@ def data_scaling(
     sizes = sorted({int(n) for n in train_sizes})
     if not sizes or sizes[0] < 1:
         raise ValueError("train sizes must be >= 1")
-    rows, runs = [], []
-    for n in progress(sizes, desc="sizes", enabled=show_progress):
-        run = run_probe(
-            sources,
-            cfg,
-            dataclasses.replace(base, train_per_class=n),
-            device=device,
-            show_progress=False,
-        )
-        assert run.test is not None
-        rows.append([n, run.test.accuracy, run.test.average_precision])
-        runs.append(_summary(run, train_per_class=n))
+    done = _train_all(
+        [(sources, cfg, dataclasses.replace(base, train_per_class=n)) for n in sizes],
+        "sizes",
+        device,
+        show_progress,
+    )
+    rows = [[n, run.test.accuracy, run.test.average_precision] for n, run in zip(sizes, done)]
+    runs = [_summary(run, train_per_class=n) for n, run in zip(sizes, done)]
     return Report(
         "data_scaling",
         f"accuracy vs training-set size ({cfg.arch}, filter {cfg.filter})",
@@ -403,12 +407,11 @@ def toy_probe(
     specs = (["none"] if include_raw else []) + [f"lowpass:{r:g}", f"highpass:{r:g}"]
     jobs = [(p, f) for p in pairs for f in specs]
     srcs = {p: toy_pair(p, num_images, tcfg, seed=seed) for p in pairs}
+    done = _train_all(
+        [(srcs[p], dataclasses.replace(cfg, filter=f), split) for p, f in jobs], "toy", device, show_progress
+    )
     rows, runs = [], []
-    for p, f in progress(jobs, desc="toy", enabled=show_progress):
-        run = run_probe(
-            srcs[p], dataclasses.replace(cfg, filter=f), split, device=device, show_progress=False
-        )
-        assert run.test is not None
+    for (p, f), run in zip(jobs, done):
         expected = "any" if f == "none" else ("chance" if (p == "hf") == f.startswith("lowpass") else "high")
         rows.append([p, f, run.test.accuracy, expected, run.test.n])
         runs.append(_summary(run, pair=p))

@@ -85,6 +85,9 @@ def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path, toy_folders):
     assert code == 2
     assert "does not exist" in err["error"]
     srcs = [f"--source={k}={v}" for k, v in toy_folders.items()]
+    code, err = run_json(capsys, ["train", *srcs, *FAST, "--resume", "--out", str(tmp_path)])
+    assert code == 2
+    assert "no checkpoint" in err["error"]
     code, err = run_json(capsys, ["train", *srcs, "--filter", "median:3", *FAST])
     assert code == 2
     assert "unknown filter" in err["error"]

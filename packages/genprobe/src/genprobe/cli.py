@@ -175,11 +175,16 @@ def _sources(args: argparse.Namespace, minimum: int = 2) -> list[ImageSource]:
     ]
 
 
-def _out_dir(args: argparse.Namespace, command: str) -> Path:
-    """The output folder; an existing non-empty one is refused unless --overwrite (then it is emptied)."""
+def _out_dir(args: argparse.Namespace, command: str, *, resume: bool = False) -> Path:
+    """The output folder; an existing non-empty one is refused unless --overwrite (then it is emptied) or, for
+    train, --resume (then training continues from its checkpoints)."""
     out = Path(args.out) if args.out else Path("runs") / f"genprobe-{command}"
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
+    if resume:
+        if not (out / "checkpoints" / "latest").is_file():
+            raise FileNotFoundError(f"--resume: {out}/checkpoints holds no checkpoint to continue from")
+        return out
     if out.exists() and any(out.iterdir()):
         if not getattr(args, "overwrite", False):
             raise FileExistsError(f"{out} is not empty; pass --overwrite or choose another --out")
@@ -217,7 +222,7 @@ def _emit_report(args: argparse.Namespace, report: Report, out: Path, **extra: A
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = _probe_config(args)  # bad flags fail before any image is read
     sources = _sources(args)
-    out = _out_dir(args, "train") if args.out else None
+    out = _out_dir(args, "train", resume=args.resume) if args.out else None
     tr, va, te = split_sets(sources, balanced_split(sources, _split_config(args)))
     run = train_probe(
         tr,
@@ -455,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", "train one classifier over the sources and report test accuracy", cmd_train)
     p.add_argument("--keep-checkpoints", action="store_true", help="keep the training checkpoints in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from --out/checkpoints (same flags)",
+    )
     p = add("sweep", "accuracy vs low-/high-pass cutoff (the frequency probe)", cmd_sweep, filt=False)
     p.add_argument(
         "--cutoffs", type=_csv_floats, default=None, help="comma-separated radii (cycles per image)"

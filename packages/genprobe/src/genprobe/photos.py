@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gen_common.seeding import rand, randint
-from genprobe.data import ImageSource
+from genprobe.data import GeneratorFn, ImageSource
 
-__all__ = ["SKIMAGE_PHOTOS", "PhotoSet", "bundled_photos", "photo_crops", "resampled_crops"]
+__all__ = ["SKIMAGE_PHOTOS", "PhotoSet", "bundled_photos", "demo_sources", "photo_crops", "resampled_crops"]
 
 # Photographs shipped inside the scikit-image wheel (checked in skimage 0.26's skimage/data folder).
 SKIMAGE_PHOTOS = (
@@ -123,7 +123,7 @@ def _crops(photos: PhotoSet, n: int, size: int, generator: torch.Generator) -> t
     return torch.stack(out)
 
 
-def photo_crops(photos: PhotoSet, size: int) -> callable:
+def photo_crops(photos: PhotoSet, size: int) -> GeneratorFn:
     """A sampler ``fn(n, generator)`` of random ``size``-px crops of the photos (the "real" source)."""
 
     def fn(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -132,7 +132,7 @@ def photo_crops(photos: PhotoSet, size: int) -> callable:
     return fn
 
 
-def resampled_crops(photos: PhotoSet, size: int, factor: int = 2) -> callable:
+def resampled_crops(photos: PhotoSet, size: int, factor: int = 2) -> GeneratorFn:
     """A sampler of crops area-downsampled by ``factor`` and bilinearly upsampled back (the "generated" one)."""
 
     def fn(n: int, generator: torch.Generator) -> torch.Tensor:

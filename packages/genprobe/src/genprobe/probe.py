@@ -312,6 +312,8 @@ def train_probe(
         grad_clip=cfg.grad_clip,
         mixed_precision=cfg.mixed_precision,  # type: ignore[arg-type]
         log_every=min(cfg.eval_every, 50),
+        # With a checkpoint folder, a preempted run can resume from its last evaluation point.
+        checkpoint_every=cfg.eval_every if checkpoint_dir is not None else 0,
         seed=cfg.seed,
     )
     amp = _mp_dtype(cfg, dev)

@@ -558,3 +558,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(_main, argv, prog="genprobe")
+
+
+if __name__ == "__main__":  # `python -m genprobe.cli` / `accelerate launch -m genprobe.cli`
+    raise SystemExit(main())

@@ -88,3 +88,18 @@ def test_checkpoints_are_atomic_folders_and_resume(tmp_path):
     assert again.steps == 20
     for k, v in first.classifier.state_dict().items():
         assert torch.equal(v, again.classifier.state_dict()[k]), k
+
+
+def test_fixed_normalizations_are_kept_and_data_statistics_are_fitted():
+    tr, _, _ = _sets()
+    cfg = dataclasses.replace(FAST, steps=1, patience=None, filter="highpass:5")
+    data = train_probe(tr, None, cfg, device="cpu").classifier.norm
+    x, _ = tr.batch(torch.arange(len(tr)))
+    from genprobe.filters import highpass
+
+    assert float(data.std) == pytest.approx(float(highpass(x, 5).std()), rel=0.05)
+    fixed = train_probe(
+        tr, None, dataclasses.replace(cfg, normalization="none"), device="cpu"
+    ).classifier.norm
+    assert float(fixed.mean) == 0.0
+    assert float(fixed.std) == 1.0

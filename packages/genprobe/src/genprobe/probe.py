@@ -270,7 +270,8 @@ def train_probe(
     dev = resolve_device(device)
     model = _build(cfg, train_set, backbone)
     model.to(dev)
-    _fit_standardization(model, train_set, cfg.norm_samples, cfg.seed, dev)
+    if cfg.normalization == "data":  # imagenet / clip / none keep the statistics the config fixed
+        _fit_standardization(model, train_set, cfg.norm_samples, cfg.seed, dev)
     channels_last = dev.type == "cuda" and cfg.channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last)

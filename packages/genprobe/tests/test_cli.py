@@ -1,6 +1,93 @@
+"""The console script on two folders of PNGs: train, sweep, pairwise, predict, toy export, and its errors."""
+
+import json
+
+import pytest
 from genprobe.cli import main
+
+FAST = ["--steps", "20", "--eval-every", "10", "--width", "8", "--batch-size", "32", "--device", "cpu"]
+
+
+def run_json(capsys, argv):
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out  # exactly one JSON object
+    return code, json.loads(out[0])
 
 
 def test_help_exits_cleanly(capsys):
     assert main([]) == 0
     assert "genprobe" in capsys.readouterr().out
+    for cmd in ("train", "sweep", "pairwise", "toy", "bench"):
+        with pytest.raises(SystemExit) as exc:
+            main([cmd, "--help"])
+        assert exc.value.code == 0
+    assert "cycles per image" in capsys.readouterr().out
+
+
+def test_train_on_two_png_folders_prints_accuracy_and_saves_a_classifier(capsys, toy_folders, tmp_path):
+    srcs = [f"--source={k}={v}" for k, v in toy_folders.items()]
+    out = tmp_path / "run"
+    code, res = run_json(capsys, ["train", *srcs, "--filter", "highpass:5", *FAST, "--out", str(out)])
+    assert code == 0
+    assert 0.5 <= res["accuracy"] <= 1
+    assert "average_precision" in res
+    assert res["filter"] == "highpass:5"
+    assert res["per_class_accuracy"].keys() == set(toy_folders)
+    assert (out / "classifier" / "model.safetensors").is_file()
+    assert not (out / "checkpoints").exists()
+    code, pred = run_json(
+        capsys, ["predict", "--classifier", str(out / "classifier"), "--images", str(toy_folders["hf-a"])]
+    )
+    assert code == 0
+    assert sum(pred["predicted_counts"].values()) == pred["images"] == 120
+    # The folder is not overwritten without --overwrite.
+    code, err = run_json(capsys, ["train", *srcs, *FAST, "--out", str(out)])
+    assert code == 2
+    assert "--overwrite" in err["error"]
+
+
+def test_sweep_writes_the_plot_and_tables(capsys, toy_folders, tmp_path):
+    srcs = [f"--source={k}={v}" for k, v in toy_folders.items()]
+    code, res = run_json(capsys, ["sweep", *srcs, "--cutoffs", "5", *FAST, "--out", str(tmp_path / "s")])
+    assert code == 0
+    assert res["columns"] == ["cutoff", "lowpass_accuracy", "highpass_accuracy"]
+    assert {p.rsplit(".", 1)[1] for p in res["files"]} == {"json", "csv", "png"}
+    assert (tmp_path / "s" / "frequency_sweep.png").is_file()
+
+
+def test_pairwise_and_toy_export(capsys, tmp_path):
+    code, exp = run_json(
+        capsys, ["toy", "--export", str(tmp_path / "toy"), "--num-images", "40", "--pairs", "lf"]
+    )
+    assert code == 0
+    assert set(exp["exported"]) == {"lf-a", "lf-b"}
+    srcs = [f"--source={k}={v}" for k, v in exp["exported"].items()]
+    code, res = run_json(
+        capsys, ["pairwise", *srcs, *FAST, "--test-per-class", "10", "--out", str(tmp_path / "pw")]
+    )
+    assert code == 0
+    assert res["row_names"] == ["lf-a", "lf-b"]
+    assert res["matrix"][0][1] == res["matrix"][1][0]
+
+
+def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path, toy_folders):
+    code, err = run_json(capsys, ["train", "--source", f"a={tmp_path}", *FAST])
+    assert code == 2
+    assert "at least 2 sources" in err["error"]
+    (tmp_path / "empty").mkdir()
+    code, err = run_json(
+        capsys, ["train", "--source", f"a={tmp_path / 'empty'}", "--source", f"b={tmp_path}", *FAST]
+    )
+    assert code == 2
+    assert "no images" in err["error"]
+    code, err = run_json(capsys, ["train", "--source", "a=/no/such/dir", "--source", "b=/no/such/dir", *FAST])
+    assert code == 2
+    assert "does not exist" in err["error"]
+    srcs = [f"--source={k}={v}" for k, v in toy_folders.items()]
+    code, err = run_json(capsys, ["train", *srcs, *FAST, "--resume", "--out", str(tmp_path)])
+    assert code == 2
+    assert "no checkpoint" in err["error"]
+    code, err = run_json(capsys, ["train", *srcs, "--filter", "median:3", *FAST])
+    assert code == 2
+    assert "unknown filter" in err["error"]

@@ -1,0 +1,381 @@
+"""Train and evaluate one distribution classifier (the unit every experiment of arXiv 2405.18029 repeats).
+
+Training runs through ``gen_common.training.train`` (accelerate when installed, bf16 autocast on CUDA, AdamW,
+warmup + cosine, gradient clipping, atomic checkpoints, exact resume). Early stopping is built on top of it: the
+run advances ``eval_every`` steps at a time (``stop_after``), each chunk resuming exactly from the last atomic
+checkpoint, and stops when the validation accuracy has not improved for ``patience`` evaluations; the best
+weights are restored. The test split is read only once, at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gen_common.checkpoint import load_state_dict
+from gen_common.device import autocast, resolve_device
+from gen_common.seeding import make_generator, rand, randint, split_seed
+from gen_common.training import TrainConfig, train
+from genprobe.data import ImageSource, LabeledSet
+from genprobe.filters import parse_filter, parse_perturbation
+from genprobe.metrics import Metrics, compute_metrics
+from genprobe.models import ClassifierConfig, DistributionClassifier
+
+__all__ = ["ProbeConfig", "ProbeRun", "evaluate", "predict_logits", "train_probe"]
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """How one classifier is trained. Defaults suit the small CPU CNN; the paper-scale architectures want
+    ``lr`` ~ 1e-4 (CNNDetection's Adam default) and thousands of steps."""
+
+    arch: str = "small_cnn"
+    filter: str = "none"
+    steps: int = 500
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    grad_clip: float | None = 1.0
+    eval_every: int = 100  # validation cadence (early stopping)
+    patience: int | None = 5  # evaluations without improvement before stopping; None: train all steps
+    target_accuracy: float | None = None  # stop as soon as the validation accuracy reaches it (default 1.0)
+    hflip: bool = True  # random horizontal flips (CNNDetection's augmentation)
+    train_perturb: str | None = None  # jpeg:Q / resize:S / blur:SIGMA applied to every training batch
+    width: int = 32  # small_cnn
+    patch_size: int = 16  # vit_small
+    normalization: str = "data"  # data / imagenet / clip / none
+    backbone: str = ""  # linear_probe trunk
+    backbone_weights: str | None = None  # state dict for the trunk (safetensors or weights_only torch file)
+    mixed_precision: str = "auto"  # auto: bf16 on CUDA
+    channels_last: bool = True  # on CUDA
+    compile: bool = False  # torch.compile the network
+    prefilter: bool | str = "auto"  # filter the training images once (auto: when they fit in 2 GiB)
+    eval_batch_size: int = 256
+    norm_samples: int = 1024  # training images used for the standardisation statistics
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
+            raise ValueError("steps, batch_size and eval_every must be >= 1")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError("patience must be >= 1 (or None to turn early stopping off)")
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            raise ValueError("target_accuracy must be in (0, 1]")
+        parse_filter(self.filter)
+        parse_perturbation(self.train_perturb)
+
+
+@dataclass
+class ProbeRun:
+    classifier: DistributionClassifier
+    config: ProbeConfig
+    steps: int
+    history: list[dict[str, float]]
+    val_history: list[dict[str, float]] = field(default_factory=list)
+    best_step: int | None = None
+    early_stopped: bool = False
+    train_seconds: float = 0.0
+    images_per_second: float = 0.0
+    test: Metrics | None = None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "arch": self.config.arch,
+            "filter": self.config.filter,
+            "steps": self.steps,
+            "best_step": self.best_step,
+            "early_stopped": self.early_stopped,
+            "train_seconds": self.train_seconds,
+            "train_images_per_second": self.images_per_second,
+        }
+        if self.val_history:
+            out["best_val_accuracy"] = max(v["accuracy"] for v in self.val_history)
+        if self.test is not None:
+            out.update(self.test.as_dict())
+        return out
+
+
+def _mp_dtype(config: ProbeConfig, device: torch.device) -> torch.dtype | None:
+    mp = config.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mp)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    data: LabeledSet,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "auto",
+    perturb: str | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels, logits) of every image of ``data``; ``perturb`` (jpeg:Q, resize:S, blur:SIGMA) is applied first."""
+    dev = resolve_device(device)
+    pert = parse_perturbation(perturb)
+    was_training = model.training
+    model.eval()
+    labels, logits = [], []
+    for x, y in data.batches(batch_size):
+        if pert is not None:
+            x = pert(x)
+        x = x.to(dev, non_blocking=True)
+        with autocast(dev, amp_dtype):
+            out = model(x)
+        logits.append(out.float().cpu())
+        labels.append(y)
+    model.train(was_training)
+    return torch.cat(labels), torch.cat(logits)
+
+
+def evaluate(
+    model: DistributionClassifier,
+    data: LabeledSet,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "auto",
+    perturb: str | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> Metrics:
+    """Accuracy, balanced and per-class accuracy, confusion matrix (and AP for two classes) on ``data``."""
+    labels, logits = predict_logits(
+        model, data, batch_size=batch_size, device=device, perturb=perturb, amp_dtype=amp_dtype
+    )
+    m = compute_metrics(labels, logits, data.class_names)
+    if perturb:
+        m.extra["perturbation"] = perturb
+    return m
+
+
+@torch.no_grad()
+def _fit_standardization(
+    model: DistributionClassifier, data: LabeledSet, n: int, seed: int, device: torch.device
+) -> None:
+    """Per-channel mean/std of the *filtered* training images: a high-pass image has a tiny variance, and an
+    unscaled input would make the learning rate mean something different for every filter."""
+    g = make_generator(split_seed(seed, 0x5EED))
+    rows = torch.randperm(len(data), generator=g)[: max(2, n)]
+    x, _ = data.batch(rows)
+    f = model.filter(x.to(device)).double()
+    mean = f.mean(dim=(0, 2, 3))
+    std = f.std(dim=(0, 2, 3))
+    model.norm.set(mean, std)
+
+
+def _build(config: ProbeConfig, data: LabeledSet, backbone: nn.Module | None) -> DistributionClassifier:
+    c, h, w = data.image_shape
+    ccfg = ClassifierConfig(
+        arch=config.arch,
+        num_classes=len(data.sources),
+        in_channels=c,
+        image_size=(h, w),
+        filter=str(parse_filter(config.filter)),
+        class_names=tuple(data.class_names),
+        width=config.width,
+        patch_size=config.patch_size,
+        backbone=("custom" if backbone is not None else config.backbone)
+        if config.arch == "linear_probe"
+        else "",
+        normalization=config.normalization,
+    )
+    # Initialise from the config's seed (same classifier for the same seed) without touching the caller's RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(split_seed(config.seed, 0x1417))
+        model = DistributionClassifier(ccfg, backbone=backbone)
+    if config.arch == "linear_probe" and backbone is None and config.backbone_weights:
+        sd = load_state_dict(config.backbone_weights)
+        missing, unexpected = model.net.backbone.load_state_dict(sd, strict=False)
+        if unexpected or len(missing) == len(model.net.backbone.state_dict()):
+            raise ValueError(
+                f"{config.backbone_weights} does not fit a {config.backbone} trunk "
+                f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
+            )
+    return model
+
+
+@contextlib.contextmanager
+def _work_dir(out_dir: str | Path | None, need: bool) -> Iterator[Path | None]:
+    """The checkpoint folder: the caller's, a temporary one when early stopping needs one, or none."""
+    if out_dir is not None or not need:
+        yield Path(out_dir) if out_dir is not None else None
+        return
+    with tempfile.TemporaryDirectory(prefix="genprobe-") as tmp:
+        yield Path(tmp)
+
+
+def _prefiltered(
+    model: DistributionClassifier, data: LabeledSet, device: torch.device, batch_size: int
+) -> LabeledSet:
+    """The filtered images of ``data``, computed once (CPU float32), as a new labelled set."""
+    parts = []
+    with torch.no_grad():
+        for x, _ in data.batches(batch_size):
+            parts.append(model.filter(x.to(device)).float().cpu())
+    xf = torch.cat(parts)
+    sources = [ImageSource.from_tensor(xf[data.labels == k], s.name) for k, s in enumerate(data.sources)]
+    return LabeledSet(sources, [torch.arange(len(s)) for s in sources])
+
+
+def _use_prefilter(cfg: ProbeConfig, model: DistributionClassifier, sets: list[LabeledSet]) -> bool:
+    if model.filter.spec.kind == "none" or cfg.train_perturb or cfg.prefilter is False:
+        return False
+    if cfg.prefilter is True:
+        return True
+    c, h, w = sets[0].image_shape
+    nbytes = sum(len(s) for s in sets) * model.filter.out_channels(c) * h * w * 4
+    return nbytes <= 2**31
+
+
+def train_probe(
+    train_set: LabeledSet,
+    val_set: LabeledSet | None,
+    config: ProbeConfig | None = None,
+    *,
+    test_set: LabeledSet | None = None,
+    device: torch.device | str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    backbone: nn.Module | None = None,
+    show_progress: bool | None = None,
+) -> ProbeRun:
+    """Train a :class:`DistributionClassifier` on ``train_set`` (labels = source positions).
+
+    The probe filter is part of the classifier. When it is deterministic and the filtered training and validation
+    images fit in 2 GiB (``config.prefilter="auto"``), they are filtered once and the network trains on the
+    filtered copies (flips commute with the radial FFT filters and Sobel; Canny's are nearly symmetric), which
+    saves recomputing e.g. Canny's hysteresis on every batch. The test set always goes through the full
+    classifier (raw image -> filter -> network).
+
+    Args:
+        val_set: drives early stopping (``config.patience`` / ``target_accuracy``); None trains all steps.
+        test_set: evaluated once at the end (``run.test``).
+        checkpoint_dir: atomic training checkpoints (``step-XXXXXXXX`` + ``latest``), resumed when ``resume``;
+            a temporary folder when None and early stopping needs one.
+        backbone: a frozen feature extractor of your own for ``arch="linear_probe"``.
+    """
+    cfg = config or ProbeConfig()
+    dev = resolve_device(device)
+    model = _build(cfg, train_set, backbone)
+    model.to(dev)
+    if cfg.normalization == "data":  # imagenet / clip / none keep the statistics the config fixed
+        _fit_standardization(model, train_set, cfg.norm_samples, cfg.seed, dev)
+    channels_last = dev.type == "cuda" and cfg.channels_last
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model.net.compile()
+    # `trainee` is what the optimizer sees: the whole classifier, or norm + network on pre-filtered images.
+    trainee: nn.Module = model
+    if _use_prefilter(cfg, model, [train_set] + ([val_set] if val_set is not None else [])):
+        train_set = _prefiltered(model, train_set, dev, cfg.eval_batch_size)
+        val_set = _prefiltered(model, val_set, dev, cfg.eval_batch_size) if val_set is not None else None
+        trainee = nn.Sequential(model.norm, model.net)
+    pert = parse_perturbation(cfg.train_perturb)
+    n = len(train_set)
+
+    def batch_fn(step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = randint(0, n, (cfg.batch_size,), gen)
+        x, y = train_set.batch(rows)
+        if cfg.hflip:
+            flip = rand((x.shape[0],), gen) < 0.5
+            x[flip] = x[flip].flip(-1)
+        if pert is not None:
+            x = pert(x)
+        return x, y
+
+    def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator):
+        x, y = batch
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = m(x)
+        loss = F.cross_entropy(logits.float(), y)
+        return loss, {"acc": float((logits.argmax(1) == y).float().mean())}
+
+    tcfg = TrainConfig(
+        steps=cfg.steps,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        schedule=cfg.schedule,  # type: ignore[arg-type]
+        grad_clip=cfg.grad_clip,
+        mixed_precision=cfg.mixed_precision,  # type: ignore[arg-type]
+        log_every=min(cfg.eval_every, 50),
+        # With a checkpoint folder, a preempted run can resume from its last evaluation point.
+        checkpoint_every=cfg.eval_every if checkpoint_dir is not None else 0,
+        seed=cfg.seed,
+    )
+    amp = _mp_dtype(cfg, dev)
+    early = (cfg.patience is not None or cfg.target_accuracy is not None) and val_set is not None
+    target = cfg.target_accuracy if cfg.target_accuracy is not None else 1.0
+    val_history: list[dict[str, float]] = []
+    best_acc, best_state, best_step, bad, stopped = -1.0, None, None, 0, False
+    t0 = time.perf_counter()
+    steps_done, history, start_step = 0, [], None
+    with _work_dir(checkpoint_dir, early) as work:
+        while True:
+            res = train(
+                trainee,
+                loss_fn,
+                batch_fn,
+                tcfg,
+                out_dir=work,
+                resume=resume or start_step is not None,
+                device=dev,
+                show_progress=show_progress,
+                stop_after=cfg.eval_every if early else None,
+            )
+            # accelerate wraps forward for mixed precision on every prepare(); drop the wrapper so chunks do not
+            # nest it (the class's forward is the same computation; evaluation sets its own autocast).
+            trainee.__dict__.pop("forward", None)
+            if start_step is None:
+                start_step = res.resumed_from
+            history, steps_done = res.history, res.steps
+            if not early:
+                break
+            assert val_set is not None
+            acc = evaluate(
+                trainee, val_set, batch_size=cfg.eval_batch_size, device=dev, amp_dtype=amp
+            ).accuracy
+            val_history.append({"step": float(steps_done), "accuracy": acc})
+            if acc > best_acc:
+                best_acc, best_step, bad = acc, steps_done, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+            if steps_done >= cfg.steps:
+                break
+            if (cfg.patience is not None and bad >= cfg.patience) or best_acc >= target:
+                stopped = True
+                break
+    seconds = time.perf_counter() - t0
+    if best_state is not None and best_step != steps_done:
+        model.load_state_dict(best_state)
+    model.eval()
+    trained = max(0, steps_done - (start_step or 0))
+    run = ProbeRun(
+        classifier=model,
+        config=cfg,
+        steps=steps_done,
+        history=history,
+        val_history=val_history,
+        best_step=best_step if early else steps_done,
+        early_stopped=stopped,
+        train_seconds=seconds,
+        images_per_second=trained * cfg.batch_size / seconds if seconds > 0 else 0.0,
+    )
+    if test_set is not None:
+        run.test = evaluate(model, test_set, batch_size=cfg.eval_batch_size, device=dev, amp_dtype=amp)
+    return run

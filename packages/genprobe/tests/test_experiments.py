@@ -1,0 +1,70 @@
+"""The experiment drivers: tables, matrices, nested scaling, robustness, and the files they write."""
+
+import csv
+import json
+
+import pytest
+import torch
+from genprobe.data import ImageSource, SplitConfig
+from genprobe.experiments import data_scaling, edges, frequency_sweep, multiclass, pairwise, robustness
+from genprobe.probe import ProbeConfig
+from genprobe.toy import ToyConfig, toy_pair
+
+TINY = ProbeConfig(steps=20, eval_every=10, batch_size=32, width=8, lr=3e-3, patience=None)
+SPLIT = SplitConfig(test_per_class=30, val_per_class=10)
+
+
+@pytest.fixture(scope="module")
+def three():
+    a, b = toy_pair("hf", 100, ToyConfig(size=16), seed=5)
+    c = toy_pair("lf", 100, ToyConfig(size=16), seed=6)[1]
+    return [a, b, c]
+
+
+def test_pairwise_matrix_is_symmetric_with_an_empty_diagonal_and_writes_files(three, tmp_path):
+    rep = pairwise(three, TINY, SPLIT, device="cpu")
+    m = rep.data["matrix"]
+    assert len(rep.rows) == 3
+    for i in range(3):
+        assert m[i][i] is None
+        for j in range(3):
+            if i != j:
+                assert m[i][j] == m[j][i]
+                assert 0 <= m[i][j] <= 1
+    files = rep.write(tmp_path)
+    assert {f.suffix for f in files} == {".json", ".csv", ".png"}
+    assert json.loads((tmp_path / "pairwise.json").read_text())["columns"][:3] == ["a", "b", "accuracy"]
+    with open(tmp_path / "pairwise.csv", newline="") as fh:
+        assert len(list(csv.reader(fh))) == 4
+
+
+def test_multiclass_confusion_counts_every_test_image(three):
+    rep = multiclass(three, TINY, SPLIT, device="cpu")
+    counts = [row[1:4] for row in rep.rows]
+    assert [sum(r) for r in counts] == [30, 30, 30]
+    assert rep.data["accuracy"] == pytest.approx(sum(counts[i][i] for i in range(3)) / 90)
+
+
+def test_sweep_scaling_edges_and_robustness_tables(three, tmp_path):
+    pair = three[:2]
+    sweep = frequency_sweep(pair, [2, 6], TINY, SPLIT, device="cpu")
+    assert [r[0] for r in sweep.rows] == [2.0, 6.0]
+    assert sweep.data["raw_accuracy"] is not None
+    assert len(sweep.runs) == 5
+    sweep.write(tmp_path)
+    assert (tmp_path / "frequency_sweep.png").stat().st_size > 1000
+    scale = data_scaling(pair, [5, 40], TINY, SPLIT, device="cpu")
+    assert [r[0] for r in scale.rows] == [5, 40]
+    assert [r["train_per_class"] for r in scale.runs] == [5, 40]
+    ed = edges(pair, ("sobel",), TINY, SPLIT, device="cpu")
+    assert ed.rows[0][0] == "sobel"
+    rob = robustness(pair, ("none", "jpeg:90", "resize:0.5"), TINY, SPLIT, device="cpu")
+    assert [r[0] for r in rob.rows] == ["none", "jpeg:90", "resize:0.5"]
+    assert all(0 <= r[1] <= 1 for r in rob.rows)
+
+
+def test_sources_of_different_sizes_are_refused():
+    a = ImageSource.from_tensor(torch.rand(20, 1, 8, 8), "a")
+    b = ImageSource.from_tensor(torch.rand(20, 1, 16, 16), "b")
+    with pytest.raises(ValueError, match="different image shapes"):
+        pairwise([a, b], TINY, SplitConfig(test_per_class=5))

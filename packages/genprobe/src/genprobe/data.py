@@ -228,9 +228,6 @@ class ImageSource:
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
-        # split_seed mixes (seed + key), so split_seed(s, c) == split_seed(s + 1, c - 1): sources seeded 0 and 1
-        # would share chunks (duplicate images across classes: test accuracy below chance). Hashing the seed
-        # first makes the bases of different seeds far apart, and chunk numbers never bridge the gap.
         base = split_seed(seed, _CHUNK_STREAM)
 
         def load(idx: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,10 @@ from gen_common.cli import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mdm-scaling", description="Masked diffusion language models at scale: matched MDM/ARM training, IsoFLOP scaling laws, unsupervised CFG, zero-shot scoring.")
+    parser = argparse.ArgumentParser(
+        prog="mdm-scaling",
+        description="Masked diffusion language models at scale: matched MDM/ARM training, IsoFLOP scaling laws, unsupervised CFG, zero-shot scoring.",
+    )
     parser.add_subparsers(dest="command", metavar="COMMAND")
     return parser
 

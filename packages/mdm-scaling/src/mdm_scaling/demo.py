@@ -6,4 +6,6 @@ from gen_common.demo import DemoContext, DemoResult
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
-    return DemoResult(title="mdm-scaling", summary="This package is still being built; its demo comes with it.")
+    return DemoResult(
+        title="mdm-scaling", summary="This package is still being built; its demo comes with it."
+    )

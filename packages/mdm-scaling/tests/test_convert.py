@@ -101,7 +101,8 @@ def test_converted_model_matches_official_forward(mdm, n_head, groups):
     with torch.no_grad():
         assert_close(model(x), official_forward(sd, x, n_head, groups, causal=not mdm), rtol=1e-4, atol=1e-4)
     back = to_smdm_state_dict(model)
-    assert set(back) == set(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
+    assert set(back) == set(sd)
+    assert all(torch.equal(back[k], sd[k]) for k in sd)
 
 
 def test_load_checkpoint_file_with_prefix_and_preset(tmp_path):
@@ -109,7 +110,9 @@ def test_load_checkpoint_file_with_prefix_and_preset(tmp_path):
     sd = official_state_dict(7, 6, 4, 4, 256, 1024, True)
     save_state_dict({"_forward_module." + k: v for k, v in sd.items()}, tmp_path / "ckpt.safetensors")
     m = load_smdm_checkpoint(tmp_path / "ckpt.safetensors", block_size=16)
-    assert isinstance(m, MaskedDiffusionLM) and m.config.n_head == 4 and m.config.n_layer == 6
+    assert isinstance(m, MaskedDiffusionLM)
+    assert m.config.n_head == 4
+    assert m.config.n_layer == 6
     x = torch.randint(0, 8, (1, 5))
     with torch.no_grad():
         assert_close(m(x), official_forward(sd, x, 4, 4, causal=False), rtol=1e-3, atol=1e-3)

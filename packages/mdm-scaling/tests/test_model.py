@@ -19,7 +19,8 @@ def test_non_embedding_params_match_official_table(name, official):
 
 def test_preset_aliases_and_errors():
     assert preset("1.1B") == preset("Diff_LLaMA_1028M")
-    assert preset("170M").n_layer == 18 and preset("170M").n_embd == 768
+    assert preset("170M").n_layer == 18
+    assert preset("170M").n_embd == 768
     with pytest.raises(ValueError, match="unknown preset"):
         preset("7B")
     with pytest.raises(ValueError, match="divisible"):
@@ -36,7 +37,8 @@ def test_counted_params_equal_module_params(cls, tiny_config):
 
 def test_mdm_embeds_mask_and_predicts_real_tokens(tiny_config, seeded_model):
     m = seeded_model(MaskedDiffusionLM, tiny_config)
-    assert m.wte.weight.shape[0] == tiny_config.vocab_size + 1 and m.mask_id == tiny_config.vocab_size
+    assert m.wte.weight.shape[0] == tiny_config.vocab_size + 1
+    assert m.mask_id == tiny_config.vocab_size
     x = torch.full((2, 7), m.mask_id)
     assert m(x).shape == (2, 7, tiny_config.vocab_size)
     with pytest.raises(ValueError, match=r"\[0, 11\]"):
@@ -100,7 +102,8 @@ def test_kv_cache_matches_full_recompute(tiny_config, groups, seeded_model):
         )
         assert torch.equal(a.tokens, b.tokens)
         assert_close(a.logits, b.logits, rtol=1e-5, atol=1e-5)
-    assert a.tokens[:, :5].equal(prompt) and a.nfe == 20
+    assert a.tokens[:, :5].equal(prompt)
+    assert a.nfe == 20
 
 
 def test_kv_cache_chunked_prefill(tiny_config, seeded_model):
@@ -119,7 +122,8 @@ def test_save_load_round_trip(cls, tiny_config, tmp_path, seeded_model):
     m = seeded_model(cls, tiny_config)
     m.save_pretrained(tmp_path / "m")
     back = load_model(tmp_path / "m")
-    assert type(back) is cls and back.config == tiny_config
+    assert type(back) is cls
+    assert back.config == tiny_config
     x = torch.randint(0, 11, (2, 6))
     assert torch.equal(m(x), back(x))
     with pytest.raises(FileExistsError):

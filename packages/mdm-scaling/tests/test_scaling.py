@@ -85,9 +85,13 @@ def test_compute_gap_closed_form():
 
 def test_unbracketed_curve_falls_back_to_best_run():
     pt = isoflop_minimum([1e3, 2e3, 4e3], [3.0, 2.5, 2.2], 1e9)  # still falling: minimum beyond the grid
-    assert not pt.bracketed and pt.n_opt == pytest.approx(4e3) and pt.loss_opt == 2.2
+    assert not pt.bracketed
+    assert pt.n_opt == pytest.approx(4e3)
+    assert pt.loss_opt == 2.2
     pt = isoflop_minimum([1e3, 2e3, 4e3], [3.0, 2.5, 2.8], 1e9)
-    assert pt.bracketed and 1e3 < pt.n_opt < 4e3 and pt.loss_opt < 2.5
+    assert pt.bracketed
+    assert 1e3 < pt.n_opt < 4e3
+    assert pt.loss_opt < 2.5
     with pytest.raises(ValueError, match="3 distinct"):
         isoflop_minimum([1e3, 2e3], [1.0, 2.0], 1e9)
 
@@ -102,11 +106,9 @@ def test_csv_round_trip_and_errors(tmp_path):
     rows = parabola_runs()
     path = write_runs(rows, tmp_path / "runs.csv")
     back = read_runs(path)
-    assert (
-        len(back) == len(rows)
-        and back[0]["arch"] == "mdm"
-        and back[0]["loss"] == pytest.approx(rows[0]["loss"])
-    )
+    assert len(back) == len(rows)
+    assert back[0]["arch"] == "mdm"
+    assert back[0]["loss"] == pytest.approx(rows[0]["loss"])
     bad = tmp_path / "bad.csv"
     with bad.open("w", newline="") as fh:
         csv.writer(fh).writerows([["arch", "params", "loss"], ["mdm", "1", "2"]])
@@ -130,6 +132,5 @@ def test_compute_accounting():
     # The official train_mdm_rl.py budgets stochastic length with this mean (ssl ratio 0.01, context 2048).
     assert mean_sequence_length(2048, 0.01) == pytest.approx(2048 * 0.99 + 2049 * 0.5 * 0.01)
     plan = plan_run(1e12, 1000, 8, 64)
-    assert plan.steps == round(1e12 / (6 * 1000 * 8 * 64)) and plan.flops == pytest.approx(
-        6 * 1000 * plan.tokens
-    )
+    assert plan.steps == round(1e12 / (6 * 1000 * 8 * 64))
+    assert plan.flops == pytest.approx(6 * 1000 * plan.tokens)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["PRESETS", "ModelConfig", "non_embedding_params", "preset", "preset_names"]
+__all__ = ["PAPER_PRESETS", "PRESETS", "ModelConfig", "non_embedding_params", "preset", "preset_names"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,7 @@ _TINY = {
 # "1.1B" is the paper's name for its largest released MDM (the 1028M config: 1.03B non-embedding parameters).
 _ALIASES = {"1.1B": "1028M", "1.1b": "1028M"}
 
+PAPER_PRESETS: dict[str, tuple[int, int, int, int]] = dict(_PAPER)
 PRESETS: dict[str, tuple[int, int, int, int]] = {**_PAPER, **_TINY}
 
 

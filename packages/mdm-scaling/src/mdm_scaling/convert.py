@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import torch
 
 from gen_common.checkpoint import CheckpointError, load_state_dict
-from mdm_scaling.config import PRESETS, ModelConfig, preset
+from mdm_scaling.config import PAPER_PRESETS, ModelConfig, preset
 from mdm_scaling.model import AutoregressiveLM, MaskedDiffusionLM
 
 __all__ = ["convert_smdm_state_dict", "infer_smdm_config", "load_smdm_checkpoint", "to_smdm_state_dict"]
@@ -76,7 +76,7 @@ def infer_smdm_config(
     if n_head is None:
         match = [
             (h, name)
-            for name, (nl, h, e, i) in PRESETS.items()
+            for name, (nl, h, e, i) in PAPER_PRESETS.items()
             if (nl, e, i) == (n_layer, d, inter) and qkv_rows == 3 * d
         ]
         if not match:

@@ -112,6 +112,31 @@ def mdm_generate(
     unconditional input (Sec. 5); the prompt positions are shared by all rows, so radd's row cache stays valid.
     Returns radd's SampleOutput.
     """
+    from radd.masked_model import eval_mode
+
+    # radd switches dropout off only for nn.Modules it is given; the CFG wrapper is not one.
+    with eval_mode(model):
+        return _mdm_generate(
+            model, prompt, length, steps, cfg=cfg, remasking=remasking, temperature=temperature, cache=cache,
+            generator=generator, num_samples=num_samples, suffix=suffix, **kwargs,
+        )  # fmt: skip
+
+
+def _mdm_generate(
+    model,
+    prompt,
+    length,
+    steps,
+    *,
+    cfg,
+    remasking,
+    temperature,
+    cache,
+    generator,
+    num_samples,
+    suffix,
+    **kwargs,
+):
     import radd
 
     suf = None if suffix is None else suffix.reshape(-1)

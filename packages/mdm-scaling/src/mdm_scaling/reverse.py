@@ -34,6 +34,7 @@ __all__ = [
     "infill_names",
     "make_facts",
     "reverse_curse_eval",
+    "run_reverse_study",
 ]
 
 PAD = "\n"  # end-of-text / padding character (the official SFT data pads with EOS)
@@ -239,3 +240,43 @@ def reverse_curse_eval(
         names = infill_names(model, facts, n2d, steps=steps)
         res["reverse_infill"] = sum(n == f.name for n, f in zip(names, n2d)) / max(1, len(n2d))
     return res
+
+
+def run_reverse_study(
+    num_facts: int = 24,
+    *,
+    size: str = "tiny-49k",
+    steps: int = 1000,
+    batch_size: int = 32,
+    lr: float = 1e-2,
+    sample_steps: int = 16,
+    cfg: float = 0.0,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Fine-tune (here: train from scratch, the models being tiny) an MDM and an ARM on the same facts, then
+    evaluate both directions. Returns ``{"rows": [{arch, same, reverse, reverse_infill?}], ...}``."""
+    from gen_common.seeding import make_generator
+    from mdm_scaling.config import preset
+    from mdm_scaling.trainer import TrainSettings, train_pair
+
+    fs = FactSet.build(num_facts, seed)
+    mcfg = preset(size, vocab_size=fs.tokenizer.vocab_size, block_size=fs.length + 1)
+    settings = TrainSettings(steps=steps, lr=lr, warmup_fraction=0.05, log_every=max(1, steps), seed=seed)
+    models = train_pair(fs.batch_fn(batch_size), mcfg, settings, device=device, show_progress=progress)
+    rows = []
+    for arch, m in models.items():
+        res = reverse_curse_eval(
+            m, fs, steps=sample_steps, cfg=cfg if arch == "mdm" else 0.0, generator=make_generator(seed)
+        )
+        rows.append({"arch": arch, **res})
+    ex = fs.facts[0]
+    return {
+        "rows": rows,
+        "num_facts": num_facts,
+        "train_texts": len(fs.training_texts()),
+        "example": {"fact": ex.forward, "subset": ex.subset},
+        "models": models,
+        "facts": fs,
+    }

@@ -15,7 +15,7 @@ from gen_common.seeding import make_generator, split_seed
 from mdm_scaling.data import eval_windows
 from mdm_scaling.objectives import validation_loss
 
-__all__ = ["SHIFT_MODULES", "shift_table", "stdlib_docstrings"]
+__all__ = ["SHIFT_MODULES", "run_shift_study", "shift_table", "stdlib_docstrings"]
 
 SHIFT_MODULES = (
     "argparse", "collections", "csv", "datetime", "functools", "heapq", "itertools", "json", "logging",
@@ -71,3 +71,40 @@ def shift_table(
         )
         rows.append({"arch": arch, "in_dist": a, "shifted": b, "delta": b - a, "ratio": b / a})
     return rows
+
+
+def run_shift_study(
+    text: str | None = None,
+    shifted_text: str | None = None,
+    *,
+    size: str = "tiny-49k",
+    steps: int = 600,
+    batch_size: int = 16,
+    length: int = 32,
+    lr: float = 1e-2,
+    windows: int = 64,
+    num_samples: int = 32,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Train an MDM and an ARM on ``text`` (default: the bundled corpus) and compare their held-out loss with their
+    loss on ``shifted_text`` (default: stdlib docstrings), tokenised with the training alphabet."""
+    from gen_common.text import bundled_corpus
+    from mdm_scaling.config import preset
+    from mdm_scaling.data import TokenData, make_batch_fn
+    from mdm_scaling.trainer import TrainSettings, train_pair
+
+    data = TokenData.from_text(text if text is not None else bundled_corpus())
+    assert data.tokenizer is not None
+    shifted = data.tokenizer.encode(
+        shifted_text if shifted_text is not None else stdlib_docstrings(), errors="replace"
+    )
+    mcfg = preset(size, vocab_size=data.vocab_size, block_size=length + 1)
+    settings = TrainSettings(steps=steps, lr=lr, log_every=max(1, steps), seed=seed)
+    models = train_pair(
+        make_batch_fn(data.train, batch_size, length), mcfg, settings, device=device, show_progress=progress
+    )
+    return shift_table(
+        models, data.val, shifted, length=length, windows=windows, num_samples=num_samples, seed=seed
+    )

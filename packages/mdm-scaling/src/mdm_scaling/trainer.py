@@ -13,9 +13,10 @@ from typing import Any
 import torch
 
 from gen_common.training import TrainConfig, TrainResult, train
+from mdm_scaling.config import ModelConfig
 from mdm_scaling.objectives import loss_fn_for
 
-__all__ = ["TrainSettings", "train_lm"]
+__all__ = ["TrainSettings", "train_lm", "train_pair"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,31 @@ def train_lm(
         show_progress=show_progress,
         resume=resume,
     )
+
+
+def train_pair(
+    batch_fn: Callable[[int, torch.Generator], torch.Tensor],
+    config: ModelConfig,
+    settings: TrainSettings,
+    *,
+    archs: tuple[str, ...] = ("mdm", "arm"),
+    steps: dict[str, int] | None = None,
+    device: torch.device | str = "auto",
+    show_progress: bool | None = None,
+) -> dict[str, torch.nn.Module]:
+    """Train an MDM and an ARM of the same config, initial weights and batches (``steps`` may differ per arch)."""
+    from dataclasses import replace
+
+    from gen_common.device import resolve_device
+    from mdm_scaling.model import AutoregressiveLM, MaskedDiffusionLM
+
+    classes = {"mdm": MaskedDiffusionLM, "arm": AutoregressiveLM}
+    out = {}
+    for arch in archs:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            model = classes[arch](config)
+        s = replace(settings, steps=(steps or {}).get(arch, settings.steps))
+        train_lm(model, batch_fn, s, device=device, show_progress=show_progress)
+        out[arch] = model.to(resolve_device(device)).eval()
+    return out

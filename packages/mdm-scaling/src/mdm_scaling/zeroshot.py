@@ -181,6 +181,12 @@ class MaskedLMScorer:
     @torch.no_grad()
     def loglikelihood(self, context: Sequence[int], target: Sequence[int]) -> float:
         """log p(target | context) (a lower bound for "mc"; exact chain-rule decomposition for "chain_rule")."""
+        from radd.masked_model import eval_mode
+
+        with eval_mode(self.model):  # dropout off: a likelihood is a property of the model, not of a draw
+            return self._loglikelihood(context, target)
+
+    def _loglikelihood(self, context: Sequence[int], target: Sequence[int]) -> float:
         import radd
 
         if not target:
@@ -214,6 +220,12 @@ class MaskedLMScorer:
     def greedy_match(self, context: Sequence[int], target: Sequence[int]) -> bool:
         """Reveal the target positions one at a time, most confident first (official
         ``suffix_greedy_prediction``); True when the result equals the target."""
+        from radd.masked_model import eval_mode
+
+        with eval_mode(self.model):
+            return self._greedy_match(context, target)
+
+    def _greedy_match(self, context: Sequence[int], target: Sequence[int]) -> bool:
         P, T = len(context), len(target)
         x = _as_row(list(context) + [self.mask_id] * T, self.device)
         net = self._net(P, P + T)

@@ -1,6 +1,146 @@
+"""The console script at tiny size: every subcommand with --json, and user errors as exit code 2."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
 from radd.cli import main
+
+
+def _json(capsys) -> dict:
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out  # exactly one JSON object on stdout
+    return json.loads(out[0])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    rng = random.Random(0)
+    text = " ".join(rng.choice(["mask", "token", "cache", "score"]) for _ in range(600))
+    (d / "text.txt").write_text(text)
+    args = ["train", "--out", str(d / "m"), "--text", str(d / "text.txt"), "--length", "16", "--hidden", "16",
+            "--layers", "1", "--heads", "2", "--steps", "4", "--batch-size", "4", "--eval-samples", "2",
+            "--device", "cpu", "--json"]  # fmt: skip
+    assert main(args) == 0
+    return d
 
 
 def test_help_exits_cleanly(capsys):
     assert main([]) == 0
     assert "radd" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "--no-cache" in capsys.readouterr().out
+
+
+def test_train_writes_a_model_folder(trained):
+    m = trained / "m"
+    assert (m / "config.json").is_file()
+    assert (m / "model.safetensors").is_file()
+    assert (m / "radd_tokenizer.json").is_file()
+    log = json.loads((m / "train_log.json").read_text())
+    assert log["steps"] == 4
+
+
+def test_train_refuses_to_overwrite(trained, capsys):
+    code = main(["train", "--out", str(trained / "m"), "--steps", "1", "--json"])
+    assert code == 2
+    assert "overwrite" in _json(capsys)["error"]
+
+
+def test_sample_json(trained, capsys):
+    assert main(["sample", "--model", str(trained / "m"), "--num-samples", "2", "--steps", "8", "--prefix", "mask",
+                 "--json", "--device", "cpu"]) == 0  # fmt: skip
+    r = _json(capsys)
+    assert len(r["samples"]) == 2
+    assert all(s.startswith("mask") and len(s) == 16 for s in r["samples"])
+    assert r["nfe"] <= 8
+    assert (
+        main(
+            ["sample", "--model", str(trained / "m"), "--ordered", "forward", "--num-samples", "1", "--json"]
+        )
+        == 0
+    )
+    assert _json(capsys)["nfe"] == 16
+
+
+def test_sample_writes_and_refuses_existing_file(trained, tmp_path, capsys):
+    args = [
+        "sample",
+        "--model",
+        str(trained / "m"),
+        "--num-samples",
+        "1",
+        "--steps",
+        "4",
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
+    assert main(args) == 0
+    assert (tmp_path / "samples.txt").is_file()
+    capsys.readouterr()
+    assert main(args) == 2
+
+
+def test_eval_json(trained, capsys):
+    assert main(["eval", "--model", str(trained / "m"), "--text", str(trained / "text.txt"), "--num-samples", "2",
+                 "--num-sequences", "4", "--estimator", "lambda", "--json"]) == 0  # fmt: skip
+    r = _json(capsys)
+    assert r["num_sequences"] == 4
+    assert r["nll_bound_nats_per_token"] > 0
+    assert r["perplexity_bound"] > 1
+
+
+def test_convert_json(tmp_path, capsys):
+    from radd.convert import to_official_state_dict
+    from radd.model import RADD, RADDConfig
+
+    from gen_common.checkpoint import save_state_dict
+
+    src = tmp_path / "official"
+    src.mkdir()
+    cfg = {"tokens": 11, "model": {"hidden_size": 32, "n_heads": 4, "n_blocks": 2, "length": 16}}
+    (src / "config.json").write_text(json.dumps(cfg))
+    model = RADD(RADDConfig(vocab_size=11, max_length=16, hidden_size=32, num_layers=2, num_heads=4))
+    save_state_dict(to_official_state_dict(model), src / "model.safetensors")
+    assert main(["convert", str(src), str(tmp_path / "ours"), "--json"]) == 0
+    r = _json(capsys)
+    assert r["config"]["vocab_size"] == 11
+    assert r["config"]["num_layers"] == 2
+    assert main(["convert", str(src), str(tmp_path / "ours"), "--json"]) == 2  # refuses to overwrite
+
+
+def test_bench_json(capsys, tmp_path):
+    assert main(["bench", "--out", str(tmp_path), "--length", "16", "--steps", "8", "32", "--num-samples", "2", "--nfe-samples", "8",
+                 "--repeats", "1", "--hidden", "16", "--layers", "1", "--heads", "2", "--json"]) == 0  # fmt: skip
+    r = _json(capsys)
+    assert [row["steps"] for row in r["rows"]] == [8, 32]
+    assert all(row["identical"] for row in r["rows"])
+    assert r["rows"][1]["nfe_ratio"] > 1.5
+    assert json.loads((tmp_path / "bench.json").read_text())["rows"] == r["rows"]
+
+
+def test_user_errors_exit_2(tmp_path, trained, capsys):
+    assert main(["sample", "--model", str(trained / "m"), "--length", "17", "--json"]) == 2
+    assert "max_length" in _json(capsys)["error"]
+    assert main(["sample", "--model", str(tmp_path / "missing"), "--json"]) == 2
+    assert "no such directory" in _json(capsys)["error"]
+    assert main(["eval", "--model", "JingyangOu/radd-t-dce", "--json"]) == 2  # offline in tests
+    assert "offline" in _json(capsys)["error"]
+
+
+def test_missing_extra_is_a_user_error(trained, tmp_path, capsys, monkeypatch):
+    import radd.tokenizers as toks
+
+    def no_transformers(folder):
+        raise ImportError('a Hugging Face tokenizer needs transformers: pip install "radd[hf]"')
+
+    monkeypatch.setattr(toks.HFTokenizer, "from_folder", staticmethod(no_transformers))
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    code = main(["sample", "--model", str(trained / "m"), "--tokenizer", str(tmp_path), "--json"])
+    assert code == 2
+    assert "radd[hf]" in _json(capsys)["error"]

@@ -128,4 +128,5 @@ def log_probs(model: MaskedModel, x: torch.Tensor, vocab_size: int | None = None
             f"the model predicts {out.shape[-1]} classes but the mask id is {vocab_size}; "
             "the mask id must equal the number of real tokens V"
         )
-    return torch.log_softmax(out.float(), dim=-1)
+    # at least float32 (float64 outputs, e.g. the exact toys, keep their precision)
+    return torch.log_softmax(out if out.dtype == torch.float64 else out.float(), dim=-1)

@@ -48,7 +48,7 @@ class SampleOutput:
     expected_nfe: float | None = None
 
 
-def expected_nfe(steps: int, length: int | float) -> float:
+def expected_nfe(steps: int | float, length: int | float) -> float:
     """E[NFE] of the cached sampler: steps · (1 − (1 − 1/steps)^length), the expected number of distinct steps
     in which at least one of ``length`` tokens is revealed (RADD §3.3)."""
     if steps < 1:
@@ -111,6 +111,11 @@ def initial_tokens(
             raise ValueError(
                 f"given tokens/keep mask must have length {length}, got {tuple(tok.shape)}, {tuple(kp.shape)}"
             )
+        for t in (tok, kp):
+            if t.ndim > 2 or (t.ndim == 2 and t.shape[0] not in (1, num_samples)):
+                raise ValueError(
+                    f"given tokens/keep mask must have shape ({length},) or ({num_samples}, {length})"
+                )
         tok, kp = tok.expand(num_samples, length), kp.expand(num_samples, length)
         x = torch.where(kp, tok, x)
         keep |= kp

@@ -1,0 +1,237 @@
+"""Official RADD checkpoints → this package's format.
+
+The released weights (Hugging Face ``JingyangOu/radd-lambda-dce``, ``JingyangOu/radd-t-dce`` and the medium
+variants) are ``PyTorchModelHubMixin`` folders: ``config.json`` (the Hydra config: ``tokens``, ``model.hidden_size``,
+``model.n_heads``, ``model.n_blocks``, ``model.length``, ...) beside ``model.safetensors`` or
+``pytorch_model.bin`` with the official DDiT key names. This module maps names and shapes:
+
+=========================================  =======================================
+official                                   radd
+=========================================  =======================================
+vocab_embed.embedding (V+1, H)             embed.weight
+blocks.i.norm1.{weight,bias}               blocks.i.norm_attn.{weight,bias}
+blocks.i.attn_qkv.weight                   blocks.i.attn.qkv.weight
+blocks.i.attn_out.weight                   blocks.i.attn.proj.weight
+blocks.i.norm2.{weight,bias}               blocks.i.norm_mlp.{weight,bias}
+blocks.i.mlp.0.{weight,bias}               blocks.i.mlp.fc_in.{weight,bias}
+blocks.i.mlp.2.{weight,bias}               blocks.i.mlp.fc_out.{weight,bias}
+output_layer.norm_final.{weight,bias}      norm_out.{weight,bias}
+output_layer.linear.{weight,bias} (V+1)    head.{weight,bias} (first V rows: the mask column is never predicted)
+rotary_emb.inv_freq                        (recomputed; checked)
+=========================================  =======================================
+
+Loading never runs pickled code (safetensors, or ``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gen_common.checkpoint import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    load_state_dict,
+    resolve_pretrained,
+)
+from gen_common.pretrained import load_into, prepare_output_dir
+from radd.model import RADD, RADDConfig
+
+__all__ = [
+    "convert_checkpoint",
+    "from_official_state_dict",
+    "is_official_checkpoint",
+    "load_official",
+    "official_config",
+    "to_official_state_dict",
+]
+
+_BLOCK_RENAMES = {
+    "norm1.weight": "norm_attn.weight",
+    "norm1.bias": "norm_attn.bias",
+    "attn_qkv.weight": "attn.qkv.weight",
+    "attn_out.weight": "attn.proj.weight",
+    "norm2.weight": "norm_mlp.weight",
+    "norm2.bias": "norm_mlp.bias",
+    "mlp.0.weight": "mlp.fc_in.weight",
+    "mlp.0.bias": "mlp.fc_in.bias",
+    "mlp.2.weight": "mlp.fc_out.weight",
+    "mlp.2.bias": "mlp.fc_out.bias",
+}
+_TOP_RENAMES = {
+    "vocab_embed.embedding": "embed.weight",
+    "output_layer.norm_final.weight": "norm_out.weight",
+    "output_layer.norm_final.bias": "norm_out.bias",
+}
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pt", "model.pth", "checkpoint.pth")
+_BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def _strip_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        for prefix in ("module.", "_orig_mod.", "score_model."):
+            if k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
+
+
+def official_config(
+    config: Mapping[str, Any] | None, state_dict: Mapping[str, torch.Tensor] | None = None
+) -> RADDConfig:
+    """A `RADDConfig` from the official config dict (Hydra layout, possibly nested under ``"config"``), with the
+    sizes checked against (or, without a config, inferred from) the weights."""
+    cfg = dict(config or {})
+    if "config" in cfg and isinstance(cfg["config"], Mapping):
+        cfg = dict(cfg["config"])
+    model_cfg = dict(cfg.get("model") or {})
+    sd = _strip_prefixes(state_dict) if state_dict is not None else {}
+    emb = sd.get("vocab_embed.embedding")
+    n_blocks_sd = len({m.group(1) for k in sd if (m := _BLOCK_RE.match(k))}) if sd else None
+    vocab = cfg.get("tokens", None if emb is None else emb.shape[0] - 1)
+    hidden = model_cfg.get("hidden_size", None if emb is None else emb.shape[1])
+    if vocab is None or hidden is None:
+        raise CheckpointError(
+            "cannot tell the model size: the official config has no 'tokens'/'model.hidden_size' and no weights were given"
+        )
+    heads = model_cfg.get("n_heads", max(1, int(hidden) // 64))  # both released sizes use 64-dim heads
+    blocks = model_cfg.get("n_blocks", n_blocks_sd)
+    if blocks is None:
+        raise CheckpointError(
+            "cannot tell the number of blocks: no 'model.n_blocks' in the config and no weights"
+        )
+    rc = RADDConfig(
+        vocab_size=int(vocab),
+        max_length=int(model_cfg.get("length", 1024)),
+        hidden_size=int(hidden),
+        num_layers=int(blocks),
+        num_heads=int(heads),
+        dropout=float(model_cfg.get("dropout", 0.02)),
+    )
+    if emb is not None and tuple(emb.shape) != (rc.vocab_size + 1, rc.hidden_size):
+        raise CheckpointError(
+            f"the official config says {rc.vocab_size}+1 tokens × {rc.hidden_size}, but the embedding is "
+            f"{tuple(emb.shape)}: config and weights do not belong together"
+        )
+    if n_blocks_sd is not None and n_blocks_sd and n_blocks_sd != rc.num_layers:
+        raise CheckpointError(f"the config says {rc.num_layers} blocks but the weights hold {n_blocks_sd}")
+    return rc
+
+
+def from_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the official DDiT keys to this package's names and drop the mask column of the output layer."""
+    sd = _strip_prefixes(state_dict)
+    if "vocab_embed.embedding" not in sd:
+        raise CheckpointError(
+            "not an official RADD state dict (no 'vocab_embed.embedding'); for this package's own folders use "
+            "RADD.from_pretrained"
+        )
+    out: dict[str, torch.Tensor] = {}
+    unknown = []
+    for k, v in sd.items():
+        if k in _TOP_RENAMES:
+            out[_TOP_RENAMES[k]] = v
+        elif k in ("output_layer.linear.weight", "output_layer.linear.bias"):
+            # V+1 output rows; row V (the mask) is never a prediction target.
+            out["head." + k.rsplit(".", 1)[1]] = v[:-1]
+        elif k == "rotary_emb.inv_freq":
+            continue
+        elif (m := _BLOCK_RE.match(k)) and m.group(2) in _BLOCK_RENAMES:
+            out[f"blocks.{m.group(1)}.{_BLOCK_RENAMES[m.group(2)]}"] = v
+        else:
+            unknown.append(k)
+    if unknown:
+        raise CheckpointError(f"unexpected keys in the official state dict: {', '.join(unknown[:5])}")
+    return out
+
+
+def to_official_state_dict(model: RADD) -> dict[str, torch.Tensor]:
+    """The inverse mapping (the mask column of the output layer is zero): for round-trip tests and export."""
+    inv_top = {v: k for k, v in _TOP_RENAMES.items()}
+    inv_block = {v: k for k, v in _BLOCK_RENAMES.items()}
+    out: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().clone()
+        if k in inv_top:
+            out[inv_top[k]] = v
+        elif k.startswith("head."):
+            pad = torch.zeros((1, *v.shape[1:]), dtype=v.dtype)
+            out["output_layer.linear." + k.split(".", 1)[1]] = torch.cat([v, pad])
+        elif (m := _BLOCK_RE.match(k)) and m.group(2) in inv_block:
+            out[f"blocks.{m.group(1)}.{inv_block[m.group(2)]}"] = v
+        else:
+            raise KeyError(f"no official name for {k}")
+    hd = model.config.hidden_size // model.config.num_heads
+    out["rotary_emb.inv_freq"] = 1.0 / (model.config.rope_base ** (torch.arange(0, hd, 2).float() / hd))
+    return out
+
+
+def _read_json(p: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p} is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{p} must hold a JSON object")
+    return data
+
+
+def is_official_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """A folder whose config.json is the official Hydra layout (not written by this package)."""
+    p = Path(directory) / "config.json"
+    if not p.is_file():
+        return False
+    data = _read_json(p)
+    if "_class" in data:
+        return False
+    data = data.get("config", data) if isinstance(data.get("config"), dict) else data
+    return "tokens" in data or "model" in data
+
+
+def _weights_in(d: Path) -> Path:
+    for name in _WEIGHT_FILES:
+        if (d / name).is_file():
+            return d / name
+    raise CheckpointNotFoundError(f"{d} holds none of {', '.join(_WEIGHT_FILES)}")
+
+
+def load_official(
+    source: str | os.PathLike[str], *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+) -> RADD:
+    """Build a `RADD` from an official checkpoint: a folder (config.json + weights), a weights file (sizes
+    inferred from the shapes), or a Hugging Face id (downloads unless offline)."""
+    p = Path(source).expanduser()
+    if p.is_file():
+        cfg_data: dict[str, Any] | None = None
+        weights = p
+        if (p.parent / "config.json").is_file():
+            cfg_data = _read_json(p.parent / "config.json")
+    else:
+        d = resolve_pretrained(str(source), allow_patterns=["*.json", "*.safetensors", "*.bin"])
+        weights = _weights_in(d)
+        cfg_data = _read_json(d / "config.json") if (d / "config.json").is_file() else None
+    raw = load_state_dict(weights)
+    config = official_config(cfg_data, raw)
+    model = RADD(config)
+    load_into(model, from_official_state_dict(raw), source=str(weights))
+    hd = config.hidden_size // config.num_heads
+    sd = _strip_prefixes(raw)
+    if "rotary_emb.inv_freq" in sd and sd["rotary_emb.inv_freq"].shape[0] != hd // 2:
+        raise CheckpointError("the checkpoint's rotary frequencies do not match its head size")
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def convert_checkpoint(
+    source: str | os.PathLike[str], destination: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
+    """Convert an official checkpoint to a `RADD.save_pretrained` folder (refuses to overwrite a checkpoint)."""
+    prepare_output_dir(destination, overwrite=overwrite)
+    model = load_official(source)
+    return model.save_pretrained(destination, overwrite=True, converted_from=str(source))

@@ -86,4 +86,5 @@ def test_validation_loss_exact_for_uniform_models(tiny_config):
     with torch.no_grad():
         arm.lm_head.weight.zero_()  # uniform predictions
     assert validation_loss(arm, x) == pytest.approx(math.log(V), rel=1e-5)
-    assert validation_loss(Uniform(V), x, num_samples=8) == pytest.approx(math.log(V), rel=0.1)
+    est = validation_loss(Uniform(V), x, num_samples=256, generator=torch.Generator().manual_seed(0))
+    assert est == pytest.approx(math.log(V), rel=0.05)

@@ -60,9 +60,13 @@ def train_lm(
     device: torch.device | str = "auto",
     show_progress: bool | None = None,
     resume: bool = True,
+    compile: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place on ``batch_fn``'s (B, L + 1) windows; the MDM loss or the ARM loss by the model's
-    class (or an explicit ``loss_fn``)."""
+    class (or an explicit ``loss_fn``). ``compile=True`` compiles the forward pass (``torch.compile``; pays on a
+    GPU) while parameter names, checkpoints and ``save_pretrained`` stay those of the plain module."""
+    if compile:
+        model.forward = torch.compile(model.forward, dynamic=True)  # type: ignore[method-assign]
     return train(
         model,
         loss_fn or loss_fn_for(model),

@@ -101,30 +101,46 @@ def infer_smdm_config(
     return cfg, arch
 
 
+# Renamed one to one: (ours, official); per layer the names follow "blocks.{i}." / "transformer.h.{i}.".
+_GLOBAL_KEYS = (("wte.weight", "transformer.wte.weight"), ("norm_f.weight", "transformer.ln_f.weight"),
+                ("lm_head.weight", "lm_head.weight"))  # fmt: skip
+_LAYER_KEYS = (
+    ("attn.proj.weight", "attn.proj.weight"),
+    ("norm_1.weight", "norm_1.weight"),
+    ("norm_2.weight", "norm_2.weight"),
+    ("mlp.gate.weight", "mlp.swiglu.w1.weight"),
+    ("mlp.up.weight", "mlp.swiglu.w2.weight"),
+    ("mlp.down.weight", "mlp.swiglu.w3.weight"),
+)
+
+
+def _renamed(src: Mapping[str, torch.Tensor], n_layer: int, to_official: bool) -> dict[str, torch.Tensor]:
+    def pair(ours: str, official: str) -> tuple[str, str]:
+        return (ours, official) if to_official else (official, ours)
+
+    out = {}
+    for ours, off in _GLOBAL_KEYS:
+        s, d = pair(ours, off)
+        out[d] = src[s]
+    for i in range(n_layer):
+        for ours, off in _LAYER_KEYS:
+            s, d = pair(f"blocks.{i}.{ours}", f"transformer.h.{i}.{off}")
+            out[d] = src[s]
+    return out
+
+
 def convert_smdm_state_dict(sd: Mapping[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
     """Official key names and qkv layout → this package's (`MaskedDiffusionLM` / `AutoregressiveLM`)."""
     sd = _strip(sd)
     h, g, hs = config.n_head, config.groups, config.head_size
-    out = {
-        "wte.weight": sd["transformer.wte.weight"],
-        "norm_f.weight": sd["transformer.ln_f.weight"],
-        "lm_head.weight": sd["lm_head.weight"],
-    }
+    out = _renamed(sd, config.n_layer, to_official=False)
     for i in range(config.n_layer):
-        p = f"transformer.h.{i}."
-        w = sd[p + "attn.attn.weight"]
-        w = w.view(g, h // g + 2, hs, w.shape[-1])
+        w = sd[f"transformer.h.{i}.attn.attn.weight"]
+        w = w.view(g, h // g + 2, hs, w.shape[-1])  # per group: [its queries, its key, its value]
         q = w[:, : h // g].reshape(h * hs, -1)
         k = w[:, h // g].reshape(g * hs, -1)
         v = w[:, h // g + 1].reshape(g * hs, -1)
-        o = f"blocks.{i}."
-        out[o + "attn.qkv.weight"] = torch.cat([q, k, v]).contiguous()
-        out[o + "attn.proj.weight"] = sd[p + "attn.proj.weight"]
-        out[o + "norm_1.weight"] = sd[p + "norm_1.weight"]
-        out[o + "norm_2.weight"] = sd[p + "norm_2.weight"]
-        out[o + "mlp.gate.weight"] = sd[p + "mlp.swiglu.w1.weight"]
-        out[o + "mlp.up.weight"] = sd[p + "mlp.swiglu.w2.weight"]
-        out[o + "mlp.down.weight"] = sd[p + "mlp.swiglu.w3.weight"]
+        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([q, k, v]).contiguous()
     return out
 
 
@@ -133,25 +149,12 @@ def to_smdm_state_dict(model: MaskedDiffusionLM | AutoregressiveLM) -> dict[str,
     c = model.config
     h, g, hs = c.n_head, c.groups, c.head_size
     sd = model.state_dict()
-    out = {
-        "transformer.wte.weight": sd["wte.weight"],
-        "transformer.ln_f.weight": sd["norm_f.weight"],
-        "lm_head.weight": sd["lm_head.weight"],
-    }
+    out = _renamed(sd, c.n_layer, to_official=True)
     for i in range(c.n_layer):
-        o, p = f"blocks.{i}.", f"transformer.h.{i}."
-        q, k, v = sd[o + "attn.qkv.weight"].split((h * hs, g * hs, g * hs))
+        q, k, v = sd[f"blocks.{i}.attn.qkv.weight"].split((h * hs, g * hs, g * hs))
         d = q.shape[-1]
-        packed = torch.cat(
-            [q.view(g, h // g, hs, d), k.view(g, 1, hs, d), v.view(g, 1, hs, d)], dim=1
-        ).reshape(-1, d)
-        out[p + "attn.attn.weight"] = packed.contiguous()
-        out[p + "attn.proj.weight"] = sd[o + "attn.proj.weight"]
-        out[p + "norm_1.weight"] = sd[o + "norm_1.weight"]
-        out[p + "norm_2.weight"] = sd[o + "norm_2.weight"]
-        out[p + "mlp.swiglu.w1.weight"] = sd[o + "mlp.gate.weight"]
-        out[p + "mlp.swiglu.w2.weight"] = sd[o + "mlp.up.weight"]
-        out[p + "mlp.swiglu.w3.weight"] = sd[o + "mlp.down.weight"]
+        packed = torch.cat([q.view(g, h // g, hs, d), k.view(g, 1, hs, d), v.view(g, 1, hs, d)], dim=1)
+        out[f"transformer.h.{i}.attn.attn.weight"] = packed.reshape(-1, d).contiguous()
     return out
 
 

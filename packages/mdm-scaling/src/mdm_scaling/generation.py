@@ -167,18 +167,9 @@ def _mdm_generate(
         tokens[:, :plen] = rows
         if slen:
             tokens[:, length - slen :] = suf.to(rows.device)
-        return radd.sample(
-            net,
-            n,
-            length,
-            steps,
-            cache=cache,
-            generator=generator,
-            remasking=remasking,
-            temperature=temperature,
-            given=(tokens, keep.to(rows.device).expand(n, length)),
-            **kwargs,
-        )
+        fixed = {"given": (tokens, keep.to(rows.device).expand(n, length))}
+    else:
+        fixed = {"prefix": None if prompt is None else prompt.reshape(-1), "suffix": suf}
     return radd.sample(
         net,
         n,
@@ -188,7 +179,6 @@ def _mdm_generate(
         generator=generator,
         remasking=remasking,
         temperature=temperature,
-        prefix=None if prompt is None else prompt.reshape(-1),
-        suffix=suf,
+        **fixed,
         **kwargs,
     )

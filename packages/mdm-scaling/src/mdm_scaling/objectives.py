@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from radd.likelihood import estimate_nll
 from radd.losses import lambda_dce_loss
 
+from gen_common.seeding import rand
 from mdm_scaling.model import AutoregressiveLM
 
 __all__ = [
@@ -84,7 +85,7 @@ def mdm_sft_loss(
     mid = resolve_mask_id(model, mask_id)
     target_model = model
     if prompt_dropout > 0:
-        drop = torch.rand(seq.shape[0], generator=generator, device="cpu").to(seq.device) < prompt_dropout
+        drop = rand((seq.shape[0],), generator, device=seq.device) < prompt_dropout
         hidden = pm & drop[:, None]
         if hidden.any():
             # The loss masks `seq` itself; hiding the prompt happens on the way into the network.

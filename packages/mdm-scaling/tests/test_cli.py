@@ -88,6 +88,19 @@ def test_convert_train_eval_generate(capsys, tmp_path):
     )
     assert code == 0
     assert all(s.startswith("ab") and len(s) == 6 for s in res["samples"])
+    pairs = tmp_path / "sft.jsonl"
+    pairs.write_text("\n".join(json.dumps({"prompt": "abc", "response": r}) for r in ("ab", "ca")) + "\n")
+    code, res = run_json(capsys, "train", "--arch", "mdm", "--init", str(out / "model"), "--sft", str(pairs),
+                         "--prompt-dropout", "0.5", "--steps", "2", "--length", "8", "--batch-size", "4",
+                         "--out", str(tmp_path / "sft"))  # fmt: skip
+    assert code == 0
+    assert res["val_loss"] is None
+    assert (tmp_path / "sft" / "model" / "tokenizer.json").is_file()
+    code, err = run_json(
+        capsys, "train", "--arch", "arm", "--init", str(out / "model"), "--out", str(tmp_path / "x")
+    )
+    assert code == 2
+    assert "MaskedDiffusionLM" in err["error"]
     code, err = run_json(capsys, "generate", "--model", str(out / "model"), "--prompt", "xyz")
     assert code == 2
     assert "alphabet" in err["error"]

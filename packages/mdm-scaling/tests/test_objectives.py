@@ -88,3 +88,24 @@ def test_validation_loss_exact_for_uniform_models(tiny_config):
     assert validation_loss(arm, x) == pytest.approx(math.log(V), rel=1e-5)
     est = validation_loss(Uniform(V), x, num_samples=256, generator=torch.Generator().manual_seed(0))
     assert est == pytest.approx(math.log(V), rel=0.05)
+
+
+def test_sft_loss_fns_score_only_responses(tiny_config, seeded_model):
+    from mdm_scaling.data import make_sft_batch_fn
+    from mdm_scaling.objectives import sft_loss_fn_for
+
+    class Tok:
+        def encode(self, s):
+            return [ord(c) - 97 for c in s]
+
+    fn = make_sft_batch_fn([("abc", "de"), ("ab", "cdef")], Tok(), 4, 8, pad_id=10)
+    x, pm = fn(0, torch.Generator().manual_seed(0))
+    assert x.shape == pm.shape == (4, 9)
+    assert all(int(pm[i].sum()) in (2, 3) for i in range(4))
+    arm = seeded_model(AutoregressiveLM, tiny_config)
+    loss = sft_loss_fn_for(arm)(arm, (x, pm), None)
+    assert_close(loss, arm_loss(arm, x, weights=(~pm[:, 1:]).float()), rtol=1e-6)
+    m = Uniform(11)
+    sft_loss_fn_for(m, prompt_dropout=0.0)(m, (x, pm), torch.Generator().manual_seed(0))
+    seen = torch.cat(m.inputs)
+    assert (seen[pm[:, :-1]] != 11).all()

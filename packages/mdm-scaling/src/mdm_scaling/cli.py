@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ssl-prob", type=float, default=0.0, help="stochastic sequence length probability (paper: 0.01)"
     )
+    p.add_argument("--init", help="start from this model folder (fine-tuning) instead of fresh weights")
+    p.add_argument("--sft", help='JSONL of {"prompt", "response"}: train on responses given prompts')
+    p.add_argument(
+        "--prompt-dropout", type=float, default=0.0, help="with --sft, MDM: drop the prompt (supervised CFG)"
+    )
     p.add_argument("--checkpoint-every", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="torch.compile the forward pass (GPU)")
     p.add_argument(
@@ -281,40 +286,74 @@ def cmd_train(args) -> dict[str, Any]:
     from gen_common.seeding import make_generator
     from mdm_scaling.compute import mean_sequence_length, training_flops
     from mdm_scaling.config import preset
-    from mdm_scaling.data import eval_windows, make_batch_fn
-    from mdm_scaling.model import AutoregressiveLM, MaskedDiffusionLM
-    from mdm_scaling.objectives import validation_loss
+    from mdm_scaling.data import eval_windows, load_sft_pairs, make_batch_fn, make_sft_batch_fn
+    from mdm_scaling.model import AutoregressiveLM, MaskedDiffusionLM, load_model
+    from mdm_scaling.objectives import loss_fn_for, sft_loss_fn_for, validation_loss
+    from mdm_scaling.tokenizers import load_tokenizer
     from mdm_scaling.trainer import TrainSettings, train_lm
 
     out = Path(args.out)
     _refuse(out / "model" / "config.json", args.overwrite)
-    data = _data(args)
-    cfg = preset(args.preset, vocab_size=data.vocab_size, block_size=args.length + 1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        model = (MaskedDiffusionLM if args.arch == "mdm" else AutoregressiveLM)(cfg)
+    if args.prompt_dropout and not args.sft:
+        raise ValueError("--prompt-dropout needs --sft (prompts to drop)")
+    cls = MaskedDiffusionLM if args.arch == "mdm" else AutoregressiveLM
+    if args.init:
+        model = load_model(args.init)
+        if not isinstance(model, cls):
+            raise ValueError(
+                f"--init holds a {type(model).__name__}, not a {cls.__name__} (--arch {args.arch})"
+            )
+        tok = load_tokenizer(args.init)
+    else:
+        tok = None
+    if args.sft:
+        if tok is None:
+            raise ValueError(
+                "--sft fine-tunes a trained model: pass --init MODEL_DIR (its tokenizer is reused)"
+            )
+        pairs = load_sft_pairs(args.sft)
+        pad = tok.encode("\n") if hasattr(tok, "alphabet") and "\n" in tok.alphabet else [0]
+        batch_fn = make_sft_batch_fn(pairs, tok, args.batch_size, args.length, int(pad[0]))
+        loss_fn = sft_loss_fn_for(model, args.prompt_dropout)
+        data = None
+    else:
+        data = _data(args) if tok is None else _data_with(args, tok)
+        batch_fn = make_batch_fn(data.train, args.batch_size, args.length, args.ssl_prob)
+        loss_fn = None
+        tok = data.tokenizer
+    if not args.init:
+        cfg = preset(args.preset, vocab_size=data.vocab_size, block_size=args.length + 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed)
+            model = cls(cfg)
+        loss_fn = loss_fn_for(model)
     settings = TrainSettings(
         steps=args.steps, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every, log_every=50
     )
     res = train_lm(
         model,
-        make_batch_fn(data.train, args.batch_size, args.length, args.ssl_prob),
+        batch_fn,
         settings,
+        loss_fn=loss_fn,
         out_dir=out / "checkpoints",
         device=_device(args),
         show_progress=_show(args),
         compile=args.compile,
     )
     model.eval()
-    val = eval_windows(data.val, 64, args.length).to(next(model.parameters()).device)
-    loss = validation_loss(model, val, num_samples=args.eval_samples, generator=make_generator(args.seed))
+    loss = None
+    if data is not None:
+        val = eval_windows(data.val, 64, args.length).to(next(model.parameters()).device)
+        loss = validation_loss(model, val, num_samples=args.eval_samples, generator=make_generator(args.seed))
     model.save_pretrained(out / "model", overwrite=args.overwrite)
-    if data.tokenizer is not None:
-        data.tokenizer.save(out / "model" / "tokenizer.json")
-    tokens = args.steps * args.batch_size * mean_sequence_length(args.length, args.ssl_prob)
+    if tok is not None and hasattr(tok, "save"):
+        tok.save(out / "model" / "tokenizer.json")
+    tokens = (
+        args.steps * args.batch_size * mean_sequence_length(args.length, 0.0 if args.sft else args.ssl_prob)
+    )
     return {
         "arch": args.arch,
-        "preset": args.preset,
+        "preset": model.config.name or args.preset,
         "params": model.num_params(),
         "total_params": model.num_params(non_embedding=False),
         "steps": args.steps,
@@ -325,6 +364,19 @@ def cmd_train(args) -> dict[str, Any]:
         "val_loss": loss,
         "model": str(out / "model"),
     }
+
+
+def _data_with(args, tok):
+    """The training text encoded with an existing model's tokenizer (continued pre-training)."""
+    from gen_common.text import bundled_corpus, split_tokens
+    from mdm_scaling.data import TokenData
+
+    text = Path(args.text).read_text(encoding="utf-8") if args.text else bundled_corpus()
+    ids = torch.as_tensor(
+        tok.encode(text, errors="replace") if hasattr(tok, "alphabet") else tok.encode(text)
+    )
+    tr, va = split_tokens(ids, 0.05)
+    return TokenData(tr, va, tok.vocab_size, tok)
 
 
 def cmd_sweep(args) -> dict[str, Any]:

@@ -18,7 +18,14 @@ import torch
 
 from gen_common.text import CharTokenizer, bundled_corpus, split_tokens
 
-__all__ = ["TokenData", "eval_windows", "load_token_file", "make_batch_fn"]
+__all__ = [
+    "TokenData",
+    "eval_windows",
+    "load_sft_pairs",
+    "load_token_file",
+    "make_batch_fn",
+    "make_sft_batch_fn",
+]
 
 
 @dataclass
@@ -93,3 +100,53 @@ def eval_windows(ids: torch.Tensor, count: int, length: int) -> torch.Tensor:
         raise ValueError(f"validation stream has {len(ids)} tokens; need at least {length + 1}")
     starts = torch.linspace(0, len(ids) - length - 1, count).long()
     return ids[starts[:, None] + torch.arange(length + 1)]
+
+
+def load_sft_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(prompt, response) pairs from JSONL lines ``{"prompt": ..., "response": ...}``."""
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"SFT file not found: {p}")
+    pairs = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{p}:{i}: not JSON ({exc})") from exc
+        if (
+            not isinstance(obj, dict)
+            or not isinstance(obj.get("prompt"), str)
+            or not isinstance(obj.get("response"), str)
+        ):
+            raise ValueError(f'{p}:{i}: each line needs string "prompt" and "response" fields')
+        pairs.append((obj["prompt"], obj["response"]))
+    if not pairs:
+        raise ValueError(f"{p} holds no pairs")
+    return pairs
+
+
+def make_sft_batch_fn(
+    pairs: list[tuple[str, str]], tokenizer, batch_size: int, length: int, pad_id: int
+) -> Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]:
+    """``batch_fn -> (x (B, L + 1), prompt_mask (B, L + 1))``: prompt + response padded with ``pad_id`` (the
+    official SFT data pads with EOS and trains on the padding as part of the response)."""
+    rows = torch.full((len(pairs), length + 1), int(pad_id), dtype=torch.long)
+    prompt = torch.zeros(len(pairs), length + 1, dtype=torch.bool)
+    for i, (p, r) in enumerate(pairs):
+        pi = [int(t) for t in tokenizer.encode(p)]
+        ri = [int(t) for t in tokenizer.encode(r)]
+        if len(pi) >= length:
+            raise ValueError(f"pair {i}: the prompt has {len(pi)} tokens, no room left in length {length}")
+        ids = (pi + ri)[: length + 1]
+        rows[i, : len(ids)] = torch.tensor(ids)
+        prompt[i, : len(pi)] = True
+
+    def batch_fn(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(pairs), (batch_size,), generator=generator)
+        return rows[idx], prompt[idx]
+
+    return batch_fn

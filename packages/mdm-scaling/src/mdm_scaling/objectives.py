@@ -29,6 +29,7 @@ __all__ = [
     "loss_fn_for",
     "mdm_loss",
     "mdm_sft_loss",
+    "sft_loss_fn_for",
     "validation_loss",
 ]
 
@@ -94,6 +95,16 @@ def mdm_sft_loss(
 
     per_seq = lambda_dce_loss(target_model, seq, generator, eps=SMDM_EPS, positions=~pm, mask_id=mid)
     return per_seq.sum() / (~pm).sum().clamp_min(1)
+
+
+def sft_loss_fn_for(model: Any, prompt_dropout: float = 0.0):
+    """``loss_fn(model, (x, prompt_mask), generator)``: the response-only loss of either arch (prompt dropout,
+    i.e. supervised CFG training, applies to the MDM)."""
+    if is_autoregressive(model):
+        return lambda m, batch, gen: arm_loss(m, batch[0], weights=~batch[1][:, 1:])
+    return lambda m, batch, gen: mdm_sft_loss(
+        m, batch[0], batch[1][:, :-1], gen, prompt_dropout=prompt_dropout
+    )
 
 
 def loss_fn_for(model: Any):

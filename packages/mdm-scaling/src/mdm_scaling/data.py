@@ -102,14 +102,14 @@ def eval_windows(ids: torch.Tensor, count: int, length: int) -> torch.Tensor:
     return ids[starts[:, None] + torch.arange(length + 1)]
 
 
-def load_sft_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """(prompt, response) pairs from JSONL lines ``{"prompt": ..., "response": ...}``."""
+def read_jsonl(path: str | os.PathLike[str], what: str = "file") -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line; a missing file or a non-object line is a clear error."""
     import json
 
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"SFT file not found: {p}")
-    pairs = []
+        raise FileNotFoundError(f"{what} not found: {p}")
+    out = []
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -117,15 +117,21 @@ def load_sft_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{p}:{i}: not JSON ({exc})") from exc
-        if (
-            not isinstance(obj, dict)
-            or not isinstance(obj.get("prompt"), str)
-            or not isinstance(obj.get("response"), str)
-        ):
-            raise ValueError(f'{p}:{i}: each line needs string "prompt" and "response" fields')
+        if not isinstance(obj, dict):
+            raise ValueError(f"{p}:{i}: each line must be a JSON object")
+        out.append((i, obj))
+    if not out:
+        raise ValueError(f"{p} holds no lines")
+    return out
+
+
+def load_sft_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(prompt, response) pairs from JSONL lines ``{"prompt": ..., "response": ...}``."""
+    pairs = []
+    for i, obj in read_jsonl(path, "SFT file"):
+        if not isinstance(obj.get("prompt"), str) or not isinstance(obj.get("response"), str):
+            raise ValueError(f'{path}:{i}: each line needs string "prompt" and "response" fields')
         pairs.append((obj["prompt"], obj["response"]))
-    if not pairs:
-        raise ValueError(f"{p} holds no pairs")
     return pairs
 
 

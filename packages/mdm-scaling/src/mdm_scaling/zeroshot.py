@@ -18,7 +18,6 @@ Scorers:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -73,18 +72,12 @@ class Task:
 
 def load_jsonl_task(path: str | os.PathLike[str], name: str | None = None) -> Task:
     """Read a task file; every line must be of the same kind (multiple choice or greedy suffix)."""
+    from mdm_scaling.data import read_jsonl
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"task file not found: {p}")
     examples, kinds = [], set()
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{p}:{i}: not JSON ({exc})") from exc
-        if not isinstance(obj, dict) or not isinstance(obj.get("context"), str):
+    for i, obj in read_jsonl(p, "task file"):
+        if not isinstance(obj.get("context"), str):
             raise ValueError(f'{p}:{i}: each line needs a string "context"')
         if "choices" in obj:
             ch, ans = obj["choices"], obj.get("answer")

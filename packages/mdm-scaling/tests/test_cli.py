@@ -1,6 +1,106 @@
+import json
+
+import pytest
+import torch
 from mdm_scaling.cli import main
+from mdm_scaling.config import ModelConfig
+from mdm_scaling.convert import to_smdm_state_dict
+from mdm_scaling.model import MaskedDiffusionLM
+from mdm_scaling.scaling import write_runs
+
+from gen_common.checkpoint import save_state_dict
+
+
+def run_json(capsys, *argv):
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(out[-1])
 
 
 def test_help_exits_cleanly(capsys):
     assert main([]) == 0
     assert "mdm-scaling" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert "alpha" in capsys.readouterr().out
+
+
+def test_presets_json(capsys):
+    code, res = run_json(capsys, "presets")
+    assert code == 0
+    rows = {r[0]: r for r in res["rows"]}
+    assert rows["170M"][-1] == 169897728
+
+
+def test_fit_prints_laws_gap_and_writes_plots(capsys, tmp_path):
+    rows = []
+    for arch, A, alpha in (("mdm", 50.2, 0.0625), ("arm", 45.6, 0.0642)):
+        for c in (1e18, 1e19, 1e20):
+            n_opt = 0.05 * c**0.6
+            for f in (0.25, 0.5, 1, 2, 4):
+                rows.append({"arch": arch, "params": n_opt * f, "tokens": c / (6 * n_opt * f), "flops": c,
+                             "loss": A * c**-alpha + 0.03 * torch.tensor(f).log().item() ** 2})  # fmt: skip
+    csv = write_runs(rows, tmp_path / "runs.csv")
+    code, res = run_json(capsys, "fit", str(csv))
+    assert code == 0
+    assert res["mdm"]["alpha"] == pytest.approx(0.0625, rel=0.01)
+    assert res["arm"]["A"] == pytest.approx(45.6, rel=0.01)
+    assert res["arm"]["beta"] == pytest.approx(0.6, rel=0.01)
+    assert res["compute_gap"]["mdm"]["gap"] > 1
+    assert all((tmp_path / n).is_file() for n in ("isoflop.png", "frontier.png"))
+    code, err = run_json(capsys, "fit", str(csv))  # refuses to overwrite the plots
+    assert code == 2
+    assert "--overwrite" in err["error"]
+    code, err = run_json(capsys, "fit", str(tmp_path / "missing.csv"))
+    assert code == 2
+
+
+def test_convert_train_eval_generate(capsys, tmp_path):
+    cfg = ModelConfig(vocab_size=20, n_layer=1, n_head=2, n_embd=8, intermediate_size=16)
+    save_state_dict(to_smdm_state_dict(MaskedDiffusionLM(cfg)), tmp_path / "off.safetensors")
+    code, res = run_json(
+        capsys, "convert", str(tmp_path / "off.safetensors"), "--n-head", "2", "--out", str(tmp_path / "conv")
+    )
+    assert code == 0
+    assert res["class"] == "MaskedDiffusionLM"
+    code, err = run_json(
+        capsys, "convert", str(tmp_path / "off.safetensors"), "--out", str(tmp_path / "conv2")
+    )
+    assert code == 2
+    assert "n_head" in err["error"]
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("abcab cabca bcabc " * 200)
+    out = tmp_path / "m"
+    code, res = run_json(capsys, "train", "--arch", "mdm", "--preset", "tiny-1k", "--steps", "3", "--length", "8",
+                         "--batch-size", "4", "--eval-samples", "2", "--text", str(text), "--out", str(out))  # fmt: skip
+    assert code == 0
+    assert res["flops"] == pytest.approx(6 * res["params"] * 3 * 4 * 8)
+    task = tmp_path / "t.jsonl"
+    task.write_text(json.dumps({"context": "abca", "choices": ["b", "c"], "answer": 0}) + "\n")
+    code, res = run_json(
+        capsys, "eval", str(task), "--model", str(out / "model"), "--num-samples", "4", "--cfg", "0.5"
+    )
+    assert code == 0
+    assert res["tasks"]["t"]["n"] == 1
+    code, res = run_json(
+        capsys, "generate", "--model", str(out / "model"), "--prompt", "ab", "--length", "6", "--steps", "2"
+    )
+    assert code == 0
+    assert all(s.startswith("ab") and len(s) == 6 for s in res["samples"])
+    pairs = tmp_path / "sft.jsonl"
+    pairs.write_text("\n".join(json.dumps({"prompt": "abc", "response": r}) for r in ("ab", "ca")) + "\n")
+    code, res = run_json(capsys, "train", "--arch", "mdm", "--init", str(out / "model"), "--sft", str(pairs),
+                         "--prompt-dropout", "0.5", "--steps", "2", "--length", "8", "--batch-size", "4",
+                         "--out", str(tmp_path / "sft"))  # fmt: skip
+    assert code == 0
+    assert res["val_loss"] is None
+    assert (tmp_path / "sft" / "model" / "tokenizer.json").is_file()
+    code, err = run_json(
+        capsys, "train", "--arch", "arm", "--init", str(out / "model"), "--out", str(tmp_path / "x")
+    )
+    assert code == 2
+    assert "MaskedDiffusionLM" in err["error"]
+    code, err = run_json(capsys, "generate", "--model", str(out / "model"), "--prompt", "xyz")
+    assert code == 2
+    assert "alphabet" in err["error"]

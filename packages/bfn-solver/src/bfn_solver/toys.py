@@ -91,22 +91,20 @@ class GaussianMixture:
     def posterior_mean(self, mu: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         """E[x | μ] for μ = γ x + sqrt(γ(1 − γ)) ε with per-row γ (B,) (float64); E[x] where γ = 0."""
         mu = mu.double()
-        gamma = gamma.double().reshape(-1)
+        dev = mu.device
+        weights, means, stds = self.weights.to(dev), self.means.to(dev), self.stds.to(dev)
+        gamma = gamma.double().reshape(-1).to(dev)
         # Samplers evaluate a whole batch at one time: then the component variances are shared by all rows.
         same = gamma.numel() > 0 and bool((gamma == gamma[0]).all())
         g = gamma[:1].reshape(1, 1, 1) if same else gamma.reshape(-1, 1, 1)
-        var_mu = g**2 * self.stds**2 + g * (1 - g)  # (1 or B, C, D)
-        diff = mu[:, None, :] - g * self.means
-        logp = (
-            -0.5 * (diff.square() / var_mu).sum(-1)
-            - 0.5 * torch.log(var_mu).sum(-1)
-            + torch.log(self.weights)
-        )
+        var_mu = g**2 * stds**2 + g * (1 - g)  # (1 or B, C, D)
+        diff = mu[:, None, :] - g * means
+        logp = -0.5 * (diff.square() / var_mu).sum(-1) - 0.5 * torch.log(var_mu).sum(-1) + torch.log(weights)
         resp = torch.softmax(logp, dim=1)  # (B, C)
-        cond = self.means + (g * self.stds**2 / var_mu) * diff  # E[x | μ, k]
+        cond = means + (g * stds**2 / var_mu) * diff  # E[x | μ, k]
         out = torch.einsum("bc,bcd->bd", resp, cond)
         g = gamma.reshape(-1, 1).expand(out.shape[0], 1)
-        return torch.where(g > 0, out, self.mean.expand_as(out))
+        return torch.where(g > 0, out, self.mean.to(dev).expand_as(out))
 
 
 class ExactMixtureModel:

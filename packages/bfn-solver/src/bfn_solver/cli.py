@@ -240,8 +240,7 @@ def _plot_samples(x: torch.Tensor, path: Path) -> Path:
 
 
 def _cmd_order_check(args: argparse.Namespace) -> int:
-    from bfn_solver.order import run_order_check
-    from gen_common.plotting import new_figure, save_figure
+    from bfn_solver.order import plot_orders, run_order_check
 
     out = _out_dir(args, ["order_check.json", "order_check.png"])
     data = ("continuous", "discrete") if args.data == "both" else (args.data,)
@@ -267,16 +266,7 @@ def _cmd_order_check(args: argparse.Namespace) -> int:
         (out / "order_check.json").write_text(
             json.dumps({"orders": orders, "details": details}, indent=2) + "\n", encoding="utf-8"
         )
-        fig, axes = new_figure(1, len(data), size=(5.2 * len(data), 4))
-        for ax, d in zip([axes] if len(data) == 1 else list(axes), data):
-            for r in results:
-                if r.data == d and r.order is not None:
-                    ax.loglog(r.nfe, r.errors, marker="o", ms=3, label=f"{r.method} ({r.order:.2f})")
-            ax.set_xlabel("NFE")
-            ax.set_ylabel("error vs reference")
-            ax.set_title(f"{d}: measured order in brackets", fontsize=9)
-            ax.legend(fontsize=7)
-        save_figure(fig, out / "order_check.png")
+        plot_orders(results, out / "order_check.png")
 
     def human(_: Any) -> str:
         rows = [

@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 
+from bfn_solver.loop import single_eval_sampler
 from bfn_solver.schedules import ContinuousSchedule
 
 __all__ = [
@@ -41,12 +42,6 @@ __all__ = [
 
 Final = Literal["prediction", "denoise", "state"]
 NoiseFn = Callable[[int], torch.Tensor]
-# An update rule: (schedule, x_s, x̂_s, s, t, previous (r, x̂_r) or None, noise or None) -> x_t
-Update = Callable[
-    [ContinuousSchedule, torch.Tensor, torch.Tensor, float, float, tuple | None, torch.Tensor | None],
-    torch.Tensor,
-]
-
 # Below this time the official code (nnaisense `noise_pred_params_to_data_pred_params`, min_t) predicts the
 # prior mean 0 instead of dividing by γ ≈ 0.
 T_MIN = 1e-6
@@ -109,6 +104,13 @@ class ContinuousPredictor:
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
         return self.x0_from_eps(x, self.eps(x, t), t)
+
+    def pair(self, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        x0 = self(x, t)
+        return x0, x0
+
+    def output(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        return self(x, t)
 
 
 def _eps_from_x0(schedule: ContinuousSchedule, x: torch.Tensor, x0: torch.Tensor, s: float) -> torch.Tensor:
@@ -204,35 +206,34 @@ def bfn_update(schedule, x, x0, s, t, prev, z):
 # ------------------------------------------------------------------------------------------------- samplers
 
 
-def _single_eval(update: Update, stochastic: bool):
-    def run(predict: ContinuousPredictor, x: torch.Tensor, grid, noise: NoiseFn, final: Final, steps=None):
-        n = len(grid) - 1
-        prev = None
-        for i in steps if steps is not None else range(n):
-            s, t = grid[i], grid[i + 1]
-            x0 = predict(x, s)
-            if final == "prediction" and i == n - 1:
-                return x0
-            z = noise(i) if stochastic else None
-            x = update(predict.schedule, x, x0, s, t, prev, z)
-            prev = (s, x0)
-        return predict(x, grid[-1]) if final == "denoise" else x
-
-    return run
-
-
-sde_euler = _single_eval(sde_euler_update, stochastic=True)
-sde_euler.__doc__ = "SDE Euler (Euler-Maruyama on the reverse SDE, eq. 12): first order, 1 NFE per step."
-solver1 = _single_eval(solver1_update, stochastic=False)
-solver1.__doc__ = "BFN-Solver1 (noise prediction; Algorithm 1): first-order ODE solver, 1 NFE per step."
-solver_pp1 = _single_eval(solver_pp1_update, stochastic=False)
-solver_pp1.__doc__ = "BFN-Solver++1 (data prediction; Algorithm 2): first-order ODE solver, 1 NFE per step."
-solver_pp2 = _single_eval(solver_pp2_update, stochastic=False)
-solver_pp2.__doc__ = "BFN-Solver++2 (multistep; Algorithm 2): second-order ODE solver, 1 NFE per step."
-sde_solver_pp1 = _single_eval(sde_solver_pp1_update, stochastic=True)
-sde_solver_pp1.__doc__ = "First-order SDE solver in data prediction (= the BFN sampler's update on any grid)."
-sde_solver_pp2 = _single_eval(sde_solver_pp2_update, stochastic=True)
-sde_solver_pp2.__doc__ = "SDE-BFN-Solver++2 (multistep; Algorithm 3): 1 NFE per step."
+sde_euler = single_eval_sampler(
+    sde_euler_update,
+    True,
+    "SDE Euler (Euler-Maruyama on the reverse SDE, eq. 12): first order, 1 NFE per step.",
+)
+solver1 = single_eval_sampler(
+    solver1_update,
+    False,
+    "BFN-Solver1 (noise prediction; Algorithm 1): first-order ODE solver, 1 NFE per step.",
+)
+solver_pp1 = single_eval_sampler(
+    solver_pp1_update,
+    False,
+    "BFN-Solver++1 (data prediction; Algorithm 2): first-order ODE solver, 1 NFE per step.",
+)
+solver_pp2 = single_eval_sampler(
+    solver_pp2_update,
+    False,
+    "BFN-Solver++2 (multistep; Algorithm 2): second-order ODE solver, 1 NFE per step.",
+)
+sde_solver_pp1 = single_eval_sampler(
+    sde_solver_pp1_update,
+    True,
+    "First-order SDE solver in data prediction (= the BFN sampler's update on any grid).",
+)
+sde_solver_pp2 = single_eval_sampler(
+    sde_solver_pp2_update, True, "SDE-BFN-Solver++2 (multistep; Algorithm 3): 1 NFE per step."
+)
 
 
 def solver2(predict: ContinuousPredictor, x: torch.Tensor, grid, noise: NoiseFn, final: Final, steps=None):

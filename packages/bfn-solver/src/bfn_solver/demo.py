@@ -5,9 +5,8 @@ needs to match BFN at 1000 steps, and the measured convergence orders."""
 from __future__ import annotations
 
 from bfn_solver.bench import plot_curves, run_quality_bench
-from bfn_solver.order import run_order_check
+from bfn_solver.order import plot_orders, run_order_check
 from gen_common.demo import DemoContext, DemoResult, Table
-from gen_common.plotting import new_figure, save_figure
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
@@ -22,16 +21,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     ]
     figures = [plot_curves(curves, ctx.path("quality_vs_nfe.png"))]
     orders = run_order_check(quick=small, seed=ctx.seed)
-    fig, axes = new_figure(1, 2, size=(10.4, 4.0))
-    for ax, d in zip(axes, ("continuous", "discrete")):
-        for r in orders:
-            if r.data == d and r.order is not None:
-                ax.loglog(r.nfe, r.errors, marker="o", ms=3, label=f"{r.method} ({r.order:.2f})")
-        ax.set_xlabel("NFE")
-        ax.set_ylabel("error vs reference")
-        ax.set_title(f"{d}: convergence (measured order)", fontsize=9)
-        ax.legend(fontsize=7)
-    figures.append(save_figure(fig, ctx.path("orders.png")))
+    figures.append(plot_orders(orders, ctx.path("orders.png")))
 
     tables = []
     metrics: dict[str, float | None] = {}

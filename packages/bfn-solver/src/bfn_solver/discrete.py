@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 
+from bfn_solver.loop import single_eval_sampler
 from bfn_solver.schedules import DiscreteSchedule
 from gen_common.seeding import rand
 
@@ -99,6 +100,12 @@ class DiscretePredictor:
             return gumbel_onehot(logits, self.generator), logits
         return torch.softmax(logits, dim=-1), logits
 
+    def pair(self, z: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        return self(z, t)
+
+    def output(self, z: torch.Tensor, t: float) -> torch.Tensor:
+        return self.logits(z, t)
+
 
 # ---------------------------------------------------------------------------------------------- update rules
 # (schedule, z_s, ê_s, s, t, previous (r, ê_r) or None, noise or None) -> z_t
@@ -158,35 +165,22 @@ def sde_solver2_update(schedule: DiscreteSchedule, z, e, s, t, prev, xi):
 # ------------------------------------------------------------------------------------------------- samplers
 
 
-def _single_eval(update, stochastic: bool):
-    def run(predict: DiscretePredictor, z: torch.Tensor, grid, noise: NoiseFn, final: Final, steps=None):
-        n = len(grid) - 1
-        prev = None
-        for i in steps if steps is not None else range(n):
-            s, t = grid[i], grid[i + 1]
-            e, logits = predict(z, s)
-            if final == "prediction" and i == n - 1:
-                return logits
-            xi = noise(i) if stochastic else None
-            z = update(predict.schedule, z, e, s, t, prev, xi)
-            prev = (s, e)
-        return predict.logits(z, grid[-1]) if final == "denoise" else z
-
-    return run
-
-
-ode_euler = _single_eval(ode_euler_update, stochastic=False)
-ode_euler.__doc__ = "ODE Euler on the probability-flow ODE: first order, 1 NFE per step."
-sde_euler = _single_eval(sde_euler_update, stochastic=True)
-sde_euler.__doc__ = "SDE Euler (Euler-Maruyama on the reverse SDE): first order, 1 NFE per step."
-solver1 = _single_eval(solver1_update, stochastic=False)
-solver1.__doc__ = "BFN-Solver1 (ODE, exact linear part): first order, 1 NFE per step."
-solver2_multistep = _single_eval(solver2_multistep_update, stochastic=False)
-solver2_multistep.__doc__ = "BFN-Solver2, multistep: second-order ODE solver, 1 NFE per step."
-sde_solver1 = _single_eval(sde_solver1_update, stochastic=True)
-sde_solver1.__doc__ = "SDE-BFN-Solver1: first-order SDE solver, 1 NFE per step."
-sde_solver2 = _single_eval(sde_solver2_update, stochastic=True)
-sde_solver2.__doc__ = "SDE-BFN-Solver2, multistep: 1 NFE per step."
+ode_euler = single_eval_sampler(
+    ode_euler_update, False, "ODE Euler on the probability-flow ODE: first order, 1 NFE per step."
+)
+sde_euler = single_eval_sampler(
+    sde_euler_update, True, "SDE Euler (Euler-Maruyama on the reverse SDE): first order, 1 NFE per step."
+)
+solver1 = single_eval_sampler(
+    solver1_update, False, "BFN-Solver1 (ODE, exact linear part): first order, 1 NFE per step."
+)
+solver2_multistep = single_eval_sampler(
+    solver2_multistep_update, False, "BFN-Solver2, multistep: second-order ODE solver, 1 NFE per step."
+)
+sde_solver1 = single_eval_sampler(
+    sde_solver1_update, True, "SDE-BFN-Solver1: first-order SDE solver, 1 NFE per step."
+)
+sde_solver2 = single_eval_sampler(sde_solver2_update, True, "SDE-BFN-Solver2, multistep: 1 NFE per step.")
 
 
 def solver2(predict: DiscretePredictor, z: torch.Tensor, grid, noise: NoiseFn, final: Final, steps=None):

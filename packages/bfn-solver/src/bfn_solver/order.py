@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,8 +37,9 @@ from bfn_solver.toys import (
     ExactMixtureModel,
     GaussianMixture,
 )
+from gen_common.plotting import new_figure, save_figure
 
-__all__ = ["OrderResult", "brownian_noise", "fit_order", "run_order_check"]
+__all__ = ["OrderResult", "brownian_noise", "fit_order", "plot_orders", "run_order_check"]
 
 
 @dataclass
@@ -327,3 +329,18 @@ def run_order_check(
         elif "bfn" in names:
             results.append(_discrete_bfn(*cfg["discrete_bfn"], seed))
     return results
+
+
+def plot_orders(results: Sequence[OrderResult], path: str | Path) -> Path:
+    """Error vs NFE on log-log axes, one panel per data type, the measured order in each label."""
+    kinds = [d for d in ("continuous", "discrete") if any(r.data == d for r in results)]
+    fig, axes = new_figure(1, len(kinds), size=(5.2 * len(kinds), 4.0))
+    for ax, d in zip([axes] if len(kinds) == 1 else list(axes), kinds):
+        for r in results:
+            if r.data == d and r.order is not None:
+                ax.loglog(r.nfe, r.errors, marker="o", ms=3, label=f"{r.method} ({r.order:.2f})")
+        ax.set_xlabel("NFE")
+        ax.set_ylabel("error vs reference")
+        ax.set_title(f"{d}: convergence (measured order)", fontsize=9)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)

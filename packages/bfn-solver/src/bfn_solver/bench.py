@@ -141,7 +141,7 @@ def run_quality_bench(
     methods: Sequence[str] | None = None,
     nfes: Sequence[int] = DEFAULT_NFES,
     reference_steps: int = 1000,
-    n_samples: int = 20000,
+    n_samples: int = 10000,
     seed: int = 0,
     device: torch.device | str = "cpu",
     show_progress: bool | None = False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -44,6 +45,14 @@ DISCRETE_CHOICES = (
     "sde_solver1",
     "sde_solver2",
 )
+
+
+def _toy_threads(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The toy problems are tiny: on a CPU one intra-op thread is faster (threads only add overhead)."""
+    from gen_common.device import resolve_device
+    from gen_common.testing import single_thread
+
+    return single_thread() if resolve_device(args.device).type == "cpu" else contextlib.nullcontext()
 
 
 def _out_dir(args: argparse.Namespace, names: Sequence[str]) -> Path | None:
@@ -291,17 +300,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     data = ("continuous", "discrete") if args.data == "both" else (args.data,)
     methods = args.methods.split(",") if args.methods else None
     nfes = [int(v) for v in args.nfes.split(",")]
-    curves = []
-    for d in data:
-        ms = (
-            None
-            if methods is None
-            else [m for m in methods if m in (CONTINUOUS_CHOICES if d == "continuous" else DISCRETE_CHOICES)]
-        )
-        curves.append(
+    with _toy_threads(args):
+        curves = [
             run_quality_bench(
                 d,
-                methods=ms,
+                methods=None
+                if methods is None
+                else [
+                    m for m in methods if m in (CONTINUOUS_CHOICES if d == "continuous" else DISCRETE_CHOICES)
+                ],
                 nfes=nfes,
                 reference_steps=args.reference_steps,
                 n_samples=args.num_samples,
@@ -309,12 +316,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 device=device,
                 show_progress=None if not args.json else False,
             )
-        )
+            for d in data
+        ]
     result: dict[str, Any] = {}
     for c in curves:
         result[c.data] = {
             "metric": c.metric,
             "monte_carlo_floor": c.floor,
+            "monte_carlo_floor_std": c.floor_std,
+            "match_tolerance": c.tolerance,
             f"bfn_at_{c.reference_steps}_steps": c.reference_quality,
             "curves": {m: [[n, q] for n, q in pts] for m, pts in c.curves.items()},
             "nfe_to_match_bfn": c.nfe_to_match,
@@ -511,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="comma-separated subset")
     p.add_argument("--nfes", default="5,10,20,50,100,200,500", help="NFE budgets (default: %(default)s)")
     p.add_argument("--reference-steps", type=int, default=1000)
-    p.add_argument("--num-samples", type=int, default=20000)
+    p.add_argument("--num-samples", type=int, default=10000)
     p.add_argument("--overwrite", action="store_true")
     add_common_args(p)
     p.set_defaults(func=_cmd_bench)

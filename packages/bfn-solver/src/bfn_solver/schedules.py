@@ -144,7 +144,8 @@ class DiscreteSchedule:
         return 2.0 * self.num_classes * self.beta_1 * _f64(t)
 
     def lambda_(self, t: float | torch.Tensor) -> torch.Tensor:
-        """Half log-SNR of the latents, ½ log(K β(t)) (signal K β, noise variance K β... per class pair)."""
+        """Log signal-to-noise ratio of the latents, ½ log(K β(t)): the true class's mean exceeds the others' by
+        K β while each coordinate's noise has standard deviation sqrt(K β)."""
         return 0.5 * torch.log(self.num_classes * self.beta(t))
 
     def t_from_lambda(self, lam: float | torch.Tensor) -> torch.Tensor:

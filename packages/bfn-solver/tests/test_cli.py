@@ -1,6 +1,119 @@
+import json
+
+import pytest
 from bfn_solver.cli import main
+
+
+def _json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
 def test_help_exits_cleanly(capsys):
     assert main([]) == 0
     assert "bfn-solver" in capsys.readouterr().out
+
+
+def test_sample_toys_json(capsys, tmp_path):
+    assert (
+        main(["sample", "--json", "--num-samples", "200", "--steps", "10", "--out", str(tmp_path / "s")]) == 0
+    )
+    out = _json(capsys)
+    assert out["nfe"] == 10
+    assert out["shape"] == [200, 2]
+    assert out["sliced_wasserstein"] < 0.2
+    assert (tmp_path / "s" / "samples.png").is_file()
+    assert main(["sample", "--json", "--out", str(tmp_path / "s")]) == 2  # refuses to overwrite
+    assert "overwrite" in _json(capsys)["error"]
+    assert (
+        main(
+            [
+                "sample",
+                "--json",
+                "--model",
+                "toy-categorical",
+                "--method",
+                "sde_solver2",
+                "--num-samples",
+                "300",
+            ]
+        )
+        == 0
+    )
+    assert _json(capsys)["total_variation"] < 0.3
+    assert main(["sample", "--json", "--model", "toy-categorical", "--method", "solver++2"]) == 2
+
+
+def test_order_check_and_bench_json(capsys, tmp_path):
+    assert (
+        main(
+            [
+                "order-check",
+                "--json",
+                "--quick",
+                "--data",
+                "continuous",
+                "--methods",
+                "solver1,solver++2",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    orders = _json(capsys)
+    assert set(orders) == {"continuous/solver1", "continuous/solver++2"}
+    assert orders["continuous/solver++2"] > 1.7
+    assert (tmp_path / "order_check.png").is_file()
+    args = ["bench", "--json", "--data", "both", "--methods", "bfn,solver++2,solver1", "--nfes", "5,10",
+            "--reference-steps", "20", "--num-samples", "300", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    res = _json(capsys)
+    assert set(res["continuous"]["curves"]) == {"bfn", "solver++2", "solver1"}
+    assert "bfn_at_20_steps" in res["discrete"]
+    assert (tmp_path / "bench.png").is_file()
+
+
+@pytest.mark.parametrize("data", ["mixture2d", "categorical"])
+def test_train_then_sample(capsys, tmp_path, data):
+    out = tmp_path / data
+    assert (
+        main(
+            [
+                "train",
+                "--json",
+                "--data",
+                data,
+                "--steps",
+                "5",
+                "--batch-size",
+                "16",
+                "--hidden",
+                "16",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    res = _json(capsys)
+    assert res["steps"] == 5
+    assert (out / "model" / "config.json").is_file()
+    method = "solver++2" if data == "mixture2d" else "solver2_multistep"
+    assert (
+        main(
+            [
+                "sample",
+                "--json",
+                "--model",
+                str(out / "model"),
+                "--method",
+                method,
+                "--steps",
+                "3",
+                "--num-samples",
+                "4",
+            ]
+        )
+        == 0
+    )
+    assert _json(capsys)["nfe"] == 3

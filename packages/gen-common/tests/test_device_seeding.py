@@ -73,3 +73,16 @@ def test_split_seed_is_deterministic_and_spreads():
     assert len(grid) == 2500
     assert split_seed(3) != split_seed(3, 0)
     assert all(0 <= s < 2**63 for s in seeds)
+
+
+def test_num_threads_restores():
+    from gen_common import num_threads
+
+    before = torch.get_num_threads()
+    with num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with num_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError):
+        num_threads(0).__enter__()

@@ -49,10 +49,9 @@ DISCRETE_CHOICES = (
 
 def _toy_threads(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     """The toy problems are tiny: on a CPU one intra-op thread is faster (threads only add overhead)."""
-    from gen_common.device import resolve_device
-    from gen_common.testing import single_thread
+    from gen_common.device import num_threads, resolve_device
 
-    return single_thread() if resolve_device(args.device).type == "cpu" else contextlib.nullcontext()
+    return num_threads(1) if resolve_device(args.device).type == "cpu" else contextlib.nullcontext()
 
 
 def _out_dir(args: argparse.Namespace, names: Sequence[str]) -> Path | None:

@@ -4,17 +4,15 @@ needs to match BFN at 1000 steps, and the measured convergence orders."""
 
 from __future__ import annotations
 
-import contextlib
-
 from bfn_solver.bench import plot_curves, run_quality_bench
 from bfn_solver.order import plot_orders, run_order_check
 from gen_common.demo import DemoContext, DemoResult, Table
-from gen_common.testing import single_thread
+from gen_common.device import num_threads
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
     # The toy tensors are tiny: on a CPU, intra-op threads only add overhead (2-3x slower on a busy machine).
-    with single_thread() if ctx.device.type == "cpu" else contextlib.nullcontext():
+    with num_threads(1 if ctx.device.type == "cpu" else None):
         return _run(ctx)
 
 

@@ -26,7 +26,14 @@ from gen_common.config import (
     save_config,
 )
 from gen_common.demo import DemoContext, DemoResult, Table, discover_demos
-from gen_common.device import autocast, device_summary, resolve_device, resolve_dtype, synchronize
+from gen_common.device import (
+    autocast,
+    device_summary,
+    num_threads,
+    resolve_device,
+    resolve_dtype,
+    synchronize,
+)
 from gen_common.jsonio import to_jsonable
 from gen_common.plotting import new_figure, save_figure
 from gen_common.pretrained import PretrainedMixin, load_into, prepare_output_dir
@@ -67,6 +74,7 @@ __all__ = [
     "load_state_dict",
     "make_generator",
     "new_figure",
+    "num_threads",
     "prepare_output_dir",
     "progress",
     "progress_enabled",

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["autocast", "device_summary", "resolve_device", "resolve_dtype", "synchronize"]
+__all__ = ["autocast", "device_summary", "num_threads", "resolve_device", "resolve_dtype", "synchronize"]
 
 _DTYPES = {
     "float32": torch.float32,
@@ -128,3 +128,24 @@ def device_summary(device: torch.device | str) -> dict[str, object]:
         info["name"] = torch.cuda.get_device_name(dev)
         info["capability"] = ".".join(map(str, torch.cuda.get_device_capability(dev)))
     return info
+
+
+@contextlib.contextmanager
+def num_threads(threads: int | None) -> Iterator[None]:
+    """Run torch with ``threads`` intra-op CPU threads inside the block, restoring the previous count after.
+
+    Tiny CPU workloads (toy models, demos) are often faster on one thread: with small matrices the threads spend
+    their time synchronising, and on a busy machine oversubscription makes it several times worse.
+    ``None`` leaves the setting alone.
+    """
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
 import torch
 
 from gen_common.demo import DemoContext, DemoResult, Table
+from gen_common.device import num_threads
 from genprobe.data import SplitConfig
 from genprobe.experiments import edges, frequency_sweep, toy_probe
 from genprobe.filters import highpass, lowpass, sobel_edges
@@ -27,21 +26,9 @@ from genprobe.spectrum import radial_power_spectrum
 from genprobe.toy import ToyConfig
 
 
-@contextlib.contextmanager
-def _cpu_threads(device: torch.device, n: int) -> Iterator[None]:
-    """Cap torch's intra-op threads on the CPU for the duration (restored afterwards): the small CNN's batches
-    are too small to gain from more, and on a busy machine spinning OpenMP threads multiply the wall time."""
-    before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(min(before, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_demo(ctx: DemoContext) -> DemoResult:
-    with _cpu_threads(ctx.device, 1 if ctx.scale == "small" else 8):
+    # The small CNN's batches are too small to gain from more threads; on a busy machine they multiply the time.
+    with num_threads(1 if ctx.device.type == "cpu" and ctx.scale == "small" else None):
         return _run(ctx)
 
 

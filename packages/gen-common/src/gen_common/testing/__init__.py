@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
+from gen_common.device import num_threads
+
 __all__ = ["assert_close", "assert_within_sigmas", "seeded", "single_thread"]
 
 
-@contextlib.contextmanager
-def single_thread(threads: int = 1) -> Iterator[None]:
+def single_thread(threads: int = 1) -> contextlib.AbstractContextManager[None]:
     """Run torch with ``threads`` intra-op threads inside the block (tests on a shared 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return num_threads(threads)
 
 
 def seeded(seed: int = 0) -> torch.Generator:

@@ -1,0 +1,3 @@
+from bfn_solver.cli import main
+
+raise SystemExit(main())

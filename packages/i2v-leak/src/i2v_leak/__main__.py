@@ -1,0 +1,3 @@
+from i2v_leak.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from mdm_scaling.cli import main
+
+raise SystemExit(main())

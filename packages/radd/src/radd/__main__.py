@@ -1,0 +1,3 @@
+from radd.cli import main
+
+raise SystemExit(main())

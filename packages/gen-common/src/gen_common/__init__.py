@@ -13,6 +13,7 @@ from gen_common.checkpoint import (
     OfflineError,
     is_offline,
     load_state_dict,
+    load_torch_file,
     resolve_pretrained,
     save_state_dict,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "load_config",
     "load_into",
     "load_state_dict",
+    "load_torch_file",
     "make_generator",
     "new_figure",
     "num_threads",

@@ -26,6 +26,7 @@ __all__ = [
     "OfflineError",
     "is_offline",
     "load_state_dict",
+    "load_torch_file",
     "resolve_pretrained",
     "save_state_dict",
 ]
@@ -115,24 +116,32 @@ def load_state_dict(
             tensors[alias] = tensors[target]
         return tensors
     if suffix in LEGACY_SUFFIXES:
-        try:
-            obj = torch.load(str(p), map_location=device, weights_only=True)
-        except Exception as exc:
-            # pickle's error type, matched by name; "Unsupported global" is the weights-only unpickler refusing a
-            # class or function reference, i.e. code. Anything else means the bytes are not a checkpoint.
-            if type(exc).__name__ != "UnpicklingError" or "global" not in str(exc).lower():
-                raise CheckpointError(
-                    f"{p} is not a readable torch checkpoint ({exc}); it may be truncated or corrupt"
-                ) from exc
-            raise CheckpointError(
-                f"{p} contains pickled objects beyond plain tensors, and loading it would run code; refused. "
-                "Convert it once in a trusted environment to safetensors "
-                "(safetensors.torch.save_file(state_dict, 'model.safetensors'))"
-            ) from exc
+        obj = load_torch_file(p, device=device)
         return _find_state_dict(obj, p)
     raise CheckpointError(
         f"unknown checkpoint format {suffix!r} for {p}: use .safetensors (or legacy .pt/.pth/.bin/.ckpt)"
     )
+
+
+def load_torch_file(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Any:
+    """Read a legacy torch file (``.pt``/``.pth``/``.bin``/``.ckpt``) with ``torch.load(weights_only=True)``:
+    tensors, numbers, strings and containers of them come back; pickled code is refused with a clear error."""
+    p = Path(path).expanduser()
+    _check_exists(p)
+    try:
+        return torch.load(str(p), map_location=device, weights_only=True)
+    except Exception as exc:
+        # pickle's error type, matched by name; "Unsupported global" is the weights-only unpickler refusing a
+        # class or function reference, i.e. code. Anything else means the bytes are not a checkpoint.
+        if type(exc).__name__ != "UnpicklingError" or "global" not in str(exc).lower():
+            raise CheckpointError(
+                f"{p} is not a readable torch checkpoint ({exc}); it may be truncated or corrupt"
+            ) from exc
+        raise CheckpointError(
+            f"{p} contains pickled objects beyond plain tensors, and loading it would run code; refused. "
+            "Convert it once in a trusted environment to safetensors "
+            "(safetensors.torch.save_file(state_dict, 'model.safetensors'))"
+        ) from exc
 
 
 def _find_state_dict(obj: Any, p: Path) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from gen_common.checkpoint import CheckpointError, load_state_dict, save_state_dict
+from gen_common.checkpoint import CheckpointError, load_state_dict, load_torch_file, save_state_dict
 from gen_common.cli import progress
 
 __all__ = ["LatentStats", "RunningMoments", "encode_video_latents", "estimate_latent_stats"]
@@ -230,16 +230,7 @@ class LatentStats:
 def _load_official(p: Path) -> dict[str, Any]:
     """An official Analytic-Init file: a dict of a tensor and a number, read with ``weights_only=True``
     (so no code runs; gen_common.load_state_dict wants tensors only)."""
-    import pickle
-
-    try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{p} holds pickled objects beyond tensors and numbers; refused (it would run code)"
-        ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{p} is not a readable torch file ({exc})") from exc
+    obj = load_torch_file(p)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{p} does not hold a dict of statistics")
     return obj

@@ -97,6 +97,15 @@ def test_official_pt_files_load_weights_only(tmp_path):
         LatentStats.load(bad)
     with pytest.raises(FileNotFoundError, match="i2v-leak stats"):
         LatentStats.load(tmp_path / "missing.safetensors")
+    evil = tmp_path / "evil.pt"
+    torch.save({"Expectation_X0": mean_cfhw[None], "Tr_Cov_d": _Payload()}, evil)
+    with pytest.raises(Exception, match="would run code"):
+        LatentStats.load(evil)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
 
 
 class _LinearVAE(torch.nn.Module):

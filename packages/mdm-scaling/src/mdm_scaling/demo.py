@@ -75,6 +75,16 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     figs = [plot_isoflops(rows, fits, ctx.path("isoflop.png")), plot_frontier(fits, ctx.path("frontier.png"))]
     mid = sorted(sweep.budgets)[len(sweep.budgets) // 2]
     gap = compute_gap(fits["arm"], fits["mdm"], mid)
+    # The gap extrapolates one fitted law to the other's optimum: with fewer than two IsoFLOP minima bracketed
+    # per arch the exponents are rough at this scale, and so is the gap, so the demo says so instead of
+    # presenting the number as a finding.
+    reliable = all(sum(p.bracketed for p in f.points) >= 2 for f in fits.values())
+    gap_text = (
+        f"the MDM needs {gap:.3g}× the ARM's compute for the ARM's optimal loss at C = {mid:.2g}"
+        if reliable
+        else f"the compute gap at C = {mid:.2g} ({gap:.3g}×) is not reliable at this scale (fewer than two "
+        "bracketed IsoFLOP minima per arch)"
+    )
 
     res = run_reverse_study(
         rev["num_facts"],
@@ -108,6 +118,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
         "beta_mdm": fits["mdm"].beta,
         "beta_arm": fits["arm"].beta,
         f"compute_gap_mdm_vs_arm_at_{mid:.2g}": gap,
+        "compute_gap_reliable": reliable,
         "reverse_same_mdm": by_arch["mdm"]["same"],
         "reverse_same_arm": by_arch["arm"]["same"],
         "reverse_reversed_mdm": by_arch["mdm"]["reverse"],
@@ -118,8 +129,8 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     summary = (
         f"Miniature IsoFLOP sweep ({len(rows)} runs, {len(sweep.budgets)} budgets, character models of "
         f"{sweep.sizes[0]}…{sweep.sizes[-1]} non-embedding parameters on the bundled corpus): "
-        f"L*_MDM ∝ C^-{fits['mdm'].alpha:.3f}, L*_ARM ∝ C^-{fits['arm'].alpha:.3f}; the MDM needs {gap:.3g}× the "
-        f"ARM's compute for the ARM's optimal loss at C = {mid:.2g} (the paper: ~16× at 1e18–1e20 FLOPs). "
+        f"L*_MDM ∝ C^-{fits['mdm'].alpha:.3f}, L*_ARM ∝ C^-{fits['arm'].alpha:.3f}; {gap_text} "
+        "(the paper: ~16× at 1e18–1e20 FLOPs). "
         f"Reverse curse on {rev['num_facts']} synthetic facts: trained order MDM {by_arch['mdm']['same']:.2f} / "
         f"ARM {by_arch['arm']['same']:.2f}; reversed prompt MDM {by_arch['mdm']['reverse']:.2f} / ARM "
         f"{by_arch['arm']['reverse']:.2f}; the reverse question posed as infilling, which only the MDM can "

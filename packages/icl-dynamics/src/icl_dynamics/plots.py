@@ -1,0 +1,151 @@
+"""PNG figures of the paper's experiments from run records (`icl_dynamics.sweep` JSON, or `run_one` dicts).
+
+- ``ab_<family>_s<scale>.png``: ab over epochs for each initialisation, with the finite-T fixed point ab*
+  (dashed) and its T → ∞ limit m₄/m₆ (dotted) — the paper's "dynamics of ab" figures.
+- ``ratio_gaussian_s<scale>.png``: prediction/true ratio at the last test position, theory line.
+- ``mse_sparse_s<scale>.png``: MSE at the last test position (log scale); the theory says it → 0.
+- ``heatmap_ones_a<a0>_b<b0>.png``: Re W^{KQ} and Re W^{PV} after training on all-ones x₁.
+- ``summary_ab.png``: trained ab against the closed form over all runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gen_common.plotting import new_figure, save_figure
+
+__all__ = ["plot_records"]
+
+
+def _group(records: Sequence[dict[str, Any]]) -> dict[tuple[str, float], list[dict[str, Any]]]:
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["spec"]["family"], float(r["spec"]["scale"]))].append(r)
+    return dict(sorted(groups.items()))
+
+
+def _init_label(r: dict[str, Any]) -> str:
+    s = r["spec"]
+    return f"$(a_0, b_0)$ = ({s['a0']:g}, {s['b0']:g})"
+
+
+def _ab_figure(family: str, scale: float, runs: list[dict[str, Any]], path: Path) -> Path:
+    fig, ax = new_figure(size=(6.0, 4.0))
+    for r in runs:
+        ax.plot(r["history"]["epoch"], r["history"]["ab"], lw=2, label=_init_label(r))
+    th = runs[0]["theory"]
+    note = "" if th["assumption_holds"] else " (assumption violated)"
+    ax.axhline(
+        th["predicted_ab"],
+        ls="--",
+        color="k",
+        lw=1.5,
+        label=f"ab* (T={th['T']}) = {th['predicted_ab']:.4g}{note}",
+    )
+    ax.axhline(
+        th["predicted_ab_limit"],
+        ls=":",
+        color="gray",
+        lw=1.5,
+        label=f"T→∞: m₄/m₆ = {th['predicted_ab_limit']:.4g}",
+    )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("ab")
+    ax.set_title(f"{family} x₁, scale {scale:g}: dynamics of ab")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def _test_metric_figure(
+    family: str, scale: float, runs: list[dict[str, Any]], metric: str, path: Path
+) -> Path:
+    fig, ax = new_figure(size=(6.0, 4.0))
+    th = runs[0]["theory"]
+    for r in runs:
+        h = r["history"]
+        ys = [float("nan") if v is None else v for v in h[metric]]
+        ax.plot(h["test_epoch"], ys, lw=2, label=_init_label(r))
+    if metric == "ratio":
+        ax.axhline(
+            th["predicted_ratio"],
+            ls="--",
+            color="k",
+            lw=1.5,
+            label=f"theory (T={th['T']}) = {th['predicted_ratio']:.4g}",
+        )
+        ax.axhline(
+            th["predicted_ratio_limit"],
+            ls=":",
+            color="gray",
+            lw=1.5,
+            label=f"T→∞ = {th['predicted_ratio_limit']:.4g}",
+        )
+        ax.set_ylabel("Re(pred / true) at the last position")
+    else:
+        ax.set_yscale("log")
+        ax.set_ylabel("MSE at the last position (theory: → 0)")
+    ax.set_xlabel("epoch")
+    ax.set_title(f"{family} x₁, scale {scale:g}")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def _heatmap_figure(r: dict[str, Any], path: Path) -> Path:
+    fig, axes = new_figure(1, 2, size=(10.0, 4.2))
+    for ax, key, title in zip(axes, ("wkq", "wpv"), ("Re $W^{KQ}$", "Re $W^{PV}$")):
+        mat = r["final"][key]["real"]
+        im = ax.imshow(mat, cmap="viridis", interpolation="nearest")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_title(f"{title}, init ({r['spec']['a0']:g}, {r['spec']['b0']:g})")
+    return save_figure(fig, path)
+
+
+def _summary_figure(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    fig, ax = new_figure(size=(5.0, 4.5))
+    markers = {"gaussian": "o", "sparse": "s", "ones": "^"}
+    seen = set()
+    lo, hi = float("inf"), 0.0
+    for r in records:
+        fam = r["spec"]["family"]
+        x, y = r["summary"]["predicted_ab"], r["summary"]["ab"]
+        lo, hi = min(lo, x, y), max(hi, x, y)
+        ax.scatter([x], [y], marker=markers.get(fam, "x"), label=None if fam in seen else fam)
+        seen.add(fam)
+    if hi > 0:
+        lo = max(lo, hi * 1e-3)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="trained = predicted")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("predicted ab* (closed form)")
+    ax.set_ylabel("trained ab (last epoch)")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_records(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """Write every figure the records support into ``out_dir``; returns the PNG paths."""
+    if not records:
+        raise ValueError("no run records to plot")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for (family, scale), runs in _group(records).items():
+        paths.append(_ab_figure(family, scale, runs, out / f"ab_{family}_s{scale:g}.png"))
+        has_test = any(r["history"].get("test_epoch") for r in runs)
+        if has_test and family == "sparse":
+            paths.append(
+                _test_metric_figure(family, scale, runs, "mse_last", out / f"mse_{family}_s{scale:g}.png")
+            )
+        elif has_test:
+            paths.append(
+                _test_metric_figure(family, scale, runs, "ratio", out / f"ratio_{family}_s{scale:g}.png")
+            )
+        if family == "ones":
+            for r in runs:
+                s = r["spec"]
+                paths.append(_heatmap_figure(r, out / f"heatmap_ones_a{s['a0']:g}_b{s['b0']:g}.png"))
+    paths.append(_summary_figure(records, out / "summary_ab.png"))
+    return paths

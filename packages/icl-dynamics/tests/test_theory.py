@@ -125,16 +125,24 @@ def test_full_matrix_gd_is_the_scalar_dynamics_on_symmetric_data(symmetrize, gau
 
 def test_diagonal_bound_alone_is_not_a_stable_rate_for_full_matrices(symmetrize, gaussian_base):
     """The other blocks (W^{PV}[:, d:], W^{KQ}[:d, :d], W^{KQ}[d:, d:]) are stiffer than the a, b directions:
-    at the rate that is stable for the diagonal dynamics, rounding noise off the diagonal grows until the
-    weights leave the diagonal manifold. `train`'s automatic rate measures that curvature and stays on it."""
+    at the rate that is stable for the diagonal dynamics a 1e-8 perturbation off the diagonal grows until the
+    weights leave the diagonal manifold; at `train`'s automatic rate (measured curvature) it decays."""
     x = symmetrize(gaussian_base, T_SYM)
     lr_diag = stable_lr(signed_moments(gaussian_base), 2, T_SYM, 0.3, 1.1)
-    cfg = TrainConfig(lr=lr_diag, max_epochs=80, tol=0.0, eval_every=0)
-    fixed = train(diagonal_model(2, 0.3, 1.1), x, config=cfg)
-    assert max(fixed.history["max_offdiag"]) > 1e-3
-    auto = train(diagonal_model(2, 0.3, 1.1), x, config=TrainConfig(max_epochs=80, tol=0.0, eval_every=0))
+
+    def perturbed():
+        model = diagonal_model(2, 0.3, 1.1)
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            model.wkq.add_(1e-8 * torch.randn(4, 4, dtype=torch.complex128, generator=gen))
+            model.wpv.add_(1e-8 * torch.randn(2, 4, dtype=torch.complex128, generator=gen))
+        return model
+
+    fixed = train(perturbed(), x, config=TrainConfig(lr=lr_diag, max_epochs=30, tol=0.0, eval_every=0))
+    assert max(fixed.history["max_offdiag"]) > 1e-2
+    auto = train(perturbed(), x, config=TrainConfig(max_epochs=30, tol=0.0, eval_every=0))
     assert auto.lr < lr_diag
-    assert max(auto.history["max_offdiag"]) < 1e-12
+    assert auto.history["max_offdiag"][-1] < auto.history["max_offdiag"][0]
 
 
 def test_gradient_flow_conserves_a2_minus_b2_and_gd_tracks_it():

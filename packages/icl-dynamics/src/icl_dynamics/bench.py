@@ -65,7 +65,7 @@ def _autograd_epoch_fn(
                 min(chunk, m - i) / m
             )
             loss.backward()
-            total += float(loss)
+            total += loss.item()
         with torch.no_grad():
             for p in (model.wkq, model.wpv):
                 p.sub_(lr * p.grad)
@@ -137,10 +137,11 @@ def run_benchmark(
     ref_step = _gd_epoch_fn(ref, problem, lr)
     for _ in range(steps):
         ref_step()
-    parity = max(
-        float((models[k].wkq - ref.wkq).abs().max()) + float((models[k].wpv - ref.wpv).abs().max())
-        for k in ("direct", "autograd")
-    )
+    with torch.no_grad():
+        parity = max(
+            float((models[k].wkq - ref.wkq).abs().max()) + float((models[k].wpv - ref.wpv).abs().max())
+            for k in ("direct", "autograd")
+        )
     per_epoch = {
         "ours": direct.candidate_s,
         "direct+analytic": direct.baseline_s,
@@ -161,15 +162,16 @@ def run_benchmark(
         "max_param_diff_vs_baselines": parity,
     }
     lines = [
-        f"paper setting: d={d} T={T} m={m}, {epochs} epochs of full-batch GD, {dtype}, {result['device']}"
-        + (f", {threads} threads" if result["threads"] else ""),
+        f"setting: d={d} T={T} m={m}, {epochs} epochs of full-batch GD (lr {lr:g}), {dtype}, {dev}"
+        + (f" with {threads} threads" if result["threads"] else "")
+        + f", torch {torch.__version__}",
         f"  O(T) cached prefix Grams: {total_s:.1f} s total ({build_s:.2f} s building the Grams), "
-        f"{per_epoch['ours'] * 1e3:.0f} ms/epoch",
-        f"  direct O(T^2) + analytic grad: {per_epoch['direct+analytic'] * 1e3:.0f} ms/epoch "
-        f"-> {per_epoch['direct+analytic'] * epochs:.0f} s for {epochs} epochs (extrapolated from {baseline_epochs})"
+        f"{per_epoch['ours'] * 1e3:.1f} ms/epoch",
+        f"  direct O(T^2) + analytic grad: {per_epoch['direct+analytic'] * 1e3:.1f} ms/epoch "
+        f"-> {per_epoch['direct+analytic'] * epochs:.1f} s for {epochs} epochs (extrapolated from {baseline_epochs})"
         f"  speed-up x{direct.ratio:.1f}",
-        f"  direct O(T^2) + autograd:      {per_epoch['direct+autograd'] * 1e3:.0f} ms/epoch "
-        f"-> {per_epoch['direct+autograd'] * epochs:.0f} s for {epochs} epochs (extrapolated from {baseline_epochs})"
+        f"  direct O(T^2) + autograd:      {per_epoch['direct+autograd'] * 1e3:.1f} ms/epoch "
+        f"-> {per_epoch['direct+autograd'] * epochs:.1f} s for {epochs} epochs (extrapolated from {baseline_epochs})"
         f"  speed-up x{autograd.ratio:.1f}",
         f"  parity after {steps} identical GD steps: max |ΔW| = {parity:.2e}",
     ]

@@ -240,6 +240,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         dtype=args.dtype,
         seed=args.seed,
+        masked=args.masked,
     )
     skipped = []
     rows = run_sweep(
@@ -388,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, help="override the epochs (paper mode) or the cap (auto mode)"
     )
     p.add_argument("--dtype", default="complex64", choices=["complex64", "complex128"])
+    p.add_argument(
+        "--masked",
+        action="store_true",
+        help="also run all-ones x1 with masked off-diagonal gradients (paper's RQ3)",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="delete existing run files in --out and start over"
     )

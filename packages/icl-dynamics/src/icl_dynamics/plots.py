@@ -20,10 +20,11 @@ from gen_common.plotting import new_figure, save_figure
 __all__ = ["plot_records"]
 
 
-def _group(records: Sequence[dict[str, Any]]) -> dict[tuple[str, float], list[dict[str, Any]]]:
-    groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+def _group(records: Sequence[dict[str, Any]]) -> dict[tuple[str, float, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[(r["spec"]["family"], float(r["spec"]["scale"]))].append(r)
+        spec = r["spec"]
+        groups[(spec["family"], float(spec["scale"]), spec.get("grad_mask", "none"))].append(r)
     return dict(sorted(groups.items()))
 
 
@@ -132,20 +133,17 @@ def plot_records(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for (family, scale), runs in _group(records).items():
-        paths.append(_ab_figure(family, scale, runs, out / f"ab_{family}_s{scale:g}.png"))
-        has_test = any(r["history"].get("test_epoch") for r in runs)
-        if has_test and family == "sparse":
-            paths.append(
-                _test_metric_figure(family, scale, runs, "mse_last", out / f"mse_{family}_s{scale:g}.png")
-            )
-        elif has_test:
-            paths.append(
-                _test_metric_figure(family, scale, runs, "ratio", out / f"ratio_{family}_s{scale:g}.png")
-            )
+    for (family, scale, mask), runs in _group(records).items():
+        tag = f"{family}_s{scale:g}" + ("" if mask == "none" else f"_mask{mask}")
+        title = family if mask == "none" else f"{family} (masked {mask})"
+        paths.append(_ab_figure(title, scale, runs, out / f"ab_{tag}.png"))
+        if any(r["history"].get("test_epoch") for r in runs):
+            metric, name = ("mse_last", "mse") if family == "sparse" else ("ratio", "ratio")
+            paths.append(_test_metric_figure(title, scale, runs, metric, out / f"{name}_{tag}.png"))
         if family == "ones":
             for r in runs:
                 s = r["spec"]
-                paths.append(_heatmap_figure(r, out / f"heatmap_ones_a{s['a0']:g}_b{s['b0']:g}.png"))
+                suffix = "" if mask == "none" else f"_mask{mask}"
+                paths.append(_heatmap_figure(r, out / f"heatmap_ones_a{s['a0']:g}_b{s['b0']:g}{suffix}.png"))
     paths.append(_summary_figure(records, out / "summary_ab.png"))
     return paths

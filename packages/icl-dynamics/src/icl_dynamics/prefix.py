@@ -98,17 +98,22 @@ class PrefixGram:
         self.block = block
         self.gram = prefix_gram(e) if strategy == "cumsum" else None
 
-    def apply(self, z: torch.Tensor) -> torch.Tensor:
-        if z.shape != self.e.shape:
-            raise ValueError(f"z must have the shape of e {tuple(self.e.shape)}, got {tuple(z.shape)}")
+    @property
+    def num_sequences(self) -> int:
+        return self.e.shape[0]
+
+    def apply(self, z: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """S_t z_t for the sequences ``start .. start + len(z)`` (all of them by default)."""
+        n = z.shape[0]
+        e = self.e[start : start + n]
+        if z.shape != e.shape:
+            raise ValueError(f"z must have the shape of e {tuple(e.shape)}, got {tuple(z.shape)}")
         if self.gram is not None:
-            return (self.gram @ z[..., None])[..., 0]
+            return (self.gram[start : start + n] @ z[..., None])[..., 0]
         if self.strategy == "blocked":
-            return blocked_apply(self.e, z, self.block)
+            return blocked_apply(e, z, self.block)
         # The O(T²) score tensor is m·T² entries: go through the batch in slices of at most ~2^24 of them.
-        step = max(1, (1 << 24) // (self.e.shape[1] ** 2))
-        if step >= self.e.shape[0]:
-            return direct_apply(self.e, z)
-        return torch.cat(
-            [direct_apply(self.e[i : i + step], z[i : i + step]) for i in range(0, self.e.shape[0], step)]
-        )
+        step = max(1, (1 << 24) // (e.shape[1] ** 2))
+        if step >= n:
+            return direct_apply(e, z)
+        return torch.cat([direct_apply(e[i : i + step], z[i : i + step]) for i in range(0, n, step)])

@@ -93,9 +93,11 @@ def paper_grid(
     epochs: int | None = None,
     dtype: str = "complex64",
     seed: int = 1,
+    masked: bool = False,
 ) -> list[RunSpec]:
     """The Appendix-B runs. ``lr_mode="paper"`` uses the paper's rates and epochs; ``"auto"`` the stable
-    rate and training until converged (``epochs`` then caps the epochs, default 3000)."""
+    rate and training until converged (``epochs`` then caps the epochs, default 3000). ``masked`` adds the
+    all-ones runs with the off-diagonal gradients of the two mesa blocks masked (the paper's masked runs)."""
     if lr_mode not in ("paper", "auto"):
         raise ValueError(f"lr_mode must be 'paper' or 'auto', got {lr_mode!r}")
     unknown = [f for f in families if f not in FAMILIES or f == "custom"]
@@ -113,6 +115,8 @@ def paper_grid(
             specs.append(
                 RunSpec(family, scale, a0, b0, d, T, m, m_test, run_lr, run_epochs, "none", dtype, seed)
             )
+    if masked and "ones" in families:
+        specs += [replace(s, grad_mask="offdiag") for s in specs if s.family == "ones"]
     return specs
 
 

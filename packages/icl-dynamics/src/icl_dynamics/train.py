@@ -106,7 +106,10 @@ def evaluate_last(
     wpv: torch.Tensor, wkq: torch.Tensor, x: torch.Tensor, gram_last: torch.Tensor | None = None
 ) -> dict[str, float]:
     """Prediction of the last token x_T from x_1..x_{T−1}: mean Re(ŷ/x) over coordinates with x ≠ 0 (the
-    official "ratio", which adds 1e-5 to x instead) and the MSE ½ Σ_j |ŷ_j − x_j|² averaged over sequences."""
+    official "ratio", which adds 1e-5 to x instead) and the MSE ½ Σ_j |ŷ_j − x_j|² averaged over sequences.
+
+    The official code logs, for sparse x₁, the whole-sequence test loss under the label "MSE loss at T_te";
+    we report the last-position MSE the label names (the training loss is in the history too)."""
     T = x.shape[1]
     e = embed(x)
     S = gram_last if gram_last is not None else last_gram(e, T - 1)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gen_common.plotting import new_figure, save_figure
 
 __all__ = ["plot_records"]
@@ -95,12 +97,28 @@ def _test_metric_figure(
 
 
 def _heatmap_figure(r: dict[str, Any], path: Path) -> Path:
-    fig, axes = new_figure(1, 2, size=(10.0, 4.2))
-    for ax, key, title in zip(axes, ("wkq", "wpv"), ("Re $W^{KQ}$", "Re $W^{PV}$")):
-        mat = r["final"][key]["real"]
-        im = ax.imshow(mat, cmap="viridis", interpolation="nearest")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-        ax.set_title(f"{title}, init ({r['spec']['a0']:g}, {r['spec']['b0']:g})")
+    """Top: Re W^{KQ}, Re W^{PV} (the official figures). Bottom: the same with the two mesa diagonals blanked
+    and a colour scale centred at 0, so that the off-diagonal entries that grow are visible."""
+    fig, axes = new_figure(2, 2, size=(10.0, 8.0))
+    d = len(r["final"]["wpv"]["real"])
+    for col, (key, title) in enumerate((("wkq", "Re $W^{KQ}$"), ("wpv", "Re $W^{PV}$"))):
+        mat = torch.tensor(r["final"][key]["real"], dtype=torch.float64)
+        im = axes[0, col].imshow(mat.numpy(), cmap="viridis", interpolation="nearest")
+        fig.colorbar(im, ax=axes[0, col], shrink=0.8)
+        axes[0, col].set_title(f"{title}, init ({r['spec']['a0']:g}, {r['spec']['b0']:g})")
+        off = mat.clone()
+        idx = torch.arange(d)
+        if key == "wkq":
+            off[d + idx, idx] = float("nan")
+        else:
+            off[idx, idx] = float("nan")
+        vmax = float(off.nan_to_num(0).abs().max()) or 1.0
+        im = axes[1, col].imshow(off.numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        fig.colorbar(im, ax=axes[1, col], shrink=0.8)
+        axes[1, col].set_title(f"{title} without the mesa diagonal")
+        for row in range(2):
+            axes[row, col].set_xticks(range(mat.shape[1]))
+            axes[row, col].set_yticks(range(mat.shape[0]))
     return save_figure(fig, path)
 
 

@@ -139,7 +139,7 @@ def run_one(
     model = LinearSelfAttention(LSAConfig(spec.d, spec.a0, spec.b0, spec.dtype)).to(device)
     cfg = TrainConfig(lr=spec.lr, max_epochs=spec.epochs, tol=spec.tol, grad_mask=spec.grad_mask)
     if spec.lr is not None:
-        cfg = replace(cfg, tol=0.0)  # the paper's runs have a fixed epoch budget
+        cfg = replace(cfg, tol=0.0, patience=1 << 62)  # the paper's runs have a fixed epoch budget
     result = train(model, x, config=cfg, x_test=x_test, show_progress=show_progress)
     theory = predict_theory(moments(spec.dist, spec.d), spec.d, spec.T)
     summary = result.summary()

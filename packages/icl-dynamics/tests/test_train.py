@@ -51,12 +51,15 @@ def test_trajectories_are_recorded(gaussian_run):
 
 
 def test_plain_gaussian_data_follow_their_own_moments():
-    """With plain Gaussian draws the trained ab moves with the sample's moments (m₆'s Monte Carlo error is
-    ~4% at m = 4000); the closed form evaluated at the training set's empirical moments tracks it."""
+    """With plain Gaussian draws ab* moves with the sample (m₆'s Monte Carlo error is several % at m = 4000):
+    the diagonal dynamics land on the closed form at the sample's own moments, and full matrices add only a
+    small finite-sample correction through their off-diagonal entries."""
     x = data(X1Dist.gaussian(1.0), 4000, seed=3)
-    result = train(model(), x, config=TrainConfig(eval_every=0))
     emp = predict_theory(empirical_moments(x[:, 0]), 3, 20)
-    assert result.ab == pytest.approx(emp.predicted_ab, rel=0.02)
+    diag = train(model(), x, config=TrainConfig(eval_every=0, grad_mask="diagonal"))
+    full = train(model(), x, config=TrainConfig(eval_every=0))
+    assert diag.ab == pytest.approx(emp.predicted_ab, rel=0.02)
+    assert full.ab == pytest.approx(diag.ab, rel=0.02)
 
 
 def test_sparse_recovers_w_exactly():

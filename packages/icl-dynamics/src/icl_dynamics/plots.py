@@ -124,15 +124,20 @@ def _heatmap_figure(r: dict[str, Any], path: Path) -> Path:
 
 def _summary_figure(records: Sequence[dict[str, Any]], path: Path) -> Path:
     fig, ax = new_figure(size=(5.0, 4.5))
-    markers = {"gaussian": "o", "sparse": "s", "ones": "^"}
+    style = {"gaussian": ("o", "C0"), "sparse": ("s", "C1"), "ones": ("^", "C2")}
     seen = set()
     lo, hi = float("inf"), 0.0
     for r in records:
-        fam = r["spec"]["family"]
+        fam, mask = r["spec"]["family"], r["spec"].get("grad_mask", "none")
+        marker, color = style.get(fam, ("x", "C3"))
+        label = fam if mask == "none" else f"{fam} (masked)"
         x, y = r["summary"]["predicted_ab"], r["summary"]["ab"]
         lo, hi = min(lo, x, y), max(hi, x, y)
-        ax.scatter([x], [y], marker=markers.get(fam, "x"), label=None if fam in seen else fam)
-        seen.add(fam)
+        face = color if mask == "none" else "none"
+        ax.scatter(
+            [x], [y], marker=marker, facecolors=face, edgecolors=color, label=None if label in seen else label
+        )
+        seen.add(label)
     if hi > 0:
         lo = max(lo, hi * 1e-3)
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="trained = predicted")

@@ -54,10 +54,6 @@ class ARProblem:
         inv_rho[1:-1] = 1.0 / torch.arange(1, T - 1, dtype=x.real.dtype, device=x.device)
         self.inv_rho = inv_rho
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.x.shape)  # type: ignore[return-value]
-
 
 def ar_loss(
     wpv: torch.Tensor,

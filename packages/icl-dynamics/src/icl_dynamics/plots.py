@@ -35,65 +35,58 @@ def _init_label(r: dict[str, Any]) -> str:
     return f"$(a_0, b_0)$ = ({s['a0']:g}, {s['b0']:g})"
 
 
-def _ab_figure(family: str, scale: float, runs: list[dict[str, Any]], path: Path) -> Path:
+def _trajectory_figure(
+    runs: list[dict[str, Any]],
+    x_key: str,
+    y_key: str,
+    theory_lines: list[tuple[float, str]],
+    *,
+    ylabel: str,
+    title: str,
+    path: Path,
+    log: bool = False,
+) -> Path:
+    """One curve per initialisation, plus horizontal theory lines (dashed: finite T, dotted: T → ∞)."""
     fig, ax = new_figure(size=(6.0, 4.0))
     for r in runs:
-        ax.plot(r["history"]["epoch"], r["history"]["ab"], lw=2, label=_init_label(r))
-    th = runs[0]["theory"]
-    note = "" if th["assumption_holds"] else " (assumption violated)"
-    ax.axhline(
-        th["predicted_ab"],
-        ls="--",
-        color="k",
-        lw=1.5,
-        label=f"ab* (T={th['T']}) = {th['predicted_ab']:.4g}{note}",
-    )
-    ax.axhline(
-        th["predicted_ab_limit"],
-        ls=":",
-        color="gray",
-        lw=1.5,
-        label=f"T→∞: m₄/m₆ = {th['predicted_ab_limit']:.4g}",
-    )
+        ys = [float("nan") if v is None else v for v in r["history"][y_key]]
+        ax.plot(r["history"][x_key], ys, lw=2, label=_init_label(r))
+    for (value, label), (ls, color) in zip(theory_lines, (("--", "k"), (":", "gray"))):
+        ax.axhline(value, ls=ls, color=color, lw=1.5, label=label)
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("ab")
-    ax.set_title(f"{family} x₁, scale {scale:g}: dynamics of ab")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def _ab_figure(family: str, scale: float, runs: list[dict[str, Any]], path: Path) -> Path:
+    th = runs[0]["theory"]
+    note = "" if th["assumption_holds"] else " (assumption violated)"
+    lines = [
+        (th["predicted_ab"], f"ab* (T={th['T']}) = {th['predicted_ab']:.4g}{note}"),
+        (th["predicted_ab_limit"], f"T→∞: m₄/m₆ = {th['predicted_ab_limit']:.4g}"),
+    ]
+    title = f"{family} x₁, scale {scale:g}: dynamics of ab"
+    return _trajectory_figure(runs, "epoch", "ab", lines, ylabel="ab", title=title, path=path)
 
 
 def _test_metric_figure(
     family: str, scale: float, runs: list[dict[str, Any]], metric: str, path: Path
 ) -> Path:
-    fig, ax = new_figure(size=(6.0, 4.0))
     th = runs[0]["theory"]
-    for r in runs:
-        h = r["history"]
-        ys = [float("nan") if v is None else v for v in h[metric]]
-        ax.plot(h["test_epoch"], ys, lw=2, label=_init_label(r))
+    title = f"{family} x₁, scale {scale:g}"
     if metric == "ratio":
-        ax.axhline(
-            th["predicted_ratio"],
-            ls="--",
-            color="k",
-            lw=1.5,
-            label=f"theory (T={th['T']}) = {th['predicted_ratio']:.4g}",
-        )
-        ax.axhline(
-            th["predicted_ratio_limit"],
-            ls=":",
-            color="gray",
-            lw=1.5,
-            label=f"T→∞ = {th['predicted_ratio_limit']:.4g}",
-        )
-        ax.set_ylabel("Re(pred / true) at the last position")
-    else:
-        ax.set_yscale("log")
-        ax.set_ylabel("MSE at the last position (theory: → 0)")
-    ax.set_xlabel("epoch")
-    ax.set_title(f"{family} x₁, scale {scale:g}")
-    ax.legend(fontsize=8)
-    return save_figure(fig, path)
+        lines = [
+            (th["predicted_ratio"], f"theory (T={th['T']}) = {th['predicted_ratio']:.4g}"),
+            (th["predicted_ratio_limit"], f"T→∞ = {th['predicted_ratio_limit']:.4g}"),
+        ]
+        ylabel = "Re(pred / true) at the last position"
+        return _trajectory_figure(runs, "test_epoch", metric, lines, ylabel=ylabel, title=title, path=path)
+    ylabel = "MSE at the last position (theory: → 0)"
+    return _trajectory_figure(runs, "test_epoch", metric, [], ylabel=ylabel, title=title, path=path, log=True)
 
 
 def _heatmap_figure(r: dict[str, Any], path: Path) -> Path:

@@ -98,10 +98,6 @@ class PrefixGram:
         self.block = block
         self.gram = prefix_gram(e) if strategy == "cumsum" else None
 
-    @property
-    def num_sequences(self) -> int:
-        return self.e.shape[0]
-
     def apply(self, z: torch.Tensor, start: int = 0) -> torch.Tensor:
         """S_t z_t for the sequences ``start .. start + len(z)`` (all of them by default)."""
         n = z.shape[0]

@@ -1,9 +1,114 @@
-"""The tour's demo for icl-dynamics (not yet implemented)."""
+"""The tour's demo: Gaussian, sparse and all-ones x₁, three initialisations each, trained ab vs the closed form.
+
+``small`` (CPU, well under a minute): d = 3, T = 20, m = 2000 variance-reduced training sequences, the stable
+learning rate, training until ab settles. ``large`` (GPU): the paper's Appendix-B grid at d = 5, T = 100,
+m = 10 000 with the paper's learning rates and epochs.
+"""
 
 from __future__ import annotations
 
-from gen_common.demo import DemoContext, DemoResult
+from dataclasses import replace
+from typing import Any
+
+from gen_common.demo import DemoContext, DemoResult, Table
+from icl_dynamics.plots import plot_records
+from icl_dynamics.sweep import PAPER_INITS, RunSpec, make_data, paper_grid, run_one
+
+
+def _small_specs() -> list[RunSpec]:
+    base = RunSpec(
+        "gaussian",
+        1.0,
+        0.1,
+        0.1,
+        d=3,
+        T=20,
+        m=2000,
+        m_test=2000,
+        lr=None,
+        epochs=600,
+        balanced=True,
+        tol=1e-5,
+    )
+    return [
+        replace(base, family=fam, scale=scale, a0=a0, b0=b0)
+        for fam, scale in (("gaussian", 1.0), ("sparse", 1.0), ("ones", 1.0))
+        for a0, b0 in PAPER_INITS
+    ]
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
-    return DemoResult(title="icl-dynamics", summary="This package is still being built; its demo comes with it.")
+    specs = _small_specs() if ctx.scale == "small" else paper_grid(seed=ctx.seed + 1)
+    if ctx.scale == "small":
+        specs = [replace(s, seed=ctx.seed + 1) for s in specs]
+    records: list[dict[str, Any]] = []
+    data: dict[tuple[Any, ...], Any] = {}
+    for spec in specs:
+        key = spec.data_key()
+        if key not in data:
+            data.clear()
+            data[key] = make_data(spec, ctx.device)
+        records.append(run_one(spec, device=ctx.device, data=data[key], show_progress=ctx.progress))
+    figures = plot_records(records, ctx.out_dir)
+
+    rows = []
+    metrics: dict[str, Any] = {}
+    for r in records:
+        s, spec = r["summary"], r["spec"]
+        rows.append(
+            [
+                r["run_id"],
+                s["ab"],
+                s["predicted_ab"],
+                s["rel_error_ab"],
+                s["final_loss"],
+                s.get("ratio_last"),
+                s.get("mse_last"),
+                s["max_offdiag"],
+                s["epochs"],
+            ]
+        )
+    for fam in ("gaussian", "sparse", "ones"):
+        runs = [r for r in records if r["spec"]["family"] == fam]
+        if not runs:
+            continue
+        errs = [abs(r["summary"]["rel_error_ab"]) for r in runs]
+        metrics[f"{fam}_max_rel_error_ab"] = max(errs)
+        metrics[f"{fam}_max_offdiag"] = max(r["summary"]["max_offdiag"] for r in runs)
+        metrics[f"{fam}_predicted_ab"] = runs[0]["summary"]["predicted_ab"]
+    sparse = [r for r in records if r["spec"]["family"] == "sparse"]
+    if sparse:
+        metrics["sparse_max_final_loss"] = max(r["summary"]["final_loss"] for r in sparse)
+    first = specs[0]
+    summary = (
+        f"One-layer linear causal self-attention trained by full-batch GD on AR sequences (d={first.d}, "
+        f"T={first.T}, m={first.m}). Gaussian and sparse x₁ satisfy the paper's data condition: the weights stay "
+        "diagonal and ab lands on the closed form ab* = (T−2)m₄/[(T−2)m₆ + (d−1)m₂₄H_{T−2}] from every "
+        "initialisation (sparse: ab* = 1/c² with loss → 0). All-ones x₁ violates it: off-diagonal weights grow "
+        "and ab leaves the formula."
+    )
+    if ctx.scale == "small":
+        summary += " Training data are variance-reduced (Gauss–Hermite x₁ with the Gaussian's moments)."
+    return DemoResult(
+        title="icl-dynamics: emergence of the mesa-optimizer vs theory",
+        summary=summary,
+        metrics=metrics,
+        tables=[
+            Table(
+                "trained vs predicted",
+                [
+                    "run",
+                    "ab",
+                    "predicted ab*",
+                    "rel. error",
+                    "final loss",
+                    "ratio (last)",
+                    "MSE (last)",
+                    "max off-diag",
+                    "epochs",
+                ],
+                rows,
+            )
+        ],
+        figures=figures,
+    )

@@ -97,13 +97,17 @@ _PAPER = {
     "1678M": (25, 16, 2048, 8192),
     "2121M": (28, 17, 2176, 8704),
 }
-# CPU-sized presets for tests, demos and the miniature IsoFLOP sweep, named by their non-embedding N.
+# CPU-sized presets for tests, demos and the miniature IsoFLOP sweep, named by their non-embedding N. The demo's
+# sweep uses one family of them (2 layers, 2 heads, width 8/12/16/20/24: tiny-2k, -5k, -8k, -13k, -19k) so that its
+# IsoFLOP curves are not bent by changes of depth or head count between neighbouring sizes.
 _TINY = {
     "tiny-1k": (1, 2, 8, 32),
     "tiny-2k": (2, 2, 8, 32),
     "tiny-4k": (1, 2, 16, 64),
+    "tiny-5k": (2, 2, 12, 48),
     "tiny-8k": (2, 2, 16, 64),
     "tiny-12k": (3, 2, 16, 64),
+    "tiny-13k": (2, 2, 20, 80),
     "tiny-19k": (2, 2, 24, 96),
     "tiny-28k": (3, 2, 24, 96),
     "tiny-33k": (2, 4, 32, 128),

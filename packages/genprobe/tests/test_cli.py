@@ -1,6 +1,8 @@
 """The console script on two folders of PNGs: train, sweep, pairwise, predict, toy export, and its errors."""
 
+import csv
 import json
+import shutil
 
 import pytest
 from genprobe.cli import main
@@ -26,11 +28,26 @@ def test_help_exits_cleanly(capsys):
 
 
 def test_train_on_two_png_folders_prints_accuracy_and_saves_a_classifier(capsys, toy_folders, tmp_path):
-    srcs = [f"--source={k}={v}" for k, v in toy_folders.items()]
+    # A copy of one folder with an unreadable file: skipped with a warning, and counted in the JSON result.
+    b = tmp_path / "hf-b"
+    shutil.copytree(toy_folders["hf-b"], b)
+    (b / "broken.png").write_bytes(b"not a png")
+    srcs = [f"--source=hf-a={toy_folders['hf-a']}", f"--source=hf-b={b}"]
     out = tmp_path / "run"
-    code, res = run_json(capsys, ["train", *srcs, "--filter", "highpass:5", *FAST, "--out", str(out)])
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        code, res = run_json(capsys, ["train", *srcs, "--filter", "highpass:5", *FAST, "--out", str(out)])
     assert code == 0
+    assert res["skipped_files"] == {"hf-b": 1}
     assert 0.5 <= res["accuracy"] <= 1
+    lo, hi = res["accuracy_ci95"]
+    assert lo <= res["accuracy"] <= hi
+    assert res["train_images"] + res["val_images"] + res["n"] == 240
+    # The test confusion matrix is written as a table and a figure next to the classifier.
+    with open(out / "confusion.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["true", "pred:hf-a", "pred:hf-b", "class_accuracy"]
+    assert sum(int(v) for r in rows[1:] for v in r[1:3]) == res["n"]
+    assert (out / "confusion.png").is_file()
     assert "average_precision" in res
     assert res["filter"] == "highpass:5"
     assert res["per_class_accuracy"].keys() == set(toy_folders)
@@ -42,7 +59,8 @@ def test_train_on_two_png_folders_prints_accuracy_and_saves_a_classifier(capsys,
     assert code == 0
     assert sum(pred["predicted_counts"].values()) == pred["images"] == 120
     # The folder is not overwritten without --overwrite.
-    code, err = run_json(capsys, ["train", *srcs, *FAST, "--out", str(out)])
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        code, err = run_json(capsys, ["train", *srcs, *FAST, "--out", str(out)])
     assert code == 2
     assert "--overwrite" in err["error"]
 
@@ -91,3 +109,10 @@ def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path, toy_folders):
     code, err = run_json(capsys, ["train", *srcs, "--filter", "median:3", *FAST])
     assert code == 2
     assert "unknown filter" in err["error"]
+    # Bad experiment arguments are refused before any image is read or classifier trained.
+    code, err = run_json(capsys, ["robustness", *srcs, "--perturbations", "none,jpeg:500", *FAST])
+    assert code == 2
+    assert "JPEG quality" in err["error"]
+    code, err = run_json(capsys, ["sweep", *srcs, "--cutoffs", "4,-2", *FAST])
+    assert code == 2
+    assert "radius" in err["error"]

@@ -1,12 +1,22 @@
 """The experiment drivers: tables, matrices, nested scaling, robustness, and the files they write."""
 
 import csv
+import dataclasses
 import json
 
 import pytest
 import torch
 from genprobe.data import ImageSource, SplitConfig
-from genprobe.experiments import data_scaling, edges, frequency_sweep, multiclass, pairwise, robustness
+from genprobe.experiments import (
+    confusion_report,
+    data_scaling,
+    edges,
+    frequency_sweep,
+    is_chance,
+    multiclass,
+    pairwise,
+    robustness,
+)
 from genprobe.probe import ProbeConfig
 from genprobe.toy import ToyConfig, toy_pair
 
@@ -56,11 +66,38 @@ def test_sweep_scaling_edges_and_robustness_tables(three, tmp_path):
     scale = data_scaling(pair, [5, 40], TINY, SPLIT, device="cpu")
     assert [r[0] for r in scale.rows] == [5, 40]
     assert [r["train_per_class"] for r in scale.runs] == [5, 40]
+    # The classifiers really saw 5 and 40 images per class, and all were tested on the same 30 per class.
+    assert [r["train_images"] for r in scale.runs] == [10, 40 * 2]
+    assert [r["n"] for r in scale.runs] == [60, 60]
     ed = edges(pair, ("sobel",), TINY, SPLIT, device="cpu")
     assert ed.rows[0][0] == "sobel"
-    rob = robustness(pair, ("none", "jpeg:90", "resize:0.5"), TINY, SPLIT, device="cpu")
-    assert [r[0] for r in rob.rows] == ["none", "jpeg:90", "resize:0.5"]
-    assert all(0 <= r[1] <= 1 for r in rob.rows)
+
+
+def test_robustness_a_resize_that_removes_the_only_difference_gives_chance(three):
+    """The hf pair differs only at r >= 6 cycles per 16 px image. Halving the resolution keeps r <= 4 (up to the
+    antialiasing filter's leakage), so a classifier trained on raw images that is near-perfect on clean test images
+    must fall to about chance under resize:0.5, while a mild JPEG keeps most of its accuracy."""
+    pair = three[:2]
+    with pytest.raises(ValueError, match="JPEG quality"):
+        robustness(pair, ("none", "jpeg:500"), TINY, SPLIT, device="cpu")  # refused before training
+    cfg = dataclasses.replace(TINY, steps=60)
+    rob = robustness(pair, ("none", "jpeg:95", "resize:0.5"), cfg, SPLIT, device="cpu")
+    acc = {r[0]: r[1] for r in rob.rows}
+    assert list(acc) == ["none", "jpeg:95", "resize:0.5"]
+    assert acc["none"] >= 0.9, acc
+    assert acc["jpeg:95"] >= 0.8, acc
+    assert is_chance(acc["resize:0.5"], 60), acc
+
+
+def test_confusion_report_counts_and_normalises():
+    from genprobe.metrics import compute_metrics
+
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 1, 0, 1, 1]), 2).float()
+    rep = confusion_report(compute_metrics(labels, logits, ["real", "fake"]), "t")
+    assert rep.columns == ["true", "pred:real", "pred:fake", "class_accuracy"]
+    assert [r[:3] for r in rep.rows] == [["real", 2, 1], ["fake", 0, 2]]
+    assert rep.data["matrix"] == [[pytest.approx(2 / 3), pytest.approx(1 / 3)], [0.0, 1.0]]
 
 
 def test_sources_of_different_sizes_are_refused():

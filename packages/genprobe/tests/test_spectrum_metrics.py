@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from genprobe.metrics import average_precision, compute_metrics, confusion_matrix
+from genprobe.metrics import average_precision, compute_metrics, confusion_matrix, wilson_interval
 from genprobe.spectrum import radial_power_spectrum
 
 from gen_common.testing import assert_close
@@ -66,3 +66,21 @@ def test_confusion_and_per_class_accuracy():
     two = compute_metrics(torch.tensor([0, 1]), torch.tensor([[2.0, 0.0], [0.0, 2.0]]))
     assert two.accuracy == 1.0
     assert two.average_precision == pytest.approx(1.0)
+
+
+def test_wilson_interval_hand_values_and_edges():
+    # 8 of 10: p = 0.8, z^2 = 3.8415; centre (0.8 + 0.19208) / 1.38415 = 0.71681, half 0.22657.
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=2e-4)
+    assert hi == pytest.approx(0.9433, abs=2e-4)
+    assert wilson_interval(0, 20)[0] == 0.0
+    assert wilson_interval(20, 20)[1] == 1.0
+    assert wilson_interval(0, 20)[1] == pytest.approx(3.8415 / (20 + 3.8415), rel=1e-4)  # z^2 / (n + z^2)
+    lo, hi = wilson_interval(150, 300)  # symmetric about 1/2, close to the normal +-1.96 sqrt(p q / n)
+    assert (lo + hi) / 2 == pytest.approx(0.5)
+    assert hi - 0.5 == pytest.approx(1.96 * math.sqrt(0.25 / 300), rel=0.01)
+    with pytest.raises(ValueError):
+        wilson_interval(5, 4)
+    m = compute_metrics(torch.tensor([0, 1, 1, 0]), torch.tensor([[1.0, 0], [0, 1], [1, 0], [1, 0]]))
+    assert m.accuracy_ci95 == pytest.approx(wilson_interval(3, 4))
+    assert m.as_dict()["accuracy_ci95"] == pytest.approx(list(wilson_interval(3, 4)))

@@ -16,6 +16,7 @@ from gen_common.device import resolve_device
 from genprobe.data import ImageSource, Preprocess, SplitConfig, balanced_split, split_sets, write_image_folder
 from genprobe.experiments import (
     Report,
+    confusion_report,
     data_scaling,
     default_cutoffs,
     edges,
@@ -25,7 +26,7 @@ from genprobe.experiments import (
     robustness,
     toy_probe,
 )
-from genprobe.filters import parse_filter
+from genprobe.filters import parse_filter, parse_perturbation
 from genprobe.models import ARCHS
 from genprobe.probe import ProbeConfig, train_probe
 from genprobe.toy import PAIRS, ToyConfig, toy_pair
@@ -120,7 +121,13 @@ def _add_probe_args(p: argparse.ArgumentParser, *, with_filter: bool = True) -> 
         "--backbone", default="", help="linear_probe trunk: resnet18, resnet50, convnext_tiny, vit_small"
     )
     g.add_argument("--backbone-weights", default=None, help="state dict for the trunk (safetensors or .pt)")
-    g.add_argument("--normalization", default="data", choices=["data", "imagenet", "clip", "none"])
+    g.add_argument(
+        "--normalization",
+        default="data",
+        choices=["data", "imagenet", "clip", "none"],
+        help="input standardisation: data (filtered training-set mean/std; default), or the statistics a "
+        "pretrained trunk was trained with (imagenet / clip: use one with --backbone-weights)",
+    )
     g.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"])
     g.add_argument("--compile", action="store_true", help="torch.compile the network")
     g.add_argument(
@@ -193,6 +200,12 @@ def _out_dir(args: argparse.Namespace, command: str, *, resume: bool = False) ->
     return out
 
 
+def _skipped(sources: Sequence[ImageSource]) -> dict[str, Any]:
+    """Unreadable files the folder sources left out (also warned about on stderr), for the JSON result."""
+    skipped = {s.name: len(s.skipped) for s in sources if s.skipped}
+    return {"skipped_files": skipped} if skipped else {}
+
+
 def _show(args: argparse.Namespace) -> bool | None:
     return False if args.json else None
 
@@ -233,18 +246,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_dir=out / "checkpoints" if out else None,
         show_progress=_show(args),
     )
-    result: dict[str, Any] = {**run.summary(), "sources": [s.name for s in sources]}
+    result: dict[str, Any] = {**run.summary(), "sources": [s.name for s in sources], **_skipped(sources)}
     result["split"] = {"train_per_class": len(tr) // len(sources), "test_per_class": len(te) // len(sources)}
     if out is not None:
         run.classifier.save_pretrained(out / "classifier", overwrite=True)
         atomic_write_json(out / "metrics.json", result)
+        assert run.test is not None
+        confusion_report(run.test, f"test confusion ({cfg.arch}, filter {cfg.filter})").write(out)
         if not args.keep_checkpoints:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
         result["out"] = str(out)
 
     def human(r: dict[str, Any]) -> str:
+        lo, hi = r["accuracy_ci95"]
         lines = [
-            f"accuracy {r['accuracy']:.4f} (balanced {r['balanced_accuracy']:.4f}) on {r['n']} test images"
+            f"accuracy {r['accuracy']:.4f} (95% CI {lo:.3f}-{hi:.3f}; balanced {r['balanced_accuracy']:.4f}) "
+            f"on {r['n']} test images"
         ]
         if "average_precision" in r:
             lines.append(f"average precision {r['average_precision']:.4f}")
@@ -274,11 +291,13 @@ def _report_command(args: argparse.Namespace, command: str, experiment, emit_key
         show_progress=_show(args),
         **kwargs,
     )
-    _emit_report(args, report, out, **{k: report.data.get(k) for k in emit_keys})
+    _emit_report(args, report, out, **{k: report.data.get(k) for k in emit_keys}, **_skipped(sources))
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    for r in args.cutoffs or ():
+        parse_filter(f"lowpass:{r}")  # a bad cutoff fails before any image is read
     cutoffs = args.cutoffs or (lambda srcs: default_cutoffs(min(srcs[0].image_shape[1:])))
     return _report_command(
         args, "sweep", frequency_sweep, ("raw_accuracy",), cutoffs=cutoffs, boundary=args.boundary
@@ -304,6 +323,8 @@ def cmd_scaling(args: argparse.Namespace) -> int:
 
 
 def cmd_robustness(args: argparse.Namespace) -> int:
+    for p in args.perturbations:
+        parse_perturbation(p)  # a bad perturbation fails before training, not after
     return _report_command(args, "robustness", robustness, perturbations=args.perturbations)
 
 

@@ -29,11 +29,14 @@ from gen_common.cli import progress
 from gen_common.jsonio import to_jsonable
 from genprobe import plots
 from genprobe.data import ImageSource, SplitConfig, balanced_split, split_sets
+from genprobe.filters import parse_perturbation
+from genprobe.metrics import Metrics
 from genprobe.probe import ProbeConfig, ProbeRun, evaluate, train_probe
 from genprobe.toy import PAIRS, ToyConfig, toy_pair
 
 __all__ = [
     "Report",
+    "confusion_report",
     "data_scaling",
     "default_cutoffs",
     "edges",
@@ -190,13 +193,26 @@ def multiclass(
     cfg = config or ProbeConfig()
     run = run_probe(sources, cfg, split, device=device, show_progress=show_progress)
     assert run.test is not None
-    names = run.test.class_names
-    cm = run.test.confusion
+    k = len(run.test.class_names)
+    report = confusion_report(
+        run.test,
+        f"{k}-way confusion, accuracy {run.test.accuracy:.3f} ({cfg.arch}, filter {cfg.filter})",
+        name="multiclass",
+    )
+    report.runs = [_summary(run)]
+    return report
+
+
+def confusion_report(metrics: Metrics, title: str, *, name: str = "confusion") -> Report:
+    """A confusion matrix as a report: counts per (true, predicted) source and per-class accuracy in the table,
+    the row-normalised matrix in the figure."""
+    names = metrics.class_names
+    cm = metrics.confusion
     norm = [[c / max(1, sum(r)) for c in r] for r in cm]
-    rows = [[names[i], *cm[i], run.test.per_class_accuracy[names[i]]] for i in range(len(names))]
+    rows = [[names[i], *cm[i], metrics.per_class_accuracy[names[i]]] for i in range(len(names))]
     return Report(
-        "multiclass",
-        f"{len(names)}-way confusion, accuracy {run.test.accuracy:.3f} ({cfg.arch}, filter {cfg.filter})",
+        name,
+        title,
         ["true", *[f"pred:{n}" for n in names], "class_accuracy"],
         rows,
         {
@@ -206,9 +222,8 @@ def multiclass(
             "col_names": names,
             "xlabel": "predicted",
             "ylabel": "true",
-            "accuracy": run.test.accuracy,
+            "accuracy": metrics.accuracy,
         },
-        [_summary(run)],
     )
 
 
@@ -354,6 +369,8 @@ def robustness(
 ) -> Report:
     """Train once, then test under each perturbation (JPEG needs images in [0, 1], i.e. folder sources)."""
     cfg = config or ProbeConfig()
+    for p in perturbations:
+        parse_perturbation(None if p == "none" else p)  # fail before training, not after
     tr, va, te = split_sets(sources, balanced_split(sources, split))
     run = train_probe(tr, va, cfg, test_set=None, device=device, show_progress=show_progress)
     rows = []

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Metrics", "average_precision", "compute_metrics", "confusion_matrix"]
+__all__ = ["Metrics", "average_precision", "compute_metrics", "confusion_matrix", "wilson_interval"]
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -37,6 +37,27 @@ def average_precision(labels: torch.Tensor, scores: torch.Tensor) -> float:
     return float(((recall - prev) * precision).sum())
 
 
+def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``correct / n`` (95% for the default ``z``).
+
+    ``(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``: unlike the normal approximation it stays inside
+    [0, 1] and is sensible at 0 or n successes, which is where a probe's accuracies often are. Whether a filtered
+    classifier is "at chance" is then whether 1/K lies inside the interval.
+    """
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    if not 0 <= correct <= n:
+        raise ValueError(f"need 0 <= correct <= n, got {correct} of {n}")
+    p, z2 = correct / n, z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z / denom * (p * (1 - p) / n + z2 / (4 * n * n)) ** 0.5
+    # The bounds at 0 and n successes are exactly 0 and 1 (rounding would put them a hair inside).
+    lo = 0.0 if correct == 0 else max(0.0, centre - half)
+    hi = 1.0 if correct == n else min(1.0, centre + half)
+    return (lo, hi)
+
+
 @dataclass
 class Metrics:
     accuracy: float
@@ -47,11 +68,13 @@ class Metrics:
     n: int
     average_precision: float | None = None  # two classes only: class 1 is the positive
     loss: float | None = None
+    accuracy_ci95: tuple[float, float] | None = None  # Wilson interval over the n test images
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out = {
             "accuracy": self.accuracy,
+            "accuracy_ci95": list(self.accuracy_ci95) if self.accuracy_ci95 is not None else None,
             "balanced_accuracy": self.balanced_accuracy,
             "per_class_accuracy": self.per_class_accuracy,
             "confusion": self.confusion,
@@ -85,6 +108,7 @@ def compute_metrics(
     if k == 2:
         ap = average_precision(labels == 1, torch.softmax(logits, dim=1)[:, 1])
     loss = float(torch.nn.functional.cross_entropy(logits, labels))
+    correct = int((preds == labels).sum())
     return Metrics(
         accuracy=float((preds == labels).double().mean()),
         balanced_accuracy=sum(present) / len(present),
@@ -94,4 +118,5 @@ def compute_metrics(
         n=int(labels.numel()),
         average_precision=ap,
         loss=loss,
+        accuracy_ci95=wilson_interval(correct, int(labels.numel())),
     )

@@ -88,12 +88,16 @@ class ProbeRun:
     train_seconds: float = 0.0
     images_per_second: float = 0.0
     test: Metrics | None = None
+    train_images: int = 0  # size of the training set (all classes)
+    val_images: int = 0
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "arch": self.config.arch,
             "filter": self.config.filter,
             "steps": self.steps,
+            "train_images": self.train_images,
+            "val_images": self.val_images,
             "best_step": self.best_step,
             "early_stopped": self.early_stopped,
             "train_seconds": self.train_seconds,
@@ -285,6 +289,7 @@ def train_probe(
         trainee = nn.Sequential(model.norm, model.net)
     pert = parse_perturbation(cfg.train_perturb)
     n = len(train_set)
+    n_val = len(val_set) if val_set is not None else 0
 
     def batch_fn(step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         rows = randint(0, n, (cfg.batch_size,), gen)
@@ -375,6 +380,8 @@ def train_probe(
         early_stopped=stopped,
         train_seconds=seconds,
         images_per_second=trained * cfg.batch_size / seconds if seconds > 0 else 0.0,
+        train_images=n,
+        val_images=n_val,
     )
     if test_set is not None:
         run.test = evaluate(model, test_set, batch_size=cfg.eval_batch_size, device=dev, amp_dtype=amp)

@@ -113,9 +113,12 @@ def plot_spectra(
     *,
     title: str = "radial power spectrum",
 ) -> Path:
+    # The DC bin (radius 0) is left out: the callers remove each image's mean, which leaves it at rounding
+    # level, and on a log axis it would squash the rest of the curve.
+    keep = radii > 0
     fig, ax = new_figure()
     for name, p in spectra.items():
-        ax.semilogy(radii.cpu().numpy(), p.clamp_min(1e-20).cpu().numpy(), label=name)
+        ax.semilogy(radii[keep].cpu().numpy(), p[keep].clamp_min(1e-20).cpu().numpy(), label=name)
     ax.set_xlabel("radius (cycles per image)")
     ax.set_ylabel("mean power per frequency bin")
     ax.set_title(title)

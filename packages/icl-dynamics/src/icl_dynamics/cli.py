@@ -77,6 +77,18 @@ def _check_sizes(args: argparse.Namespace) -> None:
         raise ValueError(f"--T must be >= 3, got {args.T}")
     if getattr(args, "m", 1) < 1:
         raise ValueError(f"--m must be >= 1, got {args.m}")
+    if getattr(args, "m_test", 0) < 0:
+        raise ValueError(f"--m-test must be >= 0, got {args.m_test}")
+
+
+def _device(name: str):
+    """`resolve_device`, with an unavailable device reported as a user error (one line, exit 2)."""
+    from gen_common.device import resolve_device
+
+    try:
+        return resolve_device(name)
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _human_kv(title: str, result: Mapping[str, Any], keys: Sequence[str]) -> str:
@@ -119,7 +131,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from gen_common.atomic import atomic_write_json
-    from gen_common.device import resolve_device
     from gen_common.pretrained import prepare_output_dir
     from gen_common.seeding import make_generator
     from icl_dynamics.data import generate_sequences
@@ -130,8 +141,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from icl_dynamics.train import TrainConfig, train
 
     _check_sizes(args)
+    if args.out and not args.overwrite:
+        # Refuse before training, not after: the run writes model/, history.json and PNGs into --out.
+        taken = [p for p in (Path(args.out) / "model", Path(args.out) / "history.json") if p.exists()]
+        if taken:
+            raise FileExistsError(
+                f"{args.out} already holds a run ({taken[0].name}); pass --overwrite or choose another --out"
+            )
     out_dir = prepare_output_dir(args.out, overwrite=args.overwrite) if args.out else None
-    device = resolve_device(args.device)
+    device = _device(args.device)
     dist = _dist(args)
     gen = make_generator(args.seed)
     x = generate_sequences(
@@ -223,7 +241,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from gen_common.device import resolve_device
     from icl_dynamics.sweep import paper_grid, run_sweep
 
     out = Path(args.out)
@@ -246,7 +263,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     rows = run_sweep(
         specs,
         out,
-        device=resolve_device(args.device),
+        device=_device(args.device),
         show_progress=False if args.json else None,
         on_run=lambda r, s: skipped.append(s),
     )
@@ -292,7 +309,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from gen_common.device import resolve_device
     from icl_dynamics.bench import run_benchmark
 
     _check_sizes(args)
@@ -303,7 +319,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         baseline_epochs=args.baseline_epochs,
         dtype=args.dtype,
-        device=resolve_device(args.device),
+        device=_device(args.device),
         threads=args.threads,
         seed=args.seed,
     )

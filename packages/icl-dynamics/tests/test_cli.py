@@ -136,3 +136,17 @@ def test_train_refuses_an_existing_run_before_training(capsys, tmp_path, monkeyp
     monkeypatch.setattr(train_module, "train", no_training)
     assert main(["train", "--d", "2", "--T", "5", "--m", "10", "--out", str(tmp_path / "run"), "--json"]) == 2
     assert "--overwrite" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_thread_choice():
+    from argparse import Namespace
+
+    from icl_dynamics.cli import _threads
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert _threads(Namespace(threads=0), 1000, 20, 3, cpu) == 1  # the train example: tiny products
+    assert _threads(Namespace(threads=0), 10_000, 100, 5, cpu) is None  # the paper's size: torch's default
+    assert _threads(Namespace(threads=0), 1000, 20, 3, cuda) is None
+    assert _threads(Namespace(threads=3), 1000, 20, 3, cpu) == 3
+    with pytest.raises(ValueError, match="threads"):
+        _threads(Namespace(threads=-1), 10, 5, 2, cpu)

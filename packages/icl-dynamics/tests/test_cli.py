@@ -1,8 +1,10 @@
+import importlib
 import json
 import sys
 import textwrap
 
 import pytest
+import torch
 from icl_dynamics.cli import main
 
 
@@ -110,3 +112,41 @@ def test_user_errors_exit_2(capsys):
     assert "--sampler" in json.loads(capsys.readouterr().out)["error"]
     assert main(["plot", "--runs", "/nonexistent/sweep", "--json"]) == 2
     capsys.readouterr()
+    # A sampler that is not (n, d, generator) -> tensor: one line naming the sampler, no traceback.
+    assert main(["theory", "--x1", "custom", "--sampler", "math:sqrt", "--json"]) == 2
+    assert "math:sqrt" in json.loads(capsys.readouterr().out)["error"]
+    assert main(["train", "--m", "10", "--m-test", "-1", "--json"]) == 2
+    assert "--m-test" in json.loads(capsys.readouterr().out)["error"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_a_user_error(capsys):
+    assert main(["train", "--d", "2", "--T", "5", "--m", "10", "--device", "cuda", "--json"]) == 2
+    assert "CUDA is not available" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_train_refuses_an_existing_run_before_training(capsys, tmp_path, monkeypatch):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "history.json").write_text("{}")
+    train_module = importlib.import_module("icl_dynamics.train")  # the package re-exports the function
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before refusing the output folder")
+
+    monkeypatch.setattr(train_module, "train", no_training)
+    assert main(["train", "--d", "2", "--T", "5", "--m", "10", "--out", str(tmp_path / "run"), "--json"]) == 2
+    assert "--overwrite" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_thread_choice():
+    from argparse import Namespace
+
+    from icl_dynamics.cli import _threads
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert _threads(Namespace(threads=0), 1000, 20, 3, cpu) == 1  # the train example: tiny products
+    assert _threads(Namespace(threads=0), 10_000, 100, 5, cpu) is None  # the paper's size: torch's default
+    assert _threads(Namespace(threads=0), 1000, 20, 3, cuda) is None
+    assert _threads(Namespace(threads=3), 1000, 20, 3, cpu) == 3
+    with pytest.raises(ValueError, match="threads"):
+        _threads(Namespace(threads=-1), 10, 5, 2, cpu)

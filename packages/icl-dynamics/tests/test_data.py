@@ -61,5 +61,7 @@ def test_bad_inputs_are_explained():
         X1Dist.gaussian(-1.0)
     with pytest.raises(ValueError, match="shape"):
         X1Dist.custom(lambda n, d, g: torch.zeros(n)).sample(3, 2)
+    with pytest.raises(ValueError, match=r"sampler .* failed: TypeError"):
+        X1Dist.custom(lambda n: torch.zeros(n)).sample(3, 2)
     with pytest.raises(ValueError, match="NaN"):
         X1Dist.custom(lambda n, d, g: torch.full((n, d), math.nan)).sample(3, 2)

@@ -77,6 +77,42 @@ def _check_sizes(args: argparse.Namespace) -> None:
         raise ValueError(f"--T must be >= 3, got {args.T}")
     if getattr(args, "m", 1) < 1:
         raise ValueError(f"--m must be >= 1, got {args.m}")
+    if getattr(args, "m_test", 0) < 0:
+        raise ValueError(f"--m-test must be >= 0, got {args.m_test}")
+
+
+def _device(name: str):
+    """`resolve_device`, with an unavailable device reported as a user error (one line, exit 2)."""
+    from gen_common.device import resolve_device
+
+    try:
+        return resolve_device(name)
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+# Below this many prefix-Gram entries per epoch (m·T·(2d)²) one CPU thread is faster: the matrices are too
+# small for threads to pay for their synchronisation, and on a busy machine several threads thrash (measured:
+# the issue's `train --d 3 --T 20 --m 1000` took 9.7 s on one thread, 35.6 s on two, load ~6 on 2 cores).
+SMALL_WORK = 20_000_000
+
+
+def _threads(args: argparse.Namespace, m: int, T: int, d: int, device) -> int | None:
+    """``--threads`` (0: one thread for small problems on the CPU, torch's default otherwise)."""
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads > 0:
+        return args.threads
+    return 1 if device.type == "cpu" and m * T * (2 * d) ** 2 < SMALL_WORK else None
+
+
+def _add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default 0: one thread for small problems, torch's default for large ones)",
+    )
 
 
 def _human_kv(title: str, result: Mapping[str, Any], keys: Sequence[str]) -> str:
@@ -119,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from gen_common.atomic import atomic_write_json
-    from gen_common.device import resolve_device
+    from gen_common.device import num_threads
     from gen_common.pretrained import prepare_output_dir
     from gen_common.seeding import make_generator
     from icl_dynamics.data import generate_sequences
@@ -130,8 +166,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from icl_dynamics.train import TrainConfig, train
 
     _check_sizes(args)
+    if args.out and not args.overwrite:
+        # Refuse before training, not after: the run writes model/, history.json and PNGs into --out.
+        taken = [p for p in (Path(args.out) / "model", Path(args.out) / "history.json") if p.exists()]
+        if taken:
+            raise FileExistsError(
+                f"{args.out} already holds a run ({taken[0].name}); pass --overwrite or choose another --out"
+            )
     out_dir = prepare_output_dir(args.out, overwrite=args.overwrite) if args.out else None
-    device = resolve_device(args.device)
+    device = _device(args.device)
     dist = _dist(args)
     gen = make_generator(args.seed)
     x = generate_sequences(
@@ -150,7 +193,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         grad_mask=args.grad_mask,
         eval_every=1 if x_test is not None else 0,
     )
-    result = train(model, x, config=cfg, x_test=x_test, show_progress=False if args.json else None)
+    with num_threads(_threads(args, args.m, args.T, args.d, device)):
+        result = train(model, x, config=cfg, x_test=x_test, show_progress=False if args.json else None)
     theory = predict_theory(moments(dist, args.d, generator=make_generator(args.seed)), args.d, args.T)
     out: dict[str, Any] = {"x1": dist.label, "d": args.d, "T": args.T, "m": args.m, **result.summary()}
     out["predicted_ab"] = theory.predicted_ab
@@ -223,7 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from gen_common.device import resolve_device
+    from gen_common.device import num_threads
     from icl_dynamics.sweep import paper_grid, run_sweep
 
     out = Path(args.out)
@@ -243,13 +287,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         masked=args.masked,
     )
     skipped = []
-    rows = run_sweep(
-        specs,
-        out,
-        device=resolve_device(args.device),
-        show_progress=False if args.json else None,
-        on_run=lambda r, s: skipped.append(s),
-    )
+    device = _device(args.device)
+    with num_threads(_threads(args, args.m, args.T, args.d, device)):
+        rows = run_sweep(
+            specs,
+            out,
+            device=device,
+            show_progress=False if args.json else None,
+            on_run=lambda r, s: skipped.append(s),
+        )
     result = {"out": str(out), "runs": len(rows), "resumed": int(sum(skipped)), "rows": rows}
     emit(
         result,
@@ -292,7 +338,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from gen_common.device import resolve_device
     from icl_dynamics.bench import run_benchmark
 
     _check_sizes(args)
@@ -303,7 +348,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         baseline_epochs=args.baseline_epochs,
         dtype=args.dtype,
-        device=resolve_device(args.device),
+        device=_device(args.device),
         threads=args.threads,
         seed=args.seed,
     )
@@ -365,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="variance-reduced training data (Gauss-Hermite x1 with the Gaussian's moments; balanced sparse)",
     )
     p.add_argument("--overwrite", action="store_true", help="allow writing into an existing --out folder")
+    _add_threads_arg(p)
     add_common_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -397,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite", action="store_true", help="delete existing run files in --out and start over"
     )
+    _add_threads_arg(p)
     add_common_args(p, out_default="runs/icl-sweep", seed_default=1)
     p.set_defaults(func=cmd_sweep)
 

@@ -58,9 +58,10 @@ def complex_dtype(name: str | torch.dtype) -> torch.dtype:
 class X1Dist:
     """Distribution of the first token x₁ ∈ R^d (Appendix B's three families, or a user sampler).
 
-    - ``gaussian``: x₁ ~ N(0, σ² I) with σ = ``scale``.
-    - ``sparse``: x₁ = ±c e_k with c = ``scale``, k uniform on {1..d}, the sign a fair coin.
-    - ``ones``: x₁ = (1, …, 1) (violates the paper's data assumption: the learned model is not vanilla GD).
+    - ``gaussian``: x₁ ~ N(0, σ² I) with σ = ``scale`` (satisfies Assumption 4.1 but not 4.2: Proposition 4.1).
+    - ``sparse``: x₁ = ±c e_k with c = ``scale``, k uniform on {1..d}, the sign a fair coin (the paper's
+      Example 4.1, which satisfies Assumption 4.2: the mesa-optimizer recovers W, Theorem 4.2).
+    - ``ones``: x₁ = (1, …, 1) (violates Assumption 4.1: the learned model is not vanilla GD, Sec. 4).
     - ``custom``: ``sampler(n, d, generator)`` returns an (n, d) tensor; its moments are estimated by Monte Carlo.
     """
 
@@ -138,7 +139,13 @@ class X1Dist:
         if self.family == "ones":
             return torch.ones(n, d, dtype=torch.float64)
         assert self.sampler is not None
-        x = torch.as_tensor(self.sampler(n, d, generator))
+        try:
+            x = torch.as_tensor(self.sampler(n, d, generator))
+        except Exception as exc:  # user code: report it as a user error, not a traceback
+            raise ValueError(
+                f"custom x1 sampler {self.label!r} failed: {type(exc).__name__}: {exc} "
+                "(it must be a function (n, d, generator) -> (n, d) tensor)"
+            ) from exc
         if tuple(x.shape) != (n, d):
             raise ValueError(f"custom x1 sampler returned shape {tuple(x.shape)}, expected ({n}, {d})")
         x = x.detach().cpu()

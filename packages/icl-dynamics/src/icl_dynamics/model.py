@@ -2,10 +2,12 @@
 
     ŷ_{t+1} = W^{PV} (Σ_{i≤t} e_i e_iᴴ) W^{KQ} e_t / ρ_t,   e_t = [x_t; x_{t-1}],   ρ_t = t − 1,
 
-with full complex W^{KQ} ∈ C^{2d×2d} and W^{PV} ∈ C^{d×2d}, initialised as in the paper's Assumption on the
-initialisation (and the official code): W^{KQ}[d:, :d] = a₀ I, W^{PV}[:, :d] = b₀ I, every other entry 0.
+with full complex W^{KQ} ∈ C^{2d×2d} and W^{PV} ∈ C^{d×2d}, initialised as in the paper's Assumption 3.1 (the
+diagonal initialisation; its number from the captions of the paper's Figs. 5 and 7) and the official code:
+W^{KQ}[d:, :d] = a₀ I, W^{PV}[:, :d] = b₀ I, every other entry 0.
 At such a point ŷ_{t+1} = (ab/(t−1)) Σ_{i=2}^{t} x_i x_{i−1}ᴴ x_t: one gradient-descent step from 0 on the
-in-context least-squares problem ½ Σ_i ‖x_i − W x_{i−1}‖² (the mesa-optimizer).
+in-context least-squares problem ½ Σ_i ‖x_i − W x_{i−1}‖² (the mesa-optimizer whose emergence under
+Assumption 4.1 is the paper's Theorem 4.1).
 
 Predictions are made for t = 2..T−1 (targets x_3..x_T), all prefixes at once through the cached prefix Grams
 of `icl_dynamics.prefix` (O(T) per sequence instead of the official O(T²) loop).

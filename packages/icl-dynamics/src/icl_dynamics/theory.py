@@ -1,10 +1,21 @@
 """Closed-form predictions for the trained mesa-optimizer: moments, fixed point ab*, ratio, MSE, recovery.
 
-Paper, Sec. 4: under its data condition (Assumption 4.1) the gradient flow from the diagonal initialisation
-keeps the diagonal structure and converges to a mesa-optimizer ŷ_{t+1} = (ab/(t−1)) Σ_i x_i x_{i−1}ᴴ x_t; the
-learned map recovers W exactly iff a stronger moment condition holds (Assumption 4.2). We could not retrieve
-the theorem texts themselves (only these assumption numbers), so the formulas below are our own derivation,
-checked exactly in the test-suite on phase/sign-symmetrised data sets and numerically against training:
+Paper, Sec. 4 (numbering from the paper's Fig. 1 caption: "the convergence of ab satisfies Theorem 4.1 ...
+the trained transformer can recover the sequence with the initial token from Example 4.1, but fails to
+recover the Gaussian initial token, which verifies Theorem 4.2 and Proposition 4.1, respectively"):
+
+- Theorem 4.1: under the data condition Assumption 4.1, gradient flow from the diagonal initialisation
+  (Assumption 3.1) keeps the diagonal structure and ab converges: the mesa-optimizer
+  ŷ_{t+1} = (ab/(t−1)) Σ_i x_i x_{i−1}ᴴ x_t emerges. `predict_theory(...).predicted_ab` is its limit.
+- Theorem 4.2: the learned map recovers W iff the stronger moment condition Assumption 4.2 holds;
+  Example 4.1 (the sparse x₁ of Fig. 1) satisfies it. `TheoryPrediction.recovers` / `recovery_gap`.
+- Proposition 4.1: Gaussian x₁ is not recovered (our derivation: the prediction/true ratio → 1/5, the
+  official plot's line). `predicted_ratio_limit`.
+- Sec. 4 beyond Assumption 4.1 (all-ones x₁): not vanilla GD (the result's number is not known to us).
+
+We have read the captions and the abstract, not the statements, so the formulas below are our own
+derivation of what these results describe (not a transcription of them), checked exactly in the test-suite
+on phase/sign-symmetrised data sets and numerically against training:
 
 With x_{t,j} = λ_j^{t−1} x_{1j}, |λ_j| = 1 i.i.d. uniform phases, and the diagonal model (a_j = a, b_j = b,
 c = ab), the error of coordinate j at query t is
@@ -20,8 +31,8 @@ gradient flow a² − b² is conserved and c → ab* = B/A:
 
 Gaussian σ: ab* → 1/(5σ²) and the prediction/true ratio → 1/5 (the official plot's lines); sparse c:
 ab* = 1/c² exactly and the MSE → 0. The learned map tends to ab*·diag(|x_{1j}|²)·W, which equals W on the
-support iff |x_{1j}|² ∈ {0, m₆/m₄} a.s., i.e. iff m₄² = m₂m₆ (Cauchy–Schwarz equality; Assumption 4.2 as we
-read it).
+support iff |x_{1j}|² ∈ {0, m₆/m₄} a.s., i.e. iff m₄² = m₂m₆ (Cauchy–Schwarz equality; Assumption 4.2 and
+Theorem 4.2 as we read them).
 """
 
 from __future__ import annotations
@@ -62,7 +73,7 @@ class Moments:
     m6: float
     m24: float  # E|x_{1j}|²|x_{1k}|⁴ for j ≠ k
     p_nonzero: float = 1.0  # P(x_{1j} ≠ 0): the prediction/true ratio is averaged where x_{1j} ≠ 0
-    assumption_holds: bool = True  # sign-symmetric, exchangeable coordinates (the paper's data condition)
+    assumption_holds: bool = True  # sign-symmetric, exchangeable coordinates (our reading of Assumption 4.1)
     source: str = "exact"
 
     def __post_init__(self) -> None:
@@ -75,7 +86,8 @@ class Moments:
 def moments(
     dist: X1Dist, d: int, *, n_mc: int = 200_000, generator: torch.Generator | None = None
 ) -> Moments:
-    """Exact moments of the built-in families; Monte Carlo (``n_mc`` draws) for a custom sampler."""
+    """Exact moments of the built-in families (sparse = the paper's Example 4.1); Monte Carlo (``n_mc`` draws)
+    for a custom sampler."""
     s = dist.scale
     if dist.family == "gaussian":
         return Moments(s**2, 3 * s**4, 15 * s**6, 3 * s**6)
@@ -159,7 +171,7 @@ class TheoryPrediction:
     predicted_ratio_limit: float
     predicted_mse_last: float  # ½ Σ_j E|ŷ_T − x_T|² at ab*
     predicted_loss: float  # expected training loss at ab*
-    recovery_gap: float  # 1 − m₄²/(m₂m₆) ∈ [0, 1]; 0 iff the learned map recovers W (T → ∞)
+    recovery_gap: float  # 1 − m₄²/(m₂m₆) ∈ [0, 1]; 0 iff the learned map recovers W (T → ∞; Theorem 4.2)
     recovers: bool
     assumption_holds: bool
 
@@ -170,7 +182,8 @@ class TheoryPrediction:
 
 
 def predict_theory(mom: Moments, d: int, T: int) -> TheoryPrediction:
-    """Fixed point ab*, its T → ∞ limit, the ratio and MSE it implies, and the recovery condition."""
+    """Fixed point ab* (the limit of ab in Theorem 4.1), its T → ∞ limit, the ratio and MSE it implies
+    (Proposition 4.1's failure for Gaussian x₁), and the recovery condition (Theorem 4.2 / Assumption 4.2)."""
     A, B = _coefficients(mom, d, T)
     ab = B / A
     limit = mom.m4 / mom.m6
@@ -236,7 +249,7 @@ def diagonal_gd(
 def gradient_flow(
     mom: Moments, d: int, T: int, a0: float, b0: float, t_end: float, steps: int = 1000
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The gradient-flow ODE ȧ = −b(Ac − B), ḃ = −a(Ac − B) (the paper analyses the flow), by classical RK4.
+    """The gradient-flow ODE ȧ = −b(Ac − B), ḃ = −a(Ac − B) (the flow whose limit Theorem 4.1 states), by RK4.
 
     Returns (times, a, b) as float64 tensors of length ``steps + 1``. Gradient descent with rate η follows the
     flow at time η·k for small η.

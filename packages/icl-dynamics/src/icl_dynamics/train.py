@@ -5,7 +5,8 @@ with analytic gradients over the cached prefix Grams. By default the learning ra
 stability limit 2/λ_max, where λ_max combines the theory's bound for the diagonal dynamics (`theory.stable_lr`,
 ∝ 1/(T m₆)) with the measured top Hessian eigenvalue at the start and at the predicted fixed point. Training
 stops when ab changes by less than ``tol``·|ab| for ``patience`` consecutive epochs (or at ``max_epochs``).
-Optional masks reproduce the paper's masked-gradient experiment.
+Optional masks reproduce the paper's masked-gradient experiment (the all-ones runs with the off-diagonal
+gradients of the two mesa blocks zeroed, official flag ``--clip``).
 """
 
 from __future__ import annotations

@@ -122,6 +122,16 @@ def test_contract_shapes_and_normalisation():
     assert radd.masked_model.resolve_mask_id(model) == 11
 
 
+def test_top_level_contract():
+    """The issue's contract: ``radd.RADD(radd.RADDConfig(...))`` with defaults for every size field."""
+    assert radd.RADD is RADD and radd.RADDConfig is RADDConfig
+    assert {"RADD", "RADDConfig"} <= set(radd.__all__)
+    d = radd.RADDConfig()
+    assert (d.vocab_size, d.max_length, d.hidden_size, d.num_layers, d.num_heads) == (50257, 1024, 768, 12, 12)
+    model = radd.RADD(radd.RADDConfig(vocab_size=6, max_length=8, hidden_size=16, num_layers=1, num_heads=2))
+    assert model(torch.full((2, 8), 6)).shape == (2, 8, 6)
+
+
 def test_zero_initialised_head_predicts_uniformly():
     out = RADD(TINY)(torch.full((1, 4), 11))
     assert_close(out, torch.full_like(out, -math.log(11)), atol=1e-6)

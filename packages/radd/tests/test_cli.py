@@ -133,6 +133,21 @@ def test_user_errors_exit_2(tmp_path, trained, capsys):
     assert "offline" in _json(capsys)["error"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "--length", "-3"],
+        ["eval", "--num-samples", "0"],
+        ["sample", "--steps", "0"],
+        ["sample", "--length", "0"],
+        ["bench", "--steps", "8", "0"],
+    ],
+)
+def test_non_positive_counts_are_user_errors(trained, capsys, args):
+    assert main([*args, "--model", str(trained / "m"), "--json"]) == 2
+    assert "must be >= 1" in _json(capsys)["error"]
+
+
 def test_missing_extra_is_a_user_error(trained, tmp_path, capsys, monkeypatch):
     import radd.tokenizers as toks
 

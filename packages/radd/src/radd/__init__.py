@@ -21,12 +21,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ESTIMATORS",
     "LOSSES",
+    "RADD",
     "ExactToy",
     "GeometricSchedule",
     "LogLinearSchedule",
     "MaskCosts",
     "NoiseSchedule",
-    "RADD",
     "RADDConfig",
     "SampleOutput",
     "dce_integral",

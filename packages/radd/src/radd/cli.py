@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--tokenizer", default=None, help="local tokenizer folder to copy beside the weights (e.g. gpt2)"
     )
+    c.add_argument(
+        "--no-ema",
+        action="store_true",
+        help="from an official training checkpoint (checkpoint.pth), take the raw weights instead of the EMA",
+    )
     c.add_argument("--overwrite", action="store_true")
 
     b = sub.add_parser("bench", help="cached vs uncached sampling: NFE vs expected_nfe and wall-clock ratio")
@@ -375,7 +380,7 @@ def _cmd_convert(args: argparse.Namespace) -> dict[str, Any]:
     from radd.convert import convert_checkpoint
     from radd.tokenizers import load_tokenizer
 
-    dst = convert_checkpoint(args.src, args.dst, overwrite=args.overwrite)
+    dst = convert_checkpoint(args.src, args.dst, overwrite=args.overwrite, ema=not args.no_ema)
     result: dict[str, Any] = {"source": args.src, "destination": str(dst)}
     if args.tokenizer:
         load_tokenizer(args.tokenizer).save(dst)
@@ -489,12 +494,31 @@ _COMMANDS = {
 }
 
 
+# Integer options that must be >= 1 (or >= 0) when given: caught here as one-line user errors, before any work
+# (a zero or negative --length would otherwise fall back to the default or fail deep inside torch).
+_AT_LEAST_ONE = ("length", "steps", "num_samples", "num_sequences", "batch_size", "eval_samples", "nfe_samples",
+                 "repeats", "hidden", "layers", "heads", "vocab")  # fmt: skip
+_AT_LEAST_ZERO = ("warmup", "checkpoint_every", "max_chars")
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for names, low in ((_AT_LEAST_ONE, 1), (_AT_LEAST_ZERO, 0)):
+        for name in names:
+            value = getattr(args, name, None)
+            # `train --steps 0` is allowed: it evaluates and saves the untrained model
+            floor = 0 if (args.command, name) == ("train", "steps") else low
+            for v in value if isinstance(value, list) else [] if value is None else [value]:
+                if v < floor:
+                    raise ValueError(f"--{name.replace('_', '-')} must be >= {floor}, got {v}")
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    _check_counts(args)
     fn, human = _COMMANDS[args.command]
     result = fn(args)
     if args.command in ("eval", "bench") and args.out:

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_args(t, out_default="runs/radd-tiny")
     t.add_argument("--text", default=None, help="UTF-8 training text (default: the bundled pydoc corpus)")
     t.add_argument(
-        "--tokenizer", default="char", help="'char' (default) or a local Hugging Face tokenizer folder"
+        "--tokenizer",
+        default="char",
+        help="'char' (default: one id per character of the training text) or a local Hugging Face tokenizer folder",
     )
     t.add_argument("--max-chars", type=int, default=None, help="use only the first N characters of the text")
     t.add_argument("--length", type=int, default=64, help="sequence length (default: %(default)s)")
@@ -201,7 +204,7 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     import radd
     from radd.data import TokenData, load_text
     from radd.model import RADD, RADDConfig
-    from radd.tokenizers import load_tokenizer
+    from radd.tokenizers import CharTokenizerAdapter, load_tokenizer
     from radd.training import train_radd
 
     device = resolve_device(args.device)
@@ -211,8 +214,11 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     if args.overwrite and ckpt_dir.is_dir():
         shutil.rmtree(ckpt_dir)  # start over: these are this command's own checkpoints
     radd.get_loss(args.loss)  # fail fast on a typo
-    tok = load_tokenizer(args.tokenizer)
     text = load_text(args.text, args.max_chars)
+    # 'char': the alphabet of the training text itself, so that none of its characters is replaced
+    tok = (
+        CharTokenizerAdapter.from_corpus(text) if args.tokenizer == "char" else load_tokenizer(args.tokenizer)
+    )
     data = TokenData.from_ids(tok.encode(text), args.length)
     config = RADDConfig(
         vocab_size=tok.vocab_size,
@@ -271,9 +277,18 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _unknown(tok: Any, text: str) -> int:
+    count = getattr(tok, "unknown_characters", None)
+    return int(count(text)) if count is not None else 0
+
+
 def _encode_optional(tok: Any, text: str | None) -> torch.Tensor | None:
     if text is None:
         return None
+    if _unknown(tok, text):
+        raise ValueError(
+            f"the prefix/suffix {text!r} has characters outside the model's alphabet; the samples could not keep them"
+        )
     ids = tok.encode(text)
     if ids.numel() == 0:
         raise ValueError("the prefix/suffix encodes to no tokens")
@@ -339,7 +354,15 @@ def _cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
 
     device = resolve_device(args.device)
     model, tok, cfg, length = _load_for_length(args, device)
-    ids = tok.encode(load_text(args.text))
+    text = load_text(args.text)
+    unknown = _unknown(tok, text)
+    if unknown:
+        # scored as the tokenizer's replacement character: the bound is for a slightly different text
+        print(
+            f"radd: warning: {unknown} character(s) of the text are outside the model's alphabet and were replaced",
+            file=sys.stderr,
+        )
+    ids = tok.encode(text)
     if args.text is None:
         windows = TokenData.from_ids(ids, length).val_windows(args.num_sequences)
     else:
@@ -372,6 +395,7 @@ def _cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
         / max(1, windows.shape[0]) ** 0.5,
         "perplexity_bound": radd.perplexity(nll, windows.numel()),
         "unigram_entropy_nats": unigram_entropy(ids, cfg.vocab_size),
+        "replaced_characters": unknown,
         "seconds": time.perf_counter() - t0,
     }
 

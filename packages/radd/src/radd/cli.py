@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--tokenizer",
         default="char",
-        help="'char' (default: one id per character of the training text) or a local Hugging Face tokenizer folder",
+        help="'char' (default: one id per character of the bundled corpus, or of --text) or a local Hugging Face "
+        "tokenizer folder",
     )
     t.add_argument("--max-chars", type=int, default=None, help="use only the first N characters of the text")
     t.add_argument("--length", type=int, default=64, help="sequence length (default: %(default)s)")
@@ -215,10 +216,12 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(ckpt_dir)  # start over: these are this command's own checkpoints
     radd.get_loss(args.loss)  # fail fast on a typo
     text = load_text(args.text, args.max_chars)
-    # 'char': the alphabet of the training text itself, so that none of its characters is replaced
-    tok = (
-        CharTokenizerAdapter.from_corpus(text) if args.tokenizer == "char" else load_tokenizer(args.tokenizer)
-    )
+    # 'char': the alphabet of the whole bundled corpus (what `radd eval` scores by default), or of the --text file
+    # itself, so that none of the training characters is replaced
+    if args.tokenizer == "char":
+        tok = CharTokenizerAdapter.from_corpus(text if args.text is not None else None)
+    else:
+        tok = load_tokenizer(args.tokenizer)
     data = TokenData.from_ids(tok.encode(text), args.length)
     config = RADDConfig(
         vocab_size=tok.vocab_size,

@@ -95,6 +95,18 @@ def test_eval_json(trained, capsys):
     assert r["perplexity_bound"] > 1
 
 
+def test_text_outside_the_alphabet(trained, tmp_path, capsys):
+    """eval reports (and warns about) replaced characters; a prefix the model cannot represent is refused."""
+    (tmp_path / "odd.txt").write_text("mask token ☃ cache score " * 4)
+    assert main(["eval", "--model", str(trained / "m"), "--text", str(tmp_path / "odd.txt"), "--num-samples", "1",
+                 "--json"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["replaced_characters"] == 4
+    assert "outside the model's alphabet" in captured.err
+    assert main(["sample", "--model", str(trained / "m"), "--prefix", "☃", "--json"]) == 2
+    assert "alphabet" in _json(capsys)["error"]
+
+
 def test_convert_json(tmp_path, capsys):
     from radd.convert import to_official_state_dict
     from radd.model import RADD, RADDConfig
@@ -131,6 +143,21 @@ def test_user_errors_exit_2(tmp_path, trained, capsys):
     assert "no such directory" in _json(capsys)["error"]
     assert main(["eval", "--model", "JingyangOu/radd-t-dce", "--json"]) == 2  # offline in tests
     assert "offline" in _json(capsys)["error"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "--length", "-3"],
+        ["eval", "--num-samples", "0"],
+        ["sample", "--steps", "0"],
+        ["sample", "--length", "0"],
+        ["bench", "--steps", "8", "0"],
+    ],
+)
+def test_non_positive_counts_are_user_errors(trained, capsys, args):
+    assert main([*args, "--model", str(trained / "m"), "--json"]) == 2
+    assert "must be >= 1" in _json(capsys)["error"]
 
 
 def test_missing_extra_is_a_user_error(trained, tmp_path, capsys, monkeypatch):

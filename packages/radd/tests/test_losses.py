@@ -29,6 +29,27 @@ def test_estimate_nll_converges_to_exact_expectation(toy_small, estimator):
         assert float(stderr[b]) < 0.05 * float(expected[b])  # the test has power
 
 
+def test_t_dce_with_the_geometric_schedule_converges_to_its_exact_expectation(toy_small):
+    """t-DCE under σ̄(t) = σ_min^{1−t} σ_max^t: the weight σ̄′/(e^σ̄ − 1) is no longer 1/t, but the change of
+    variables π = 1 − e^{−σ̄} makes its expectation ∫ f(π)/π dπ over [π(t_min), π(1)] (RADD Theorem 2's chain)."""
+    x = _draw(toy_small, 2, 3)
+    costs = radd.mask_costs(toy_small, x)
+    sched = radd.GeometricSchedule()
+    expected = radd.estimator_expectation(costs, "t", schedule=sched)
+    assert_close(
+        expected, -toy_small.log_prob(x), rtol=2e-3
+    )  # σ_min = 1e-4: π(t_min) ≈ 1e-4, almost the full bound
+    mean, stderr = radd.estimate_nll(
+        toy_small, x, 3000, "t", torch.Generator().manual_seed(4), schedule=sched, return_stderr=True
+    )
+    for b in range(x.shape[0]):
+        assert_within_sigmas(float(mean[b]), float(expected[b]), float(stderr[b]), sigmas=5)
+        assert float(stderr[b]) < 0.05 * float(expected[b])  # the test has power
+    # not the log-linear case in disguise: the geometric weight is far from 1/t
+    t = torch.linspace(0.05, 0.95, 10, dtype=torch.float64)
+    assert not torch.allclose(radd.schedules.dce_weight(sched, t), 1 / t, rtol=0.1)
+
+
 @pytest.mark.parametrize("estimator", ["k", "lambda", "t"])
 def test_conditional_estimates_with_positions(toy_small, estimator):
     x = _draw(toy_small, 2, 5)

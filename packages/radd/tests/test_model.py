@@ -122,6 +122,22 @@ def test_contract_shapes_and_normalisation():
     assert radd.masked_model.resolve_mask_id(model) == 11
 
 
+def test_top_level_contract():
+    """The issue's contract: ``radd.RADD(radd.RADDConfig(...))`` with defaults for every size field."""
+    assert radd.RADD is RADD and radd.RADDConfig is RADDConfig
+    assert {"RADD", "RADDConfig"} <= set(radd.__all__)
+    d = radd.RADDConfig()
+    assert (d.vocab_size, d.max_length, d.hidden_size, d.num_layers, d.num_heads) == (
+        50257,
+        1024,
+        768,
+        12,
+        12,
+    )
+    model = radd.RADD(radd.RADDConfig(vocab_size=6, max_length=8, hidden_size=16, num_layers=1, num_heads=2))
+    assert model(torch.full((2, 8), 6)).shape == (2, 8, 6)
+
+
 def test_zero_initialised_head_predicts_uniformly():
     out = RADD(TINY)(torch.full((1, 4), 11))
     assert_close(out, torch.full_like(out, -math.log(11)), atol=1e-6)
@@ -160,8 +176,17 @@ def test_official_round_trip_and_config_forms():
     x = torch.randint(0, 12, (2, 16), generator=torch.Generator().manual_seed(2))
     assert torch.equal(model(x), back.eval()(x))
     assert official_config({"config": OFFICIAL_CFG}, sd) == official_config(OFFICIAL_CFG, sd)
-    inferred = official_config(None, sd)  # no config: sizes from shapes, 64-dim heads assumed
-    assert (inferred.vocab_size, inferred.hidden_size, inferred.num_layers) == (11, 32, 2)
+    inferred = official_config(None, sd)  # no config: sizes from shapes, heads from the rotary buffer
+    assert (inferred.vocab_size, inferred.hidden_size, inferred.num_layers, inferred.num_heads) == (
+        11,
+        32,
+        2,
+        4,
+    )
+    no_rotary = {k: v for k, v in sd.items() if k != "rotary_emb.inv_freq"}
+    assert (
+        official_config(None, no_rotary).num_heads == 1
+    )  # then 64-dim heads (the released sizes) are assumed
     with pytest.raises(CheckpointError, match="do not belong together"):
         official_config({**OFFICIAL_CFG, "tokens": 50}, sd)
     with pytest.raises(CheckpointError, match="unexpected keys"):
@@ -188,6 +213,40 @@ def test_official_folder_loads_and_converts(tmp_path, weights_name):
     with pytest.raises(FileExistsError, match="overwrite"):
         convert_checkpoint(src, dst)
     assert_close(load_official(src / weights_name)(x), ref, rtol=1e-4, atol=1e-4)  # a bare weights file
+
+
+def test_official_training_checkpoint_loads_its_ema(tmp_path):
+    """``checkpoint.pth`` of an official run: {model, ema: {shadow_params in parameter order}, optimizer, step}."""
+    raw = official_state_dict(seed=5)
+    ema_sd = official_state_dict(seed=6)
+    names = [
+        k for k in raw if k != "rotary_emb.inv_freq"
+    ]  # parameter order = state-dict order minus the buffer
+    ckpt = {
+        "model": raw,
+        "ema": {"decay": 0.9999, "num_updates": 3, "shadow_params": [ema_sd[k] for k in names]},
+        "optimizer": {"state": {}, "param_groups": [{"lr": 3e-4, "params": list(range(len(names)))}]},
+        "step": 3,
+    }
+    torch.save(ckpt, tmp_path / "checkpoint.pth")
+    x = torch.randint(0, 12, (2, 16), generator=torch.Generator().manual_seed(7))
+    assert_close(
+        load_official(tmp_path / "checkpoint.pth")(x), official_forward(ema_sd, x, 4), rtol=1e-4, atol=1e-4
+    )
+    raw_model = load_official(tmp_path / "checkpoint.pth", ema=False)
+    assert_close(raw_model(x), official_forward(raw, x, 4), rtol=1e-4, atol=1e-4)
+    ckpt["ema"]["shadow_params"] = ckpt["ema"]["shadow_params"][:-1]
+    torch.save(ckpt, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="line up"):
+        load_official(tmp_path / "bad.pth")
+
+
+def test_converting_a_radd_folder_is_a_clear_error(tmp_path):
+    RADD(TINY).save_pretrained(tmp_path / "ours")
+    with pytest.raises(CheckpointError, match="loads directly"):
+        convert_checkpoint(tmp_path / "ours", tmp_path / "out")
+    with pytest.raises(CheckpointError, match="not an official RADD state dict"):
+        load_official(tmp_path / "ours" / "model.safetensors")
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_args(t, out_default="runs/radd-tiny")
     t.add_argument("--text", default=None, help="UTF-8 training text (default: the bundled pydoc corpus)")
     t.add_argument(
-        "--tokenizer", default="char", help="'char' (default) or a local Hugging Face tokenizer folder"
+        "--tokenizer",
+        default="char",
+        help="'char' (default: one id per character of the bundled corpus, or of --text) or a local Hugging Face "
+        "tokenizer folder",
     )
     t.add_argument("--max-chars", type=int, default=None, help="use only the first N characters of the text")
     t.add_argument("--length", type=int, default=64, help="sequence length (default: %(default)s)")
@@ -137,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--tokenizer", default=None, help="local tokenizer folder to copy beside the weights (e.g. gpt2)"
     )
+    c.add_argument(
+        "--no-ema",
+        action="store_true",
+        help="from an official training checkpoint (checkpoint.pth), take the raw weights instead of the EMA",
+    )
     c.add_argument("--overwrite", action="store_true")
 
     b = sub.add_parser("bench", help="cached vs uncached sampling: NFE vs expected_nfe and wall-clock ratio")
@@ -196,7 +205,7 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     import radd
     from radd.data import TokenData, load_text
     from radd.model import RADD, RADDConfig
-    from radd.tokenizers import load_tokenizer
+    from radd.tokenizers import CharTokenizerAdapter, load_tokenizer
     from radd.training import train_radd
 
     device = resolve_device(args.device)
@@ -206,8 +215,13 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     if args.overwrite and ckpt_dir.is_dir():
         shutil.rmtree(ckpt_dir)  # start over: these are this command's own checkpoints
     radd.get_loss(args.loss)  # fail fast on a typo
-    tok = load_tokenizer(args.tokenizer)
     text = load_text(args.text, args.max_chars)
+    # 'char': the alphabet of the whole bundled corpus (what `radd eval` scores by default), or of the --text file
+    # itself, so that none of the training characters is replaced
+    if args.tokenizer == "char":
+        tok = CharTokenizerAdapter.from_corpus(text if args.text is not None else None)
+    else:
+        tok = load_tokenizer(args.tokenizer)
     data = TokenData.from_ids(tok.encode(text), args.length)
     config = RADDConfig(
         vocab_size=tok.vocab_size,
@@ -266,9 +280,18 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _unknown(tok: Any, text: str) -> int:
+    count = getattr(tok, "unknown_characters", None)
+    return int(count(text)) if count is not None else 0
+
+
 def _encode_optional(tok: Any, text: str | None) -> torch.Tensor | None:
     if text is None:
         return None
+    if _unknown(tok, text):
+        raise ValueError(
+            f"the prefix/suffix {text!r} has characters outside the model's alphabet; the samples could not keep them"
+        )
     ids = tok.encode(text)
     if ids.numel() == 0:
         raise ValueError("the prefix/suffix encodes to no tokens")
@@ -334,7 +357,15 @@ def _cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
 
     device = resolve_device(args.device)
     model, tok, cfg, length = _load_for_length(args, device)
-    ids = tok.encode(load_text(args.text))
+    text = load_text(args.text)
+    unknown = _unknown(tok, text)
+    if unknown:
+        # scored as the tokenizer's replacement character: the bound is for a slightly different text
+        print(
+            f"radd: warning: {unknown} character(s) of the text are outside the model's alphabet and were replaced",
+            file=sys.stderr,
+        )
+    ids = tok.encode(text)
     if args.text is None:
         windows = TokenData.from_ids(ids, length).val_windows(args.num_sequences)
     else:
@@ -367,6 +398,7 @@ def _cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
         / max(1, windows.shape[0]) ** 0.5,
         "perplexity_bound": radd.perplexity(nll, windows.numel()),
         "unigram_entropy_nats": unigram_entropy(ids, cfg.vocab_size),
+        "replaced_characters": unknown,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -375,7 +407,7 @@ def _cmd_convert(args: argparse.Namespace) -> dict[str, Any]:
     from radd.convert import convert_checkpoint
     from radd.tokenizers import load_tokenizer
 
-    dst = convert_checkpoint(args.src, args.dst, overwrite=args.overwrite)
+    dst = convert_checkpoint(args.src, args.dst, overwrite=args.overwrite, ema=not args.no_ema)
     result: dict[str, Any] = {"source": args.src, "destination": str(dst)}
     if args.tokenizer:
         load_tokenizer(args.tokenizer).save(dst)
@@ -489,12 +521,31 @@ _COMMANDS = {
 }
 
 
+# Integer options that must be >= 1 (or >= 0) when given: caught here as one-line user errors, before any work
+# (a zero or negative --length would otherwise fall back to the default or fail deep inside torch).
+_AT_LEAST_ONE = ("length", "steps", "num_samples", "num_sequences", "batch_size", "eval_samples", "nfe_samples",
+                 "repeats", "hidden", "layers", "heads", "vocab")  # fmt: skip
+_AT_LEAST_ZERO = ("warmup", "checkpoint_every", "max_chars")
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for names, low in ((_AT_LEAST_ONE, 1), (_AT_LEAST_ZERO, 0)):
+        for name in names:
+            value = getattr(args, name, None)
+            # `train --steps 0` is allowed: it evaluates and saves the untrained model
+            floor = 0 if (args.command, name) == ("train", "steps") else low
+            for v in value if isinstance(value, list) else [] if value is None else [value]:
+                if v < floor:
+                    raise ValueError(f"--{name.replace('_', '-')} must be >= {floor}, got {v}")
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    _check_counts(args)
     fn, human = _COMMANDS[args.command]
     result = fn(args)
     if args.command in ("eval", "bench") and args.out:

@@ -20,6 +20,10 @@ output_layer.linear.{weight,bias} (V+1)    head.{weight,bias} (first V rows: the
 rotary_emb.inv_freq                        (recomputed; checked)
 =========================================  =======================================
 
+An official *training* checkpoint (``checkpoints-meta/checkpoint.pth``: ``model``, ``ema``, ``optimizer``, ``step``)
+converts with its EMA weights, as the official ``load_model_local`` evaluates (``ema=False`` for the raw ones); its
+Hydra config is YAML, so the sizes come from the weights (the head count from the rotary buffer).
+
 Loading never runs pickled code (safetensors, or ``torch.load(weights_only=True)``).
 """
 
@@ -37,6 +41,7 @@ from gen_common.checkpoint import (
     CheckpointError,
     CheckpointNotFoundError,
     load_state_dict,
+    load_torch_file,
     resolve_pretrained,
 )
 from gen_common.config import read_json
@@ -101,7 +106,12 @@ def official_config(
         raise CheckpointError(
             "cannot tell the model size: the official config has no 'tokens'/'model.hidden_size' and no weights were given"
         )
-    heads = model_cfg.get("n_heads", max(1, int(hidden) // 64))  # both released sizes use 64-dim heads
+    heads = model_cfg.get("n_heads")
+    inv_freq = sd.get("rotary_emb.inv_freq")
+    if heads is None and inv_freq is not None and inv_freq.numel():
+        heads = int(hidden) // (2 * inv_freq.numel())  # the rotary buffer holds head_dim / 2 frequencies
+    if heads is None:
+        heads = max(1, int(hidden) // 64)  # both released sizes use 64-dimensional heads
     blocks = model_cfg.get("n_blocks", n_blocks_sd)
     if blocks is None:
         raise CheckpointError(
@@ -196,25 +206,73 @@ def _weights_in(d: Path) -> Path:
     raise CheckpointNotFoundError(f"{d} holds none of {', '.join(_WEIGHT_FILES)}")
 
 
+def _ema_state_dict(obj: Any, weights: Path) -> dict[str, torch.Tensor] | None:
+    """The EMA weights of an official *training* checkpoint (``{"model", "ema", "optimizer", "step"}``, written by
+    the official ``utils.save_checkpoint``), named after the ``model`` entry; None when there are none.
+
+    The official EMA keeps an unnamed list ``shadow_params`` in ``model.parameters()`` order, which is the order of
+    the state dict without its one buffer (``rotary_emb.inv_freq``); the official ``load_model_local`` evaluates
+    with these EMA weights, so the converter does too.
+    """
+    if not isinstance(obj, Mapping):
+        return None
+    ema, model_sd = obj.get("ema"), obj.get("model")
+    if not (isinstance(ema, Mapping) and isinstance(model_sd, Mapping) and "shadow_params" in ema):
+        return None
+    names = [k for k in model_sd if not k.endswith("rotary_emb.inv_freq")]
+    shadow = list(ema["shadow_params"])
+    if len(shadow) != len(names) or any(
+        not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(model_sd[n].shape)
+        for n, t in zip(names, shadow)
+    ):
+        raise CheckpointError(
+            f"{weights}: the EMA holds {len(shadow)} tensors that do not line up with the {len(names)} model "
+            "parameters; pass ema=False (radd convert --no-ema) to load the raw model weights"
+        )
+    out = dict(model_sd)
+    out.update(zip(names, shadow))
+    return out
+
+
+def _read_official_weights(weights: Path, ema: bool) -> dict[str, torch.Tensor]:
+    if ema and weights.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt"):
+        found = _ema_state_dict(load_torch_file(weights), weights)
+        if found is not None:
+            return found
+    return load_state_dict(weights)
+
+
 def load_official(
-    source: str | os.PathLike[str], *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+    source: str | os.PathLike[str],
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    ema: bool = True,
 ) -> RADD:
     """Build a `RADD` from an official checkpoint: a folder (config.json + weights), a weights file (sizes
-    inferred from the shapes), or a Hugging Face id (downloads unless offline)."""
+    inferred from the shapes when no official config.json lies beside it), or a Hugging Face id (downloads unless
+    offline). A training checkpoint (``checkpoint.pth`` with ``model`` and ``ema``) gives its EMA weights unless
+    ``ema=False``."""
     p = Path(source).expanduser()
     if p.is_file():
         cfg_data: dict[str, Any] | None = None
         weights = p
-        if (p.parent / "config.json").is_file():
+        if is_official_checkpoint(p.parent):
             cfg_data = _read_json(p.parent / "config.json")
     else:
         d = resolve_pretrained(str(source), allow_patterns=["*.json", "*.safetensors", "*.bin"])
+        if (d / "config.json").is_file() and not is_official_checkpoint(d):
+            raise CheckpointError(
+                f"{d} is not an official RADD checkpoint (its config.json is this package's or unknown); "
+                "a folder written by radd itself loads directly: RADD.from_pretrained / --model"
+            )
         weights = _weights_in(d)
         cfg_data = _read_json(d / "config.json") if (d / "config.json").is_file() else None
-    raw = load_state_dict(weights)
+    raw = _read_official_weights(weights, ema)
+    converted = from_official_state_dict(raw)  # checks the key names first: the clearest error
     config = official_config(cfg_data, raw)
     model = RADD(config)
-    load_into(model, from_official_state_dict(raw), source=str(weights))
+    load_into(model, converted, source=str(weights))
     hd = config.hidden_size // config.num_heads
     sd = _strip_prefixes(raw)
     if "rotary_emb.inv_freq" in sd and sd["rotary_emb.inv_freq"].shape[0] != hd // 2:
@@ -223,9 +281,13 @@ def load_official(
 
 
 def convert_checkpoint(
-    source: str | os.PathLike[str], destination: str | os.PathLike[str], *, overwrite: bool = False
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    ema: bool = True,
 ) -> Path:
     """Convert an official checkpoint to a `RADD.save_pretrained` folder (refuses to overwrite a checkpoint)."""
     prepare_output_dir(destination, overwrite=overwrite)
-    model = load_official(source)
+    model = load_official(source, ema=ema)
     return model.save_pretrained(destination, overwrite=True, converted_from=str(source))

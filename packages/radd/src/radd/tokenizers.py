@@ -52,6 +52,10 @@ class CharTokenizerAdapter:
     def decode(self, ids: torch.Tensor | list[int]) -> str:
         return self.tok.decode(ids)
 
+    def unknown_characters(self, text: str) -> int:
+        """How many characters of ``text`` are outside the alphabet (`encode` replaces them)."""
+        return sum(1 for ch in text if ch not in self.tok.index)
+
     def save(self, folder: str | os.PathLike[str]) -> None:
         self.tok.save(Path(folder) / CHAR_TOKENIZER_FILE)
 

@@ -69,7 +69,8 @@ def load_pipeline(
             if kind == "svd"
             else video_tiny.tiny_i2vgenxl_pipeline(opts.seed)
         )
-        pipe = pipe.to(dtype=dtype)
+        if dtype != torch.float32:  # built in float32; a no-op cast would only make diffusers warn
+            pipe = pipe.to(dtype=dtype)
     else:
         path = resolve_pretrained(model)
         try:

@@ -188,8 +188,11 @@ class LatentStats:
         if p.suffix == ".safetensors":
             from safetensors import safe_open
 
-            with safe_open(str(p), framework="pt") as fh:
-                md = fh.metadata() or {}
+            try:
+                with safe_open(str(p), framework="pt") as fh:
+                    md = fh.metadata() or {}
+            except Exception as exc:  # safetensors raises its own error type for a damaged header
+                raise CheckpointError(f"{p} is not a readable .safetensors file ({exc})") from exc
             if md.get("format") != _FORMAT:
                 raise CheckpointError(f"{p} is not an i2v-leak statistics file (format {md.get('format')!r})")
             mean = load_state_dict(p)["mean"]

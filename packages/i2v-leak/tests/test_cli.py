@@ -248,6 +248,12 @@ def test_bad_files_and_values_are_one_line_errors(tmp_path, capsys):
     for extra, msg in cases:
         assert main([*base, *extra]) == 2, extra
         assert msg in _json(capsys)["error"]
+    import torch
+
+    if not torch.cuda.is_available():
+        cuda = ["generate", "--model", "tiny", "--image", "synthetic", "--device", "cuda", "--json"]
+        assert main([*cuda, "--out", str(tmp_path / "c")]) == 2
+        assert "CUDA is not available" in _json(capsys)["error"]
     frames = tmp_path / "clips" / "a"
     frames.mkdir(parents=True)
     (frames / "0.png").write_bytes(b"broken frame")

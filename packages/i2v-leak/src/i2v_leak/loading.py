@@ -59,7 +59,10 @@ def load_pipeline(
     """
     opts = options or LoadOptions()
     cls = _pipeline_class(kind)
-    dev = resolve_device(device)
+    try:
+        dev = resolve_device(device)
+    except RuntimeError as exc:  # e.g. --device cuda without CUDA: the user's to fix, not a crash
+        raise ValueError(str(exc)) from exc
     dtype = resolve_dtype(opts.dtype, dev)
     if model == TINY:
         from gen_common.testing import video_tiny

@@ -230,3 +230,42 @@ def test_compare_with_local_raft_and_clip(tmp_path, capsys):
     assert set(r["flow_motion"]) == {"baseline", "fixed"}
     assert -1 <= r["temporal_consistency"]["fixed"] <= 1
     assert -1 <= r["image_alignment"]["baseline"] <= 1
+
+
+def test_bad_files_and_values_are_one_line_errors(tmp_path, capsys):
+    """A damaged image or statistics file, and non-positive options, are user errors (exit 2), not tracebacks;
+    they fail before the model is loaded."""
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
+    base = ["generate", "--model", "tiny", "--device", "cpu", "--json", "--out", str(tmp_path / "o")]
+    cases = [
+        (["--image", str(tmp_path / "bad.png")], "cannot read"),
+        (["--image", "synthetic", "--stats", str(tmp_path / "bad.safetensors")], "not a readable"),
+        (["--image", "synthetic", "--steps", "0"], "--steps must be > 0"),
+        (["--image", "synthetic", "--M", "nan"], "--M must be a positive number"),
+        (["--image", "synthetic", "--height", "-8"], "--height must be > 0"),
+    ]
+    for extra, msg in cases:
+        assert main([*base, *extra]) == 2, extra
+        assert msg in _json(capsys)["error"]
+    import torch
+
+    if not torch.cuda.is_available():
+        cuda = ["generate", "--model", "tiny", "--image", "synthetic", "--device", "cuda", "--json"]
+        assert main([*cuda, "--out", str(tmp_path / "c")]) == 2
+        assert "CUDA is not available" in _json(capsys)["error"]
+    frames = tmp_path / "clips" / "a"
+    frames.mkdir(parents=True)
+    (frames / "0.png").write_bytes(b"broken frame")
+    args = [
+        "stats",
+        "--model",
+        "tiny",
+        "--videos",
+        str(tmp_path / "clips"),
+        "--json",
+        "--out",
+        str(tmp_path / "s"),
+    ]
+    assert main(args) == 2
+    assert "cannot read" in _json(capsys)["error"]

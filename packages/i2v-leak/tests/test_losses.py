@@ -133,6 +133,15 @@ def test_svd_loss_weighting_is_edm():
     noisy = model_in[:, :, :4] / c_in
     want = ((sigma**2 + 1) / sigma**2 * (c_skip * noisy - latents) ** 2).mean()
     assert_close(loss, want, rtol=1e-5)
+    # the official class default σ_d = 0.5 in the weight only (same draws: same generator seed)
+    loss_half, _ = svd_timenoise_loss(
+        z, latents, cond, emb, None, torch.Generator().manual_seed(5), cfg_dropout=0.0, weight_sigma_data=0.5
+    )
+    want_half = ((sigma**2 + 0.25) / (0.25 * sigma**2) * (c_skip * noisy - latents) ** 2).mean()
+    assert_close(loss_half, want_half, rtol=1e-5)
+    assert float(loss_half) > float(loss)
+    with pytest.raises(ValueError, match="weight_sigma_data"):
+        svd_timenoise_loss(z, latents, cond, emb, None, weight_sigma_data=0.0)
 
 
 def test_svd_loss_shape_errors():

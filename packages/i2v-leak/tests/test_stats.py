@@ -133,6 +133,13 @@ def test_estimate_through_a_known_encoder():
     assert_close(stats.mean, z.mean(0), rtol=1e-6, atol=1e-7)
     assert abs(stats.tr_cov_over_d - float(z.var(0, unbiased=False).mean())) < 1e-7
     assert (stats.height, stats.width, stats.num_frames) == (4, 4, 3)
+    # max_videos counts clips, also when they come in batches: 7 clips as batches of 3, 3, 1, limit 4
+    batches = [torch.stack(clips[i : i + 3]) for i in range(0, 7, 3)]
+    four = estimate_latent_stats(
+        _LinearVAE(), iter(batches), height=4, width=4, num_frames=3, max_videos=4, show_progress=False
+    )
+    assert four.count == 4
+    assert_close(four.mean, z[:4].mean(0), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="expected"):
         estimate_latent_stats(_LinearVAE(), iter([torch.zeros(2, 3, 4, 4)]), height=4, width=4, num_frames=3)
     with pytest.raises(ValueError, match="no videos"):

@@ -11,7 +11,10 @@ E_q‖x − μ‖²/(2σ²); setting the derivatives in μ and σ² to zero give
 
 The official SVD code uses σ_p² = init_noise_sigma² + tr(Cov)/d with diffusers' init_noise_sigma² = σ_max² + 1,
 which counts the data variance twice (the "+1" is diffusers' stand-in for it); here it is σ_max² + tr(Cov)/d,
-the actual moment-matched value.
+the actual moment-matched value. The official SVD pipeline also unpacks its statistics in the wrong order
+(``prepare_initial_noise`` returns ``(trCov_d, Expectation_x_0)`` and the caller reads ``(Expectation_X_0,
+trCov_d)``), so it shifts the start by the scalar tr(Cov)/d and adds the mean tensor to the variance; the
+DynamiCrafter/VideoCrafter scripts do not have this bug. Here the mean is E[x₀] and the variance uses tr(Cov)/d.
 """
 
 from __future__ import annotations

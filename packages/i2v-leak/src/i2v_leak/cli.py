@@ -184,6 +184,7 @@ def _load(args: argparse.Namespace) -> Any:
 def _size(args: argparse.Namespace) -> tuple[int, int, int]:
     from i2v_leak.presets import get_preset
 
+    _check_positive(args, "height", "width", "num_frames")
     base = TINY_SIZE if args.model == "tiny" else vars(get_preset(args.pipeline))
     h = args.height or base["height"]
     w = args.width or base["width"]
@@ -194,6 +195,14 @@ def _size(args: argparse.Namespace) -> tuple[int, int, int]:
     if f < 2:
         raise ValueError("--num-frames must be >= 2")
     return int(h), int(w), int(f)
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    """Options that must be > 0 when given (0 would otherwise fall back to a default silently)."""
+    for name in names:
+        v = getattr(args, name, None)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {v}")
 
 
 def _out_file(out: str | None, name: str, overwrite: bool) -> Path:
@@ -248,11 +257,16 @@ def _gen_setup(args: argparse.Namespace) -> tuple[Any, Any, Any, float | None]:
     preset = get_preset(args.pipeline)
     tiny = args.model == "tiny"
     M = args.M if args.M is not None else preset.M
+    _check_positive(args, "steps", "guidance", "fps", "decode_chunk_size")
+    # Checked here, before minutes of model loading; the adapter checks the exact bounds again.
+    if not (math.isfinite(M) and M > 0):
+        raise ValueError(f"--M must be a positive number (σ_max for SVD, a timestep for I2VGen-XL), got {M}")
     if args.pipeline == "i2vgenxl":
         if int(M) != M:
             raise ValueError(f"--M is a timestep for I2VGen-XL and must be an integer, got {M}")
         M = int(M)
     stats = LatentStats.load(args.stats) if args.stats else None
+    image = _image(args, h, w)  # bad inputs fail before the model loads
     pipe = _load(args)
     cil = wrap_pipeline(pipe, M=M, stats=stats)
     cfg = GenerationConfig(
@@ -272,7 +286,7 @@ def _gen_setup(args: argparse.Namespace) -> tuple[Any, Any, Any, float | None]:
     )
     if args.pipeline == "svd":
         cfg = GenerationConfig(**{**vars(cfg), "eta": None, "prompt": ""})
-    return cil, cfg, _image(args, h, w), M
+    return cil, cfg, image, M
 
 
 # -- subcommands -------------------------------------------------------------------------------------------------
@@ -282,6 +296,7 @@ def cmd_stats(args: argparse.Namespace) -> dict[str, Any]:
     from i2v_leak.stats import estimate_latent_stats
 
     h, w, f = _size(args)
+    _check_positive(args, "num_synthetic", "stride", "max_videos")
     target = _out_file(args.out, "latent_stats.safetensors", args.overwrite)
     pipe = _load(args)
     clips, total = _clips(args, h, w, f)
@@ -407,8 +422,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             raise FileExistsError(f"{out} is not empty; pass --resume to continue a run there or --overwrite")
     h, w, f = _size(args)
     preset = get_preset("svd")
-    if args.steps < 1 or args.batch_size < 1:
-        raise ValueError("--steps and --batch-size must be >= 1")
+    _check_positive(args, "steps", "batch_size", "lr", "beta_m", "a", "fps", "num_synthetic", "stride")
     ft = SVDFinetuneConfig(
         beta_m=args.beta_m if args.beta_m is not None else preset.beta_m,
         a=args.a if args.a is not None else preset.a,

@@ -85,7 +85,7 @@ def _plot_timenoise(ctx: DemoContext):
         tn = TimeNoise(vc.beta_m, vc.a, mu_max)
         axes[2].plot(t, tn.median(t), ls=ls, label=f"median, μ_max={mu_max:g}")
         axes[2].fill_between(t, tn.quantile(0.05, t), tn.quantile(0.95, t), alpha=0.15)
-    axes[2].set_title("VideoCrafter1 (β_m 100): μ_max 1 (intended) vs 4 (official)")
+    axes[2].set_title("VideoCrafter1: μ_max 1 (intended) vs 4 (official)")
     axes[2].set_xlabel("t")
     axes[2].set_ylabel("β_s (median, 5–95%)")
     axes[2].legend(fontsize=7)

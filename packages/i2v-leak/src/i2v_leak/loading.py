@@ -59,7 +59,10 @@ def load_pipeline(
     """
     opts = options or LoadOptions()
     cls = _pipeline_class(kind)
-    dev = resolve_device(device)
+    try:
+        dev = resolve_device(device)
+    except RuntimeError as exc:  # e.g. --device cuda without CUDA: the user's to fix, not a crash
+        raise ValueError(str(exc)) from exc
     dtype = resolve_dtype(opts.dtype, dev)
     if model == TINY:
         from gen_common.testing import video_tiny
@@ -69,7 +72,8 @@ def load_pipeline(
             if kind == "svd"
             else video_tiny.tiny_i2vgenxl_pipeline(opts.seed)
         )
-        pipe = pipe.to(dtype=dtype)
+        if dtype != torch.float32:  # built in float32; a no-op cast would only make diffusers warn
+            pipe = pipe.to(dtype=dtype)
     else:
         path = resolve_pretrained(model)
         try:

@@ -50,6 +50,7 @@ def svd_timenoise_loss(
     P_std: float = 1.2,
     train_sigma_max: float = 700.0,
     cfg_dropout: float = 0.1,
+    weight_sigma_data: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """EDM denoising loss for SVD with TimeNoise on the conditional latent (Sec. 5; official ``EDMLossTimeNoise``).
 
@@ -60,10 +61,20 @@ def svd_timenoise_loss(
     ``fps_id`` is the value the UNet sees (diffusers' pipeline feeds fps − 1). With ``timenoise=None`` the
     condition stays clean and the strength is 0 (plain fine-tuning).
 
+    The loss weight is EDM's λ(σ) = (σ² + σ_d²)/(σ σ_d)² (Karras et al. 2022, Table 1) with σ_d =
+    ``weight_sigma_data``. The default 1 is the value SVD's preconditioning uses (c_out = −σ/√(σ² + 1)), which
+    makes λ·c_out² = 1, i.e. a unit-weighted loss on the network output; the official ``train.yaml`` sets
+    ``sigma_data: 1`` too. (``EDMLossTimeNoise``'s own default is 0.5, which with its σ_d = 1 preconditioning
+    would up-weight large σ by up to 4×, ratio (4σ² + 1)/(σ² + 1); ``weight_sigma_data=0.5`` gives that.)
+
     Differences from the official code, on purpose: ε on the condition is N(0, I) per element (the official SVD
     loss draws one scalar per sample and shifts the whole latent, unlike its DynamiCrafter/VideoCrafter code and
-    the paper's c + β_s ε); classifier-free dropout is per sample, drawn from ``generator``.
+    the paper's c + β_s ε); classifier-free dropout is per sample, drawn from ``generator`` (official: one coin
+    for the whole batch); the UNet's fps id is what the caller passes (`finetune_svd` passes fps − 1 as diffusers'
+    pipeline does at inference; the official script trains on the raw fps 3 but samples with fps 5, i.e. id 4).
     """
+    if not weight_sigma_data > 0:
+        raise ValueError(f"weight_sigma_data must be > 0, got {weight_sigma_data}")
     b = latents.shape[0]
     if latents.ndim != 5 or cond_latents.shape != (b, *latents.shape[2:]):
         raise ValueError(
@@ -108,7 +119,8 @@ def svd_timenoise_loss(
         return_dict=False,
     )[0]
     denoised = c_skip * noisy + c_out * out.float()
-    weight = (sig**2 + 1) / sig**2  # λ(σ) = (σ² + σ_data²)/(σ σ_data)² with σ_data = 1
+    sd2 = float(weight_sigma_data) ** 2
+    weight = (sig**2 + sd2) / (sig**2 * sd2)  # λ(σ) = (σ² + σ_d²)/(σ σ_d)²
     loss = (weight * (denoised - x0) ** 2).mean()
     return loss, {"sigma_mean": float(sigma.mean()), "beta_s_mean": float(beta.mean())}
 

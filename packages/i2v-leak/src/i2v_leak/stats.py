@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,8 +188,11 @@ class LatentStats:
         if p.suffix == ".safetensors":
             from safetensors import safe_open
 
-            with safe_open(str(p), framework="pt") as fh:
-                md = fh.metadata() or {}
+            try:
+                with safe_open(str(p), framework="pt") as fh:
+                    md = fh.metadata() or {}
+            except Exception as exc:  # safetensors raises its own error type for a damaged header
+                raise CheckpointError(f"{p} is not a readable .safetensors file ({exc})") from exc
             if md.get("format") != _FORMAT:
                 raise CheckpointError(f"{p} is not an i2v-leak statistics file (format {md.get('format')!r})")
             mean = load_state_dict(p)["mean"]
@@ -342,8 +345,12 @@ def estimate_latent_stats(
     seen = 0
     bar = progress(total=total or max_videos, desc="latent stats", enabled=show_progress)
     try:
-        for clip in _limit(videos, max_videos):
+        for clip in videos:
             v = clip if clip.ndim == 5 else clip.unsqueeze(0)
+            if max_videos is not None:
+                if seen >= max_videos:
+                    break
+                v = v[: max_videos - seen]  # a batch may cross the limit: count clips, not batches
             if tuple(v.shape[1:]) != (num_frames, 3, height, width):
                 raise ValueError(
                     f"clip of shape {tuple(v.shape[1:])} given, expected ({num_frames}, 3, {height}, {width}); "
@@ -366,10 +373,3 @@ def estimate_latent_stats(
         num_frames=num_frames,
         meta={"posterior": posterior, "scaling_factor": float(vae.config.scaling_factor), **(meta or {})},
     )
-
-
-def _limit(it: Iterable[torch.Tensor], n: int | None) -> Iterator[torch.Tensor]:
-    for i, x in enumerate(it):
-        if n is not None and i >= n:
-            return
-        yield x

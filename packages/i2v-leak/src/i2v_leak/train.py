@@ -38,6 +38,7 @@ class SVDFinetuneConfig:
     P_mean: float = -1.2
     P_std: float = 1.2
     cfg_dropout: float = 0.1
+    weight_sigma_data: float = 1.0  # EDM loss weight's σ_d (official train.yaml: 1; see svd_timenoise_loss)
     batch_size: int = 1
     gradient_checkpointing: bool = True
 
@@ -121,6 +122,7 @@ def finetune_svd(
             P_mean=config.P_mean,
             P_std=config.P_std,
             cfg_dropout=config.cfg_dropout,
+            weight_sigma_data=config.weight_sigma_data,
         )
 
     from gen_common.config import config_to_dict

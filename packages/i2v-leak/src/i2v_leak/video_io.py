@@ -52,28 +52,47 @@ def _read_av(path: Path) -> np.ndarray:
         import av
     except ImportError as exc:
         raise ImportError(f'reading {path.suffix} files needs PyAV: pip install "i2v-leak[video]"') from exc
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"cannot decode {path} ({type(exc).__name__}: {exc})") from exc
     if not frames:
         raise ValueError(f"{path} has no video frames")
     return np.stack(frames)
 
 
+def _open_rgb_frames(path: Path, *, all_frames: bool = False) -> list[np.ndarray]:
+    """RGB frames of an image file (every frame of a GIF with ``all_frames``); a file PIL cannot read is a
+    ValueError that names it, not a traceback."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            frames = ImageSequence.Iterator(im) if all_frames else [im]
+            out = [np.asarray(fr.convert("RGB")) for fr in frames]
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
+    if len({a.shape for a in out}) > 1:
+        raise ValueError(f"{path}: frames of different sizes")
+    return out
+
+
 def read_video(path: str | os.PathLike[str]) -> torch.Tensor:
     """All frames of a clip as uint8 (F, 3, H, W): a GIF, a folder of images (sorted by name), or a video file."""
-    from PIL import Image, ImageSequence
-
     p = Path(path)
     if p.is_dir():
         files = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise ValueError(f"{p} holds no image frames ({sorted(IMAGE_SUFFIXES)})")
-        arr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+        frames = [_open_rgb_frames(f)[0] for f in files]
+        if len({a.shape for a in frames}) > 1:
+            raise ValueError(f"the frames in {p} have different sizes")
+        arr = np.stack(frames)
     elif not p.is_file():
         raise FileNotFoundError(f"no such video: {p}")
     elif p.suffix.lower() == ".gif":
-        with Image.open(p) as im:
-            arr = np.stack([np.asarray(fr.convert("RGB")) for fr in ImageSequence.Iterator(im)])
+        arr = np.stack(_open_rgb_frames(p, all_frames=True))
     elif p.suffix.lower() in VIDEO_SUFFIXES:
         arr = _read_av(p)
     else:
@@ -132,7 +151,7 @@ def load_image(path: str | os.PathLike[str], height: int, width: int):  # -> PIL
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no such image: {p}")
-    arr = torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0
+    arr = torch.from_numpy(np.array(_open_rgb_frames(p)[0])).permute(2, 0, 1)[None].float() / 255.0
     out = _resize_crop(arr, height, width)[0].clamp(0, 1)
     return Image.fromarray((out.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
 

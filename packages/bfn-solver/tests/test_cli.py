@@ -117,7 +117,11 @@ def test_train_then_sample(capsys, tmp_path, data):
         )
         == 0
     )
-    assert _json(capsys)["nfe"] == 3
+    res = _json(capsys)
+    assert res["nfe"] == 3
+    # the folder remembers its toy, so the samples are judged against the true distribution
+    metric = "sliced_wasserstein" if data == "mixture2d" else "total_variation"
+    assert 0 <= res[metric] < 2
 
 
 def test_bad_inputs_give_one_line_errors(capsys, tmp_path):

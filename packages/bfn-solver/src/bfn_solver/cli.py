@@ -147,6 +147,13 @@ def _load_model(args: argparse.Namespace, device: torch.device):
         from gen_common.text import CharTokenizer
 
         extra["tokenizer"] = CharTokenizer.load(path / "tokenizer.json")
+    if (path / "training.json").is_file():
+        # A model `train` fitted to an exact toy: judge its samples against the true distribution.
+        data = json.loads((path / "training.json").read_text(encoding="utf-8")).get("data")
+        if data in ("mixture2d", "categorical"):
+            from bfn_solver.training import toy_source
+
+            extra["toy"] = toy_source(data)[0]
     return model, kind, model.schedule, extra
 
 
@@ -404,6 +411,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
     from bfn_solver.toy_networks import ContinuousMLP, ContinuousMLPConfig, DiscreteMLP, DiscreteMLPConfig
     from bfn_solver.training import shapes_dataset, text_dataset, toy_source, train_bfn
+    from gen_common.atomic import atomic_write_json
     from gen_common.pretrained import prepare_output_dir
     from gen_common.training import TrainConfig
 
@@ -474,6 +482,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model.cpu().save_pretrained(final_dir, overwrite=True)
     if tokenizer is not None:
         tokenizer.save(final_dir / "tokenizer.json")
+    atomic_write_json(final_dir / "training.json", {"data": args.data, "steps": res.steps})
     result = {
         "data": args.data,
         "steps": res.steps,

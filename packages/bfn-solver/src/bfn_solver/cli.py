@@ -335,7 +335,7 @@ def _cmd_order_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from bfn_solver.bench import plot_curves, run_quality_bench
+    from bfn_solver.bench import plot_curves, run_exact_gaussian_bench, run_quality_bench
     from gen_common.device import resolve_device
 
     device = resolve_device(args.device)
@@ -371,11 +371,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             for d in data
             if chosen(d) != []  # --methods named no method of this data type: skip it
         ]
+        if "continuous" in data and chosen("continuous") != []:
+            # The same comparison without a Monte Carlo floor: exact output moments on a 1-D Gaussian.
+            exact = run_exact_gaussian_bench(
+                methods=chosen("continuous"), nfes=nfes, reference_steps=args.reference_steps
+            )
+            curves.insert(1, exact)
     result: dict[str, Any] = {}
     for c in curves:
         result[c.data] = {
             "metric": c.metric,
-            "monte_carlo_floor": c.floor,
+            "monte_carlo_floor": c.floor,  # 0 for the exact bench
             "monte_carlo_floor_std": c.floor_std,
             "match_tolerance": c.tolerance,
             f"bfn_at_{c.reference_steps}_steps": c.reference_quality,
@@ -394,7 +400,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         for c in curves:
             cols, rows = c.table()
             parts.append(
-                f"{c.data}: {c.metric}; bfn @ {c.reference_steps} steps = {c.reference_quality:.4g}, Monte Carlo floor = {c.floor:.4g}\n"
+                f"{c.data}: {c.metric}; bfn @ {c.reference_steps} steps = {c.reference_quality:.4g}"
+                + (f", Monte Carlo floor = {c.floor:.4g}" if c.floor > 0 else " (exact, no Monte Carlo)")
+                + "\n"
                 + format_table(cols, rows)
             )
         return "\n\n".join(parts)

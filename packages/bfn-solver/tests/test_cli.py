@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 from bfn_solver.cli import main
 
 
@@ -116,4 +117,42 @@ def test_train_then_sample(capsys, tmp_path, data):
         )
         == 0
     )
-    assert _json(capsys)["nfe"] == 3
+    res = _json(capsys)
+    assert res["nfe"] == 3
+    # the folder remembers its toy, so the samples are judged against the true distribution
+    metric = "sliced_wasserstein" if data == "mixture2d" else "total_variation"
+    assert 0 <= res[metric] < 2
+
+
+def test_bad_inputs_give_one_line_errors(capsys, tmp_path):
+    """Unknown methods, bad numbers, missing files and a network that returns NaN: exit 2 with a JSON error."""
+    cases = [
+        (["order-check", "--json", "--quick", "--methods", "nope"], "unknown method"),
+        (
+            ["order-check", "--json", "--quick", "--data", "discrete", "--methods", "solver++2"],
+            "unknown method",
+        ),
+        (["bench", "--json", "--methods", "nope"], "unknown method"),
+        (["bench", "--json", "--nfes", "5,x"], "--nfes"),
+        (["bench", "--json", "--nfes", "0"], "--nfes"),
+        (["sample", "--json", "--num-samples", "0"], "--num-samples"),
+        (["sample", "--json", "--steps", "0"], "--steps"),
+        (["sample", "--json", "--checkpoint", str(tmp_path / "missing.pt"), "--kind", "text8"], "not found"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = _json(capsys)["error"]
+        assert message in err, (argv, err)
+    # A model folder (as `train` writes it) whose weights hold NaN: the sampler's non-finite check, a user error.
+    from bfn_solver.toy_networks import ContinuousMLP, ContinuousMLPConfig
+
+    net = ContinuousMLP(ContinuousMLPConfig(dim=2, hidden=8))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(float("nan"))
+    out = tmp_path / "t"
+    net.save_pretrained(out / "model")
+    assert (
+        main(["sample", "--json", "--model", str(out / "model"), "--steps", "2", "--num-samples", "4"]) == 2
+    )
+    assert "non-finite" in _json(capsys)["error"]

@@ -60,3 +60,39 @@ def test_sample_metrics_detect_differences():
     probs = torch.tensor([[0.5, 0.0], [0.0, 0.5]], dtype=torch.float64)
     assert total_variation(torch.tensor([[0, 0], [1, 1]]), probs) == pytest.approx(0.0)
     assert_close(torch.tensor(total_variation(torch.tensor([[0, 1], [0, 1]]), probs)), torch.tensor(1.0))
+
+
+def test_inception_weights_with_pickled_code_are_refused(tmp_path):
+    """torch-fidelity would unpickle the weights file with weights_only=False; `fid` reads it safely first."""
+    pytest.importorskip("torchmetrics")
+    from gen_common.checkpoint import CheckpointError
+
+    path = tmp_path / "pt_inception-evil.pth"
+    torch.save({"fc.weight": torch.zeros(1), "payload": _MeanColour}, path)  # a class reference: code
+    a = torch.zeros(4, 8, 8, 3)
+    with pytest.raises(CheckpointError, match="refused"):
+        fid(a, a, inception_weights=path)
+    torch.save({"fc.weight": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="Inception weights"):
+        fid(a, a, inception_weights=path)
+
+
+@pytest.mark.slow
+def test_fid_with_an_inception_weights_file(tmp_path, monkeypatch):
+    """The whole inception_weights path offline: a randomly initialised FID Inception saved as a .pth."""
+    pytest.importorskip("torch_fidelity")
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with monkeypatch.context() as m:  # build the network without its (downloaded) weights
+        m.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None)
+        torch.manual_seed(0)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(net.state_dict(), tmp_path / "pt_inception-2015-12-05-random.pth")
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(6, 16, 16, 3, generator=g) * 2 - 1
+    b = torch.rand(6, 16, 16, 3, generator=g) * 0.2 - 0.9
+    path = tmp_path / "pt_inception-2015-12-05-random.pth"
+    same, diff = fid(a, a, inception_weights=path), fid(a, b, inception_weights=path)
+    assert abs(same) < 1e-2 * max(1.0, diff)
+    assert diff > 0

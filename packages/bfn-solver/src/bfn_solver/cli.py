@@ -54,6 +54,30 @@ def _toy_threads(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     return num_threads(1) if resolve_device(args.device).type == "cpu" else contextlib.nullcontext()
 
 
+def _method_list(text: str | None, data: Sequence[str]) -> list[str] | None:
+    """--methods "a,b" checked against the registries of ``data``: unknown names are an error, not a no-op."""
+    if text is None:
+        return None
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    known = {
+        *(CONTINUOUS_CHOICES if "continuous" in data else ()),
+        *(DISCRETE_CHOICES if "discrete" in data else ()),
+    }
+    unknown = [m for m in names if m not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown method(s) {', '.join(unknown) or '(none given)'} for --data {'/'.join(data)}; "
+            f"continuous: {', '.join(CONTINUOUS_CHOICES)}; discrete: {', '.join(DISCRETE_CHOICES)}"
+        )
+    return names
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
 def _out_dir(args: argparse.Namespace, names: Sequence[str]) -> Path | None:
     """The output folder, refusing to replace files a previous run wrote unless --overwrite."""
     if args.out is None:
@@ -123,6 +147,13 @@ def _load_model(args: argparse.Namespace, device: torch.device):
         from gen_common.text import CharTokenizer
 
         extra["tokenizer"] = CharTokenizer.load(path / "tokenizer.json")
+    if (path / "training.json").is_file():
+        # A model `train` fitted to an exact toy: judge its samples against the true distribution.
+        data = json.loads((path / "training.json").read_text(encoding="utf-8")).get("data")
+        if data in ("mixture2d", "categorical"):
+            from bfn_solver.training import toy_source
+
+            extra["toy"] = toy_source(data)[0]
     return model, kind, model.schedule, extra
 
 
@@ -141,6 +172,15 @@ def _sample_shape(args: argparse.Namespace, model: Any, kind: str) -> tuple[int,
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    try:
+        return _sample(args)
+    except (
+        FloatingPointError
+    ) as exc:  # NaN/inf from the network (e.g. a corrupt checkpoint): the user's to fix
+        raise ValueError(str(exc)) from exc
+
+
+def _sample(args: argparse.Namespace) -> int:
     from bfn_solver.metrics import sliced_wasserstein, total_variation
     from bfn_solver.sampling import sample_continuous, sample_discrete
     from gen_common.checkpoint import save_state_dict
@@ -148,6 +188,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from gen_common.seeding import make_generator
 
     device = resolve_device(args.device)
+    _positive("--num-samples", args.num_samples)
+    _positive("--steps", args.steps)
+    if args.length is not None:
+        _positive("--length", args.length)
     out = _out_dir(args, ["samples.safetensors", "samples.png", "samples.txt"])
     model, kind, sch, extra = _load_model(args, device)
     mdtype = resolve_dtype(args.model_dtype, device) if args.model_dtype else None
@@ -250,9 +294,9 @@ def _plot_samples(x: torch.Tensor, path: Path) -> Path:
 def _cmd_order_check(args: argparse.Namespace) -> int:
     from bfn_solver.order import plot_orders, run_order_check
 
-    out = _out_dir(args, ["order_check.json", "order_check.png"])
     data = ("continuous", "discrete") if args.data == "both" else (args.data,)
-    methods = args.methods.split(",") if args.methods else None
+    methods = _method_list(args.methods, data)
+    out = _out_dir(args, ["order_check.json", "order_check.png"])
     results = run_order_check(
         data=data, methods=methods, quick=args.quick, spacing=args.spacing, seed=args.seed
     )
@@ -291,23 +335,32 @@ def _cmd_order_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from bfn_solver.bench import plot_curves, run_quality_bench
+    from bfn_solver.bench import plot_curves, run_exact_gaussian_bench, run_quality_bench
     from gen_common.device import resolve_device
 
     device = resolve_device(args.device)
-    out = _out_dir(args, ["bench.json", "bench.png"])
     data = ("continuous", "discrete") if args.data == "both" else (args.data,)
-    methods = args.methods.split(",") if args.methods else None
-    nfes = [int(v) for v in args.nfes.split(",")]
+    methods = _method_list(args.methods, data)
+    try:
+        nfes = sorted({_positive("--nfes entries", int(v)) for v in args.nfes.split(",") if v.strip()})
+    except ValueError as exc:
+        raise ValueError(f"--nfes must be comma-separated positive integers, e.g. 5,10,20 ({exc})") from exc
+    if not nfes:
+        raise ValueError("--nfes is empty; e.g. --nfes 5,10,20")
+    _positive("--num-samples", args.num_samples)
+    _positive("--reference-steps", args.reference_steps)
+    out = _out_dir(args, ["bench.json", "bench.png"])
+
+    def chosen(d: str) -> list[str] | None:
+        if methods is None:
+            return None
+        return [m for m in methods if m in (CONTINUOUS_CHOICES if d == "continuous" else DISCRETE_CHOICES)]
+
     with _toy_threads(args):
         curves = [
             run_quality_bench(
                 d,
-                methods=None
-                if methods is None
-                else [
-                    m for m in methods if m in (CONTINUOUS_CHOICES if d == "continuous" else DISCRETE_CHOICES)
-                ],
+                methods=chosen(d),
                 nfes=nfes,
                 reference_steps=args.reference_steps,
                 n_samples=args.num_samples,
@@ -316,12 +369,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 show_progress=None if not args.json else False,
             )
             for d in data
+            if chosen(d) != []  # --methods named no method of this data type: skip it
         ]
+        if "continuous" in data and chosen("continuous") != []:
+            # The same comparison without a Monte Carlo floor: exact output moments on a 1-D Gaussian.
+            exact = run_exact_gaussian_bench(
+                methods=chosen("continuous"), nfes=nfes, reference_steps=args.reference_steps
+            )
+            curves.insert(1, exact)
     result: dict[str, Any] = {}
     for c in curves:
         result[c.data] = {
             "metric": c.metric,
-            "monte_carlo_floor": c.floor,
+            "monte_carlo_floor": c.floor,  # 0 for the exact bench
             "monte_carlo_floor_std": c.floor_std,
             "match_tolerance": c.tolerance,
             f"bfn_at_{c.reference_steps}_steps": c.reference_quality,
@@ -340,7 +400,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         for c in curves:
             cols, rows = c.table()
             parts.append(
-                f"{c.data}: {c.metric}; bfn @ {c.reference_steps} steps = {c.reference_quality:.4g}, Monte Carlo floor = {c.floor:.4g}\n"
+                f"{c.data}: {c.metric}; bfn @ {c.reference_steps} steps = {c.reference_quality:.4g}"
+                + (f", Monte Carlo floor = {c.floor:.4g}" if c.floor > 0 else " (exact, no Monte Carlo)")
+                + "\n"
                 + format_table(cols, rows)
             )
         return "\n\n".join(parts)
@@ -357,6 +419,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
     from bfn_solver.toy_networks import ContinuousMLP, ContinuousMLPConfig, DiscreteMLP, DiscreteMLPConfig
     from bfn_solver.training import shapes_dataset, text_dataset, toy_source, train_bfn
+    from gen_common.atomic import atomic_write_json
     from gen_common.pretrained import prepare_output_dir
     from gen_common.training import TrainConfig
 
@@ -427,6 +490,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model.cpu().save_pretrained(final_dir, overwrite=True)
     if tokenizer is not None:
         tokenizer.save(final_dir / "tokenizer.json")
+    atomic_write_json(final_dir / "training.json", {"data": args.data, "steps": res.steps})
     result = {
         "data": args.data,
         "steps": res.steps,

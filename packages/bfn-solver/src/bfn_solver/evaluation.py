@@ -5,6 +5,9 @@ supplies: nothing downloads) and text8 spelling accuracy against a word list.
   either ``inception_weights`` — a local copy of the FID Inception weights (``pt_inception-2015-12-05-*.pth``,
   used by torch-fidelity's ``FeatureExtractorInceptionV3`` through torchmetrics' ``feature_extractor_weights_path``)
   — or ``feature``, any module mapping uint8 images (N, 3, H, W) to features with a ``num_features`` attribute.
+  torch-fidelity reads a weights path with ``torch.load(weights_only=False)``, which would run any code pickled
+  in the file; `fid` therefore reads the file itself with ``weights_only=True`` (or as safetensors) and hands
+  torch-fidelity a private re-saved copy holding nothing but tensors.
 - `spelling_accuracy`: the fraction of generated words found in a word list (the paper scores text8 samples
   with a hunspell en_US dictionary; a plain word list, e.g. /usr/share/dict/words, is the offline stand-in).
 """
@@ -12,6 +15,7 @@ supplies: nothing downloads) and text8 spelling accuracy against a word list.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -55,9 +59,7 @@ def fid(
             raise FileNotFoundError(
                 f"no Inception weights at {path}; download pt_inception-2015-12-05 once and pass its path"
             )
-        metric = FrechetInceptionDistance(
-            feature=2048, feature_extractor_weights_path=str(path), normalize=False
-        )
+        metric = _inception_fid(FrechetInceptionDistance, path)
     else:
         if not hasattr(feature, "num_features"):
             raise ValueError(
@@ -73,6 +75,23 @@ def fid(
         for chunk in torch.split(batch, batch_size):
             metric.update(as_uint8(chunk).to(device), real=real)
     return float(metric.compute())
+
+
+def _inception_fid(metric_cls, path: Path):
+    """torchmetrics' FID on the 2048-d Inception features with weights read safely from ``path``."""
+    from gen_common.checkpoint import load_state_dict
+
+    state = load_state_dict(path)  # weights_only=True / safetensors: pickled code is refused here
+    with tempfile.TemporaryDirectory(prefix="bfn-solver-inception-") as tmp:
+        # torch-fidelity unpickles its weights path without weights_only; give it a copy we wrote ourselves.
+        safe_copy = Path(tmp) / "inception.pth"
+        torch.save({k: v.contiguous() for k, v in state.items()}, safe_copy)
+        try:
+            return metric_cls(feature=2048, feature_extractor_weights_path=str(safe_copy), normalize=False)
+        except RuntimeError as exc:  # load_state_dict key/shape mismatch
+            raise ValueError(
+                f"{path} does not hold the FID Inception weights (pt_inception-2015-12-05-*.pth): {exc}"
+            ) from exc
 
 
 def load_word_list(path: str | os.PathLike[str]) -> set[str]:

@@ -80,3 +80,101 @@ def test_tour_report_for_one_demo(tmp_path):
     data = json.loads(Path(tmp_path / "results.json").read_text())
     assert data["demos"]["icl-dynamics"]["status"] == "ok"
     assert "<html>" in (tmp_path / "index.html").read_text()
+
+
+def _fake_package(root: Path, name: str, cli_body: str) -> None:
+    pkg = root / "packages" / name
+    (pkg / "src" / name).mkdir(parents=True)
+    (pkg / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\ndependencies = []\n\n'
+        f'[project.scripts]\n{name} = "{name}.cli:main"\n\n'
+        '[build-system]\nrequires = ["hatchling>=1.25"]\nbuild-backend = "hatchling.build"\n\n'
+        f'[tool.hatch.build.targets.wheel]\npackages = ["src/{name}"]\n'
+    )
+    (pkg / "src" / name / "__init__.py").write_text(f'"""{name}."""\n\n__version__ = "0.1.0"\n')
+    (pkg / "src" / name / "cli.py").write_text(cli_body)
+    (pkg / "CHANGELOG.md").write_text(
+        f"# Changelog: {name}\n\n## Unreleased\n- a new thing\n\n## 0.1.0 - 2020-01-01\n- first\n"
+    )
+
+
+@pytest.fixture
+def fake_workspace(tmp_path, monkeypatch):
+    """A throwaway two-package workspace in its own git repository (alpha works; beta's console script is broken)."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    (root / ".gitignore").write_text("dist/\n.venv/\n")
+    good = "import argparse\n\n\ndef main(argv=None):\n    argparse.ArgumentParser(prog='alpha').parse_args(argv)\n    return 0\n"
+    _fake_package(root, "alpha", good)
+    _fake_package(root, "beta", "raise SystemExit('broken on import')\n")
+    for var, value in {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+    }.items():
+        monkeypatch.setenv(var, value)
+    for cmd in (
+        ["git", "init", "-q"],
+        ["uv", "lock", "--quiet"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    ):
+        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    return root
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def test_release_bumps_moves_notes_builds_smoke_tests_and_tags(fake_workspace, capsys):
+    root = fake_workspace
+    beta_before = {p: p.read_bytes() for p in (root / "packages/beta").rglob("*") if p.is_file()}
+    assert release.main(["alpha", "minor", "--date", "2030-01-02", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "smoke test ok: import alpha -> 0.2.0" in out
+
+    alpha = root / "packages/alpha"
+    assert 'version = "0.2.0"' in (alpha / "pyproject.toml").read_text()
+    assert '__version__ = "0.2.0"' in (alpha / "src/alpha/__init__.py").read_text()
+    changelog = (alpha / "CHANGELOG.md").read_text()
+    assert (
+        "## Unreleased\n\n## 0.2.0 - 2030-01-02\n- a new thing\n\n## 0.1.0 - 2020-01-01\n- first\n"
+        in changelog
+    )
+    assert sorted(p.name for p in (root / "dist/alpha").iterdir() if not p.name.startswith(".")) == [
+        "alpha-0.2.0-py3-none-any.whl",
+        "alpha-0.2.0.tar.gz",
+    ]
+    # One commit, tagged, touching only alpha's files and the lock; beta is byte-for-byte untouched.
+    assert _git(root, "log", "-1", "--format=%s").strip() == "Release alpha 0.2.0"
+    assert _git(root, "rev-list", "-n1", "alpha-v0.2.0") == _git(root, "rev-parse", "HEAD")
+    changed = set(_git(root, "show", "--name-only", "--format=", "HEAD").split())
+    assert changed == {
+        "packages/alpha/pyproject.toml",
+        "packages/alpha/src/alpha/__init__.py",
+        "packages/alpha/CHANGELOG.md",
+        "uv.lock",
+    }
+    assert {p: p.read_bytes() for p in beta_before} == beta_before
+    assert _git(root, "status", "--porcelain") == ""
+    # Nothing left to release: refused, nothing changes.
+    head = _git(root, "rev-parse", "HEAD")
+    assert release.main(["alpha", "patch", "--root", str(root)]) == 2
+    assert "'Unreleased' section is empty" in capsys.readouterr().err
+    assert _git(root, "rev-parse", "HEAD") == head
+
+
+def test_release_failing_smoke_test_restores_everything(fake_workspace):
+    root = fake_workspace
+    head = _git(root, "rev-parse", "HEAD")
+    with pytest.raises(RuntimeError, match="command failed"):
+        release.main(["beta", "patch", "--root", str(root)])
+    assert _git(root, "status", "--porcelain") == "", "files restored after a failed smoke test"
+    assert _git(root, "rev-parse", "HEAD") == head
+    assert _git(root, "tag", "--list") == ""
+    assert not (root / "dist/beta").exists()

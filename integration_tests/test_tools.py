@@ -56,6 +56,13 @@ def test_tour_lists_and_rejects_unknown(tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "unknown demo" in bad.stderr
+    bad_device = subprocess.run(
+        [sys.executable, str(TOOLS / "tour.py"), "--device", "tpu", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad_device.returncode == 2 and bad_device.stderr.startswith("error: unknown device")
+    assert "Traceback" not in bad_device.stderr
 
 
 def test_tour_report_for_one_demo(tmp_path):

@@ -143,3 +143,21 @@ def test_device_errors_are_one_line_cli_errors(capsys):
     captured = capsys.readouterr()
     assert captured.err.startswith("tool: error: device 'cuda") and captured.err.count("\n") == 1
     assert json.loads(captured.out)["type"] == "DeviceUnavailableError"
+
+
+def test_importing_gen_common_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gen_common, gen_common.cli, gen_common.checkpoint, gen_common.testing; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert "torch" in loaded
+    heavy = {"matplotlib", "diffusers", "transformers", "open_clip", "accelerate", "huggingface_hub"} & loaded
+    assert not heavy, f"import gen_common loaded {heavy}; import them where they are used"

@@ -29,9 +29,7 @@ def test_wheel_installs_and_runs_alone(dist, tmp_path):
     assert not (installed & strangers), (
         f"{dist} installed siblings it does not declare: {installed & strangers}"
     )
-
-
-def test_gen_common_stays_light(tmp_path):
-    res = smoke_test("gen-common", tmp_path)
-    heavy = {"diffusers", "transformers", "open-clip-torch", "accelerate"} & res["installed"]
-    assert not heavy, f"gen-common pulled in {heavy}; keep them behind extras"
+    if dist == "gen-common":  # the shared core stays light: the heavy stacks sit behind extras
+        heavy = {"diffusers", "transformers", "open-clip-torch", "accelerate", "huggingface-hub"} & installed
+        assert not heavy, f"gen-common pulled in {heavy}; keep them behind extras"
+        assert {"torch", "numpy", "safetensors", "tqdm", "matplotlib"} <= installed

@@ -1,4 +1,5 @@
-"""The release tool's dry run changes nothing; the tour discovers demos and writes its report."""
+"""tools/: a release bumps, moves notes, builds, smoke-tests and tags one package (a dry run changes nothing);
+the tour discovers demos, survives a broken one and writes its report."""
 
 import json
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import release
+import tour
 from _workspace import ROOT
 
 TOOLS = ROOT / "tools"
@@ -45,21 +47,99 @@ def test_unknown_package_is_refused():
         release.main(["nope", "patch", "--dry-run"])
 
 
-def test_tour_lists_and_rejects_unknown(tmp_path):
+class _FakeEntryPoint:
+    def __init__(self, name, fn):
+        self.name, self.value, self._fn = name, f"fake:{name}", fn
+
+    def load(self):
+        return self._fn
+
+
+def _good_demo(ctx):
+    from gen_common import DemoResult, Table, new_figure, save_figure
+
+    fig, ax = new_figure()
+    ax.plot([0, 1], [0, ctx.seed])
+    png = save_figure(fig, ctx.path("line.png"))
+    return DemoResult(
+        "A good demo",
+        f"ran at {ctx.scale} scale on {ctx.device}",
+        {"score": 0.25, "seed": ctx.seed},
+        [Table("numbers", ["n", "n²"], [[2, 4], [3, 9]])],
+        [png],
+    )
+
+
+def _broken_demo(ctx):
+    raise RuntimeError("this demo is broken")
+
+
+@pytest.fixture
+def fake_demos(monkeypatch):
+    demos = {"good": _FakeEntryPoint("good", _good_demo), "broken": _FakeEntryPoint("broken", _broken_demo)}
+    monkeypatch.setattr(tour, "discover_demos", lambda: demos)
+    return demos
+
+
+def _summary(capsys):
+    captured = capsys.readouterr()
+    return json.loads(captured.out.strip().splitlines()[-1]), captured.err
+
+
+def test_tour_writes_the_report_and_survives_a_broken_demo(fake_demos, tmp_path, capsys):
+    out = tmp_path / "tour"
+    assert tour.main(["--out", str(out), "--device", "cpu", "--seed", "3"]) == 1, (
+        "a failed demo fails the tour"
+    )
+    summary, err = _summary(capsys)
+    assert summary["ran"] == ["good", "broken"] and summary["failed"] == ["broken"]
+    assert "good: ok" in err and "broken: FAILED" in err
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["scale"] == "small" and data["meta"]["seed"] == 3
+    good = data["demos"]["good"]
+    assert good["status"] == "ok" and good["metrics"] == {"score": 0.25, "seed": 3}
+    assert good["tables"][0]["rows"] == [[2, 4], [3, 9]]
+    assert (out / "good" / "line.png").read_bytes()[:4] == b"\x89PNG"
+    assert "this demo is broken" in data["demos"]["broken"]["error"]
+    page = (out / "index.html").read_text()
+    assert "A good demo" in page and "<img src='good/line.png'" in page and "n²" in page
+    assert "class='fail'" in page and "this demo is broken" in page
+    # --only runs a subset; --scale large is passed through to the demos
+    assert tour.main(["--only", "good", "--out", str(out), "--device", "cpu", "--scale", "large"]) == 0
+    summary, _ = _summary(capsys)
+    assert summary["ran"] == ["good"] and summary["failed"] == []
+    assert "large scale" in json.loads((out / "results.json").read_text())["demos"]["good"]["summary"]
+
+
+def test_tour_lists_and_rejects_bad_input(fake_demos, tmp_path, capsys):
+    assert tour.main(["--list"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["good: fake:good", "broken: fake:broken"]
+    assert tour.main(["--only", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown demo(s) nope; installed: good, broken" in capsys.readouterr().err
+    assert tour.main(["--device", "tpu", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown device")
+    assert not list(tmp_path.iterdir()), "nothing is written on bad input"
+
+
+def test_tour_without_demos_still_reports(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(tour, "discover_demos", dict)
+    assert tour.main(["--out", str(tmp_path), "--device", "cpu"]) == 0
+    summary, _ = _summary(capsys)
+    assert summary["ran"] == [] and "no demos are installed" in summary["note"]
+    assert "No demos are installed yet" in (tmp_path / "index.html").read_text()
+
+
+def test_installed_demos_are_discovered():
     listed = subprocess.run(
         [sys.executable, str(TOOLS / "tour.py"), "--list"], capture_output=True, text=True, check=True
     )
-    assert "radd" in listed.stdout
-    bad = subprocess.run(
-        [sys.executable, str(TOOLS / "tour.py"), "--only", "nope", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and "unknown demo" in bad.stderr
+    names = [line.split(":")[0] for line in listed.stdout.splitlines()]
+    assert {"radd", "icl-dynamics"} <= set(names)
 
 
-def test_tour_report_for_one_demo(tmp_path):
-    # The cheapest installed demo keeps this fast; the full tour is the README's first command.
+@pytest.mark.slow
+def test_tour_report_for_one_real_demo(tmp_path):
+    # A real package demo end to end, as `uv run tools/tour.py --only icl-dynamics` runs it (minutes on a busy CPU).
     proc = subprocess.run(
         [
             sys.executable,
@@ -80,3 +160,101 @@ def test_tour_report_for_one_demo(tmp_path):
     data = json.loads(Path(tmp_path / "results.json").read_text())
     assert data["demos"]["icl-dynamics"]["status"] == "ok"
     assert "<html>" in (tmp_path / "index.html").read_text()
+
+
+def _fake_package(root: Path, name: str, cli_body: str) -> None:
+    pkg = root / "packages" / name
+    (pkg / "src" / name).mkdir(parents=True)
+    (pkg / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\ndependencies = []\n\n'
+        f'[project.scripts]\n{name} = "{name}.cli:main"\n\n'
+        '[build-system]\nrequires = ["hatchling>=1.25"]\nbuild-backend = "hatchling.build"\n\n'
+        f'[tool.hatch.build.targets.wheel]\npackages = ["src/{name}"]\n'
+    )
+    (pkg / "src" / name / "__init__.py").write_text(f'"""{name}."""\n\n__version__ = "0.1.0"\n')
+    (pkg / "src" / name / "cli.py").write_text(cli_body)
+    (pkg / "CHANGELOG.md").write_text(
+        f"# Changelog: {name}\n\n## Unreleased\n- a new thing\n\n## 0.1.0 - 2020-01-01\n- first\n"
+    )
+
+
+@pytest.fixture
+def fake_workspace(tmp_path, monkeypatch):
+    """A throwaway two-package workspace in its own git repository (alpha works; beta's console script is broken)."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    (root / ".gitignore").write_text("dist/\n.venv/\n")
+    good = "import argparse\n\n\ndef main(argv=None):\n    argparse.ArgumentParser(prog='alpha').parse_args(argv)\n    return 0\n"
+    _fake_package(root, "alpha", good)
+    _fake_package(root, "beta", "raise SystemExit('broken on import')\n")
+    for var, value in {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+    }.items():
+        monkeypatch.setenv(var, value)
+    for cmd in (
+        ["git", "init", "-q"],
+        ["uv", "lock", "--quiet"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    ):
+        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    return root
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def test_release_bumps_moves_notes_builds_smoke_tests_and_tags(fake_workspace, capsys):
+    root = fake_workspace
+    beta_before = {p: p.read_bytes() for p in (root / "packages/beta").rglob("*") if p.is_file()}
+    assert release.main(["alpha", "minor", "--date", "2030-01-02", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "smoke test ok: import alpha -> 0.2.0" in out
+
+    alpha = root / "packages/alpha"
+    assert 'version = "0.2.0"' in (alpha / "pyproject.toml").read_text()
+    assert '__version__ = "0.2.0"' in (alpha / "src/alpha/__init__.py").read_text()
+    changelog = (alpha / "CHANGELOG.md").read_text()
+    assert (
+        "## Unreleased\n\n## 0.2.0 - 2030-01-02\n- a new thing\n\n## 0.1.0 - 2020-01-01\n- first\n"
+        in changelog
+    )
+    assert sorted(p.name for p in (root / "dist/alpha").iterdir() if not p.name.startswith(".")) == [
+        "alpha-0.2.0-py3-none-any.whl",
+        "alpha-0.2.0.tar.gz",
+    ]
+    # One commit, tagged, touching only alpha's files and the lock; beta is byte-for-byte untouched.
+    assert _git(root, "log", "-1", "--format=%s").strip() == "Release alpha 0.2.0"
+    assert _git(root, "rev-list", "-n1", "alpha-v0.2.0") == _git(root, "rev-parse", "HEAD")
+    changed = set(_git(root, "show", "--name-only", "--format=", "HEAD").split())
+    assert changed == {
+        "packages/alpha/pyproject.toml",
+        "packages/alpha/src/alpha/__init__.py",
+        "packages/alpha/CHANGELOG.md",
+        "uv.lock",
+    }
+    assert {p: p.read_bytes() for p in beta_before} == beta_before
+    assert _git(root, "status", "--porcelain") == ""
+    # Nothing left to release: refused, nothing changes.
+    head = _git(root, "rev-parse", "HEAD")
+    assert release.main(["alpha", "patch", "--root", str(root)]) == 2
+    assert "'Unreleased' section is empty" in capsys.readouterr().err
+    assert _git(root, "rev-parse", "HEAD") == head
+
+
+def test_release_failing_smoke_test_restores_everything(fake_workspace):
+    root = fake_workspace
+    head = _git(root, "rev-parse", "HEAD")
+    with pytest.raises(RuntimeError, match="command failed"):
+        release.main(["beta", "patch", "--root", str(root)])
+    assert _git(root, "status", "--porcelain") == "", "files restored after a failed smoke test"
+    assert _git(root, "rev-parse", "HEAD") == head
+    assert _git(root, "tag", "--list") == ""
+    assert not (root / "dist/beta").exists()

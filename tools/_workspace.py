@@ -88,11 +88,11 @@ def run(cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> 
     return proc.stdout
 
 
-def build(dist: str, out_dir: Path) -> tuple[Path, Path]:
+def build(dist: str, out_dir: Path, root: Path = ROOT) -> tuple[Path, Path]:
     """Build the sdist and wheel of one member; returns (wheel, sdist)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    run(["uv", "build", "--package", dist, "--out-dir", str(out_dir)])
-    m = members()[_norm(dist)]
+    run(["uv", "build", "--package", dist, "--out-dir", str(out_dir)], cwd=root)
+    m = members(root)[_norm(dist)]
     stem = m.dist.replace("-", "_")
     wheels = sorted(out_dir.glob(f"{stem}-{m.version}-*.whl"))
     sdists = sorted(out_dir.glob(f"{stem}-{m.version}.tar.gz"))
@@ -101,16 +101,19 @@ def build(dist: str, out_dir: Path) -> tuple[Path, Path]:
     return wheels[-1], sdists[-1]
 
 
-def smoke_test(dist: str, workdir: Path, wheel: Path | None = None) -> dict[str, object]:
-    """Install ``dist`` alone into a fresh venv under ``workdir`` and exercise it. Returns what was checked."""
-    ms = members()
+def smoke_test(dist: str, workdir: Path, wheel: Path | None = None, root: Path = ROOT) -> dict[str, object]:
+    """Install ``dist`` alone into a fresh venv under ``workdir`` and exercise it. Returns what was checked.
+
+    Fails when the import's ``__version__`` (if it has one) differs from the version in its pyproject.toml.
+    """
+    ms = members(root)
     closure = workspace_closure(dist, ms)
     wheels = []
     for name in closure:
         if name == _norm(dist) and wheel is not None:
             wheels.append(wheel)
         else:
-            wheels.append(build(ms[name].dist, workdir / "wheels")[0])
+            wheels.append(build(ms[name].dist, workdir / "wheels", root)[0])
     reqs = run(
         [
             "uv",
@@ -123,7 +126,8 @@ def smoke_test(dist: str, workdir: Path, wheel: Path | None = None) -> dict[str,
             "--frozen",
             "--no-header",
             "--no-annotate",
-        ]
+        ],
+        cwd=root,
     )
     (workdir / "requirements.txt").write_text(reqs, encoding="utf-8")
     venv = workdir / "venv"
@@ -150,6 +154,11 @@ def smoke_test(dist: str, workdir: Path, wheel: Path | None = None) -> dict[str,
         cwd=workdir,
         env=env,
     ).strip()
+    if version and version != member.version:
+        raise RuntimeError(
+            f"{member.import_name}.__version__ is {version!r} but {member.dist}'s pyproject.toml says "
+            f"{member.version!r}; keep them equal"
+        )
     helps = {}
     for script in member.scripts:
         helps[script] = run([str(venv / "bin" / script), "--help"], cwd=workdir, env=env)

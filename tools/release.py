@@ -3,7 +3,8 @@
     uv run tools/release.py radd minor            # bump, changelog, build, smoke-test, commit, tag radd-v0.2.0
     uv run tools/release.py gen-common patch --dry-run   # print the plan, change nothing
 
-Steps: bump the package's own version (major/minor/patch); move its CHANGELOG's "Unreleased" notes under the new
+Steps: bump the package's own version (major/minor/patch) in its pyproject.toml and in its ``__version__``; move its
+CHANGELOG's "Unreleased" notes under the new
 version with today's date; refresh uv.lock; build its wheel and sdist into dist/<dist>/; install the wheel in a
 clean virtual environment with only its declared dependencies and run its console script; commit and create the
 git tag ``<dist>-v<version>``. Each package carries its own version: no other package's files are touched.
@@ -59,6 +60,17 @@ def set_version(pyproject: str, new: str) -> str:
     return head + sep + tail
 
 
+_VERSION_LINE = re.compile(r'^__version__\s*=\s*"([^"]*)"', flags=re.M)
+
+
+def set_dunder_version(source: str, new: str) -> str:
+    """Rewrite the literal ``__version__ = "..."`` of an ``__init__.py`` (exactly one must exist)."""
+    out, n = _VERSION_LINE.subn(f'__version__ = "{new}"', source, count=1)
+    if n != 1:
+        raise SystemExit('error: no literal __version__ = "..." line in the package\'s __init__.py')
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("package", help="distribution name, e.g. radd or gen-common")
@@ -66,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="release date for the changelog")
     ap.add_argument("--no-tag", action="store_true", help="commit but do not create the git tag")
+    # The workspace to release from; only the tests point it elsewhere (a throwaway copy).
+    ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    root = args.root.resolve()
 
-    ms = members()
+    ms = members(root)
     key = re.sub(r"[-_.]+", "-", args.package).lower()
     if key not in ms:
         raise SystemExit(
@@ -79,13 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"{m.dist}-v{new}"
     changelog_path = m.path / "CHANGELOG.md"
     pyproject_path = m.path / "pyproject.toml"
+    init_path = m.path / "src" / m.import_name / "__init__.py"
+    has_dunder = (
+        init_path.is_file() and _VERSION_LINE.search(init_path.read_text(encoding="utf-8")) is not None
+    )
+    version_files = [pyproject_path, *([init_path] if has_dunder else [])]
     head, notes, rest = split_changelog(changelog_path.read_text(encoding="utf-8"))
-    rel = lambda p: p.relative_to(ROOT)  # noqa: E731
+    rel = lambda p: p.relative_to(root)  # noqa: E731
     plan = [
         f"package:   {m.dist} ({rel(m.path)})",
         f"version:   {m.version} -> {new}",
         f"changelog: move {len(notes.splitlines())} line(s) of 'Unreleased' notes under '## {new} - {args.date}'",
-        f"files:     {rel(pyproject_path)}, {rel(changelog_path)}, uv.lock",
+        f"files:     {', '.join(str(rel(p)) for p in [*version_files, changelog_path])}, uv.lock",
         f"build:     uv build --package {m.dist} --out-dir dist/{m.dist}",
         "smoke:     fresh venv with only its declared dependencies; import; console script --help",
         f"git:       commit 'Release {m.dist} {new}'" + ("" if args.no_tag else f" and tag {tag}"),
@@ -93,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     problems = []
     if not notes.strip():
         problems.append("the 'Unreleased' section is empty: nothing to release")
-    if run(["git", "tag", "--list", tag]).strip():
+    if run(["git", "tag", "--list", tag], cwd=root).strip():
         problems.append(f"tag {tag} already exists")
-    dirty = run(["git", "status", "--porcelain"]).strip()
+    dirty = run(["git", "status", "--porcelain"], cwd=root).strip()
     if dirty and not args.dry_run:
         problems.append("the working tree has uncommitted changes; commit or stash them first")
     print("Release plan" + (" (dry run: nothing will change)" if args.dry_run else "") + ":")
@@ -106,31 +126,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
 
-    originals = {p: p.read_text(encoding="utf-8") for p in (pyproject_path, changelog_path, ROOT / "uv.lock")}
+    lock_path = root / "uv.lock"
+    originals = {p: p.read_text(encoding="utf-8") for p in (*version_files, changelog_path, lock_path)}
     try:
         pyproject_path.write_text(set_version(originals[pyproject_path], new), encoding="utf-8")
+        if has_dunder:
+            init_path.write_text(set_dunder_version(originals[init_path], new), encoding="utf-8")
         changelog_path.write_text(
             f"{head}\n## {new} - {args.date}\n{notes}\n\n{rest.lstrip(chr(10))}", encoding="utf-8"
         )
-        run(["uv", "lock"])
-        out = ROOT / "dist" / m.dist
-        wheel, sdist = build(m.dist, out)
+        run(["uv", "lock"], cwd=root)
+        out = root / "dist" / m.dist
+        wheel, sdist = build(m.dist, out, root)
         print(f"built {wheel.name} and {sdist.name}")
         with tempfile.TemporaryDirectory(prefix=f"release-{m.dist}-") as tmp:
-            res = smoke_test(m.dist, Path(tmp), wheel=wheel)
+            res = smoke_test(m.dist, Path(tmp), wheel=wheel, root=root)
+        if has_dunder and res["version"] != new:
+            raise RuntimeError(f"the built wheel reports version {res['version']!r}, expected {new!r}")
         print(
             f"smoke test ok: import {m.import_name} -> {res['version']}; scripts {', '.join(res['help'])} --help ok"
         )
     except BaseException:
         for p, text in originals.items():
             p.write_text(text, encoding="utf-8")
-        shutil.rmtree(ROOT / "dist" / m.dist, ignore_errors=True)
+        shutil.rmtree(root / "dist" / m.dist, ignore_errors=True)
         print("release aborted; files restored", file=sys.stderr)
         raise
-    run(["git", "add", str(pyproject_path), str(changelog_path), str(ROOT / "uv.lock")])
-    run(["git", "commit", "-m", f"Release {m.dist} {new}"])
+    run(["git", "add", *map(str, version_files), str(changelog_path), str(lock_path)], cwd=root)
+    run(["git", "commit", "-m", f"Release {m.dist} {new}"], cwd=root)
     if not args.no_tag:
-        subprocess.run(["git", "tag", "-a", tag, "-m", f"{m.dist} {new}"], cwd=ROOT, check=True)
+        subprocess.run(["git", "tag", "-a", tag, "-m", f"{m.dist} {new}"], cwd=root, check=True)
     print(
         f"released {m.dist} {new}"
         + ("" if args.no_tag else f" (tag {tag})")

@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     names = wanted or list(demos)
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:  # e.g. --device cuda on a machine without CUDA
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     scale = args.scale if args.scale != "auto" else ("large" if device.type == "cuda" else "small")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -1,3 +1,4 @@
+import argparse
 import io
 import json
 
@@ -7,10 +8,12 @@ import torch
 
 from gen_common import (
     NFECounter,
+    add_common_args,
     compare,
     emit,
     format_table,
     new_figure,
+    progress,
     progress_enabled,
     run_cli,
     save_figure,
@@ -110,3 +113,51 @@ def test_missing_extra_is_a_user_error(capsys):
 
     with pytest.raises(ImportError):
         run_cli(broken, [])
+
+
+def test_common_flags_parse_with_defaults():
+    parser = argparse.ArgumentParser()
+    add_common_args(parser, out_default="runs/x", seed_default=7)
+    args = parser.parse_args([])
+    assert (args.device, args.seed, args.json, args.out) == ("auto", 7, False, "runs/x")
+    args = parser.parse_args(["--device", "cuda:1", "--seed", "3", "--json", "--out", "/tmp/o"])
+    assert (args.device, args.seed, args.json, args.out) == ("cuda:1", 3, True, "/tmp/o")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--seed", "x"])
+
+
+def test_progress_writes_nothing_when_disabled(capsys):
+    assert list(progress(range(50), desc="quiet", enabled=False)) == list(range(50))
+    assert capsys.readouterr().err == ""
+    assert sum(progress(range(50), desc="shown", enabled=True, mininterval=0)) == sum(range(50))
+    assert "shown" in capsys.readouterr().err
+
+
+def test_device_errors_are_one_line_cli_errors(capsys):
+    from gen_common import resolve_device
+
+    def main(argv):
+        resolve_device("cuda:99" if torch.cuda.is_available() else "cuda")
+
+    assert run_cli(main, ["--json"], prog="tool") == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("tool: error: device 'cuda") and captured.err.count("\n") == 1
+    assert json.loads(captured.out)["type"] == "DeviceUnavailableError"
+
+
+def test_importing_gen_common_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gen_common, gen_common.cli, gen_common.checkpoint, gen_common.testing; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert "torch" in loaded
+    heavy = {"matplotlib", "diffusers", "transformers", "open_clip", "accelerate", "huggingface_hub"} & loaded
+    assert not heavy, f"import gen_common loaded {heavy}; import them where they are used"

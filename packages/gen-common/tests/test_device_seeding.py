@@ -1,7 +1,11 @@
+import random
+
+import numpy as np
 import pytest
 import torch
 
 from gen_common import (
+    DeviceUnavailableError,
     autocast,
     make_generator,
     rand,
@@ -9,6 +13,7 @@ from gen_common import (
     randn,
     resolve_device,
     resolve_dtype,
+    seed_everything,
     split_seed,
 )
 
@@ -25,6 +30,11 @@ def test_auto_device_matches_availability():
 def test_missing_cuda_is_a_clear_error():
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         resolve_device("cuda:0")
+    # Also a ValueError, so that every console script reports it in one line (run_cli) instead of a traceback.
+    with pytest.raises(ValueError, match="use --device cpu or auto"):
+        resolve_device("cuda")
+    with pytest.raises(DeviceUnavailableError):
+        resolve_device("cuda:1")
 
 
 def test_unknown_device_is_rejected():
@@ -86,3 +96,39 @@ def test_num_threads_restores():
         assert torch.get_num_threads() == before
     with pytest.raises(ValueError):
         num_threads(0).__enter__()
+
+
+def test_noise_is_drawn_on_the_generator_device_then_moved():
+    gen_a, gen_b = make_generator(5), make_generator(5)
+    direct = torch.randn((2, 3), generator=gen_a)
+    moved = randn((2, 3), gen_b, device="meta", dtype=torch.float64)
+    assert moved.device.type == "meta" and moved.dtype == torch.float64
+    # the draw consumed the CPU generator exactly like a CPU draw of the same shape
+    assert torch.equal(torch.randn(4, generator=gen_a), torch.randn(4, generator=gen_b))
+    assert torch.equal(randn((2, 3), make_generator(5)), direct)
+
+
+@pytest.mark.gpu
+def test_same_seed_same_numbers_on_cuda():
+    cpu = randn((64,), make_generator(11))
+    gpu = randn((64,), make_generator(11), device="cuda")
+    assert gpu.device.type == "cuda" and torch.equal(gpu.cpu(), cpu)
+    assert torch.equal(
+        randint(0, 9, (32,), make_generator(2), device="cuda").cpu(), randint(0, 9, (32,), make_generator(2))
+    )
+    assert resolve_dtype(None, "cuda") in (torch.bfloat16, torch.float32)
+    with autocast("cuda", "bf16"):
+        a = torch.randn(8, 8, device="cuda")
+        assert (a @ a).dtype == torch.bfloat16
+
+
+def test_seed_everything_reseeds_python_numpy_and_torch():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()  # noqa: NPY002 - the global state is the point
+
+    seed_everything(123)
+    first = draw()
+    seed_everything(123)
+    assert draw() == first
+    seed_everything(124)
+    assert all(a != b for a, b in zip(draw(), first))

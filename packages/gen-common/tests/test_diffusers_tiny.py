@@ -26,3 +26,16 @@ def test_tiny_pipeline_runs_offline_and_is_seeded():
     b = pipe("a cat", generator=torch.Generator().manual_seed(0), **kw).images
     assert a.shape == (1, 32, 32, 3)
     assert (a == b).all()
+
+
+def test_builders_are_seeded_without_touching_the_global_rng():
+    from gen_common.testing.diffusers_tiny import tiny_clip_text_model, tiny_vae
+
+    state = torch.get_rng_state()
+    a, b, c = tiny_vae(seed=1), tiny_vae(seed=1), tiny_vae(seed=2)
+    assert torch.equal(torch.get_rng_state(), state), "building a tiny model must not reseed the process"
+    wa, wb, wc = (m.encoder.conv_in.weight for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+    t1, t2 = tiny_clip_text_model(seed=3), tiny_clip_text_model(seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(t1.state_dict().values(), t2.state_dict().values()))
+    assert torch.equal(torch.get_rng_state(), state)

@@ -28,6 +28,7 @@ from gen_common.config import (
 )
 from gen_common.demo import DemoContext, DemoResult, Table, discover_demos
 from gen_common.device import (
+    DeviceUnavailableError,
     autocast,
     device_summary,
     num_threads,
@@ -51,6 +52,7 @@ __all__ = [
     "ConfigError",
     "DemoContext",
     "DemoResult",
+    "DeviceUnavailableError",
     "NFECounter",
     "OfflineError",
     "PretrainedMixin",

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from gen_common.checkpoint import CheckpointError
 from gen_common.config import ConfigError
+from gen_common.device import DeviceUnavailableError
 from gen_common.jsonio import to_jsonable
 
 __all__ = [
@@ -128,6 +129,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileExistsError,
     CheckpointError,
     ConfigError,
+    DeviceUnavailableError,
     NotADirectoryError,
     PermissionError,
 )

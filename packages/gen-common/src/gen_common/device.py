@@ -11,7 +11,21 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["autocast", "device_summary", "num_threads", "resolve_device", "resolve_dtype", "synchronize"]
+__all__ = [
+    "DeviceUnavailableError",
+    "autocast",
+    "device_summary",
+    "num_threads",
+    "resolve_device",
+    "resolve_dtype",
+    "synchronize",
+]
+
+
+class DeviceUnavailableError(RuntimeError, ValueError):
+    """The requested accelerator is not present. A RuntimeError for callers that catch those, and a ValueError so
+    that `gen_common.cli.run_cli` reports it as a one-line user error (``--device cuda`` on a CPU-only machine)."""
+
 
 _DTYPES = {
     "float32": torch.float32,
@@ -51,15 +65,15 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(
+            raise DeviceUnavailableError(
                 f"device {device!r} was requested but CUDA is not available; use --device cpu or auto"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise DeviceUnavailableError(
                 f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist"
             )
     elif dev.type == "mps" and not _mps_available():
-        raise RuntimeError(
+        raise DeviceUnavailableError(
             f"device {device!r} was requested but MPS is not available; use --device cpu or auto"
         )
     elif dev.type not in {"cpu", "cuda", "mps"}:

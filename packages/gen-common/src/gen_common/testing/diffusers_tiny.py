@@ -6,10 +6,12 @@ open_clip's), and every model is built from a config at toy size under a fixed s
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,15 @@ __all__ = [
 
 CLIP_VOCAB_SIZE = 49408
 CLIP_MAX_LENGTH = 77
+
+
+@contextlib.contextmanager
+def _seeded_build(seed: int) -> Iterator[None]:
+    """Initialise weights under ``seed`` without touching the caller's global RNG stream (restored on exit):
+    whole-process seeding stays an explicit call (`gen_common.seed_everything`)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # models are initialised on the CPU
+        yield
 
 
 def _require(extra_mod: str) -> Any:
@@ -71,7 +82,6 @@ def clip_tokenizer(directory: str | os.PathLike[str] | None = None) -> Any:
 
 def tiny_clip_text_model(hidden_size: int = 32, seed: int = 0) -> Any:
     transformers = _require("transformers")
-    torch.manual_seed(seed)
     cfg = transformers.CLIPTextConfig(
         vocab_size=CLIP_VOCAB_SIZE,
         hidden_size=hidden_size,
@@ -84,38 +94,39 @@ def tiny_clip_text_model(hidden_size: int = 32, seed: int = 0) -> Any:
         eos_token_id=49407,
         pad_token_id=49407,
     )
-    return transformers.CLIPTextModel(cfg).eval()
+    with _seeded_build(seed):
+        return transformers.CLIPTextModel(cfg).eval()
 
 
 def tiny_unet(cross_attention_dim: int = 32, sample_size: int = 8, seed: int = 0) -> Any:
     diffusers = _require("diffusers")
-    torch.manual_seed(seed)
-    return diffusers.UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=sample_size,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=cross_attention_dim,
-        norm_num_groups=32,
-        attention_head_dim=8,
-    ).eval()
+    with _seeded_build(seed):
+        return diffusers.UNet2DConditionModel(
+            block_out_channels=(32, 64),
+            layers_per_block=2,
+            sample_size=sample_size,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=cross_attention_dim,
+            norm_num_groups=32,
+            attention_head_dim=8,
+        ).eval()
 
 
 def tiny_vae(seed: int = 0) -> Any:
     diffusers = _require("diffusers")
-    torch.manual_seed(seed)
-    return diffusers.AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        norm_num_groups=32,
-    ).eval()
+    with _seeded_build(seed):
+        return diffusers.AutoencoderKL(
+            block_out_channels=(32, 64),
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+            latent_channels=4,
+            norm_num_groups=32,
+        ).eval()
 
 
 def tiny_sd_components(seed: int = 0, tokenizer_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:

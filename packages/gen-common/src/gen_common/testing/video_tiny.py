@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from gen_common.testing.diffusers_tiny import _require, clip_tokenizer, tiny_clip_text_model
+from gen_common.testing.diffusers_tiny import _require, _seeded_build, clip_tokenizer, tiny_clip_text_model
 
 __all__ = [
     "TINY_SIZE",
@@ -42,34 +42,34 @@ def tiny_svd_unet(seed: int = 0, num_frames: int = 2, cross_attention_dim: int =
     (fps, motion bucket, noise augmentation strength).
     """
     diffusers = _require("diffusers")
-    torch.manual_seed(seed)
-    return diffusers.UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=TINY_SIZE,
-        in_channels=8,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        cross_attention_dim=cross_attention_dim,
-        num_attention_heads=8,
-        projection_class_embeddings_input_dim=96,
-        addition_time_embed_dim=32,
-        num_frames=num_frames,
-    ).eval()
+    with _seeded_build(seed):
+        return diffusers.UNetSpatioTemporalConditionModel(
+            block_out_channels=(32, 64),
+            layers_per_block=2,
+            sample_size=TINY_SIZE,
+            in_channels=8,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+            up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+            cross_attention_dim=cross_attention_dim,
+            num_attention_heads=8,
+            projection_class_embeddings_input_dim=96,
+            addition_time_embed_dim=32,
+            num_frames=num_frames,
+        ).eval()
 
 
 def tiny_temporal_vae(seed: int = 0) -> Any:
     """An `AutoencoderKLTemporalDecoder` (SVD's VAE) with (32, 64) channels and 4 latent channels."""
     diffusers = _require("diffusers")
-    torch.manual_seed(seed)
-    return diffusers.AutoencoderKLTemporalDecoder(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        latent_channels=4,
-    ).eval()
+    with _seeded_build(seed):
+        return diffusers.AutoencoderKLTemporalDecoder(
+            block_out_channels=(32, 64),
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            latent_channels=4,
+        ).eval()
 
 
 def tiny_clip_vision_model(
@@ -82,7 +82,6 @@ def tiny_clip_vision_model(
 ) -> Any:
     """A `CLIPVisionModelWithProjection` (default: 32×32 images with 1-pixel patches)."""
     transformers = _require("transformers")
-    torch.manual_seed(seed)
     cfg = transformers.CLIPVisionConfig(
         hidden_size=hidden_size,
         projection_dim=projection_dim,
@@ -92,7 +91,8 @@ def tiny_clip_vision_model(
         intermediate_size=37,
         patch_size=patch_size,
     )
-    return transformers.CLIPVisionModelWithProjection(cfg).eval()
+    with _seeded_build(seed):
+        return transformers.CLIPVisionModelWithProjection(cfg).eval()
 
 
 def tiny_clip_image_processor(size: int = TINY_SIZE) -> Any:
@@ -150,20 +150,20 @@ def tiny_svd_pipeline(seed: int = 0, device: str | torch.device = "cpu", num_fra
 def tiny_i2vgenxl_unet(seed: int = 0, cross_attention_dim: int = 32) -> Any:
     """An `I2VGenXLUNet` with two blocks of (32, 64) channels (~1.3M parameters)."""
     diffusers = _require("diffusers")
-    torch.manual_seed(seed)
-    return diffusers.I2VGenXLUNet(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=TINY_SIZE,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        cross_attention_dim=cross_attention_dim,
-        attention_head_dim=4,
-        num_attention_heads=None,
-        norm_num_groups=32,
-    ).eval()
+    with _seeded_build(seed):
+        return diffusers.I2VGenXLUNet(
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            sample_size=TINY_SIZE,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            cross_attention_dim=cross_attention_dim,
+            attention_head_dim=4,
+            num_attention_heads=None,
+            norm_num_groups=32,
+        ).eval()
 
 
 def tiny_i2vgenxl_components(
@@ -171,17 +171,17 @@ def tiny_i2vgenxl_components(
 ) -> dict[str, Any]:
     """The components of an `I2VGenXLPipeline` at toy size (DDIM scheduler with SD's scaled-linear betas)."""
     diffusers = _require("diffusers")
-    torch.manual_seed(seed)
-    vae = diffusers.AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        sample_size=TINY_SIZE,
-        norm_num_groups=32,
-    ).eval()
+    with _seeded_build(seed):
+        vae = diffusers.AutoencoderKL(
+            block_out_channels=(32, 64),
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+            latent_channels=4,
+            sample_size=TINY_SIZE,
+            norm_num_groups=32,
+        ).eval()
     scheduler = diffusers.DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,

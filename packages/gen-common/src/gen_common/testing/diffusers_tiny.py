@@ -75,8 +75,11 @@ def clip_tokenizer(directory: str | os.PathLike[str] | None = None) -> Any:
     """A real `transformers.CLIPTokenizer` built offline. ``model_max_length=77`` is required: without it the
     tokenizer overflows the text encoder's position table."""
     transformers = _require("transformers")
-    d = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="clip-vocab-"))
-    vocab_file, merges_file = write_clip_vocab(d)
+    if directory is None:
+        # The tokenizer reads both files into memory at construction, so a throwaway folder need not outlive it.
+        with tempfile.TemporaryDirectory(prefix="clip-vocab-") as tmp:
+            return clip_tokenizer(tmp)
+    vocab_file, merges_file = write_clip_vocab(Path(directory))
     return transformers.CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=CLIP_MAX_LENGTH)
 
 

@@ -43,6 +43,7 @@ def test_fit_recovers_synthetic_constants_within_5_percent():
         assert f.beta == pytest.approx(beta, rel=0.05)
         assert f.size_law(1e19) == pytest.approx(k * 1e19**beta, rel=0.05)  # N* itself (k alone is ill-posed)
         assert all(p.bracketed for p in f.points)
+        assert f.to_dict()["bracketed"] == f.to_dict()["budgets"] == len(BUDGETS)
 
 
 def test_fit_recovers_chinchilla_form_exponents_on_a_fixed_grid():
@@ -94,6 +95,15 @@ def test_unbracketed_curve_falls_back_to_best_run():
     assert pt.loss_opt < 2.5
     with pytest.raises(ValueError, match="3 distinct"):
         isoflop_minimum([1e3, 2e3], [1.0, 2.0], 1e9)
+    # a fit over curves that all still fall at the largest size says so
+    falling = [
+        {"arch": "x", "params": n, "tokens": c / (6 * n), "flops": c, "loss": 3.0 / c**0.01 - 0.1 * i}
+        for c in (1e9, 1e10)
+        for i, n in enumerate((1e3, 2e3, 4e3))
+    ]
+    f = fit_scaling_laws(falling)["x"]
+    assert f.bracketed == 0
+    assert f.to_dict()["budgets"] == 2
 
 
 def test_grouping_without_budget_column():
@@ -116,6 +126,15 @@ def test_csv_round_trip_and_errors(tmp_path):
         read_runs(bad)
     with pytest.raises(FileNotFoundError):
         read_runs(tmp_path / "nope.csv")
+    zero = tmp_path / "zero.csv"
+    with zero.open("w", newline="") as fh:
+        csv.writer(fh).writerows(
+            [["arch", "params", "tokens", "flops", "loss"], ["mdm", "0", "1", "1e9", "2"]]
+        )
+    with pytest.raises(ValueError, match="line 2: params must be positive"):
+        read_runs(zero)
+    with pytest.raises(ValueError, match="must be positive"):
+        fit_scaling_laws([{**r, "loss": -1.0} for r in rows])
     with pytest.raises(ValueError, match="at least 2 budgets"):
         fit_scaling_laws([r for r in rows if r["flops"] == BUDGETS[0]])
 

@@ -87,3 +87,66 @@ def test_shift_study_pieces(data):
     assert rows[0]["ratio"] == pytest.approx(
         1.0, rel=1e-5
     )  # a uniform model has no distribution to shift from
+
+
+def test_matched_quality_picks_the_fastest_mdm_at_arm_quality_or_reports_the_gap():
+    def row(method, steps, nll, secs):
+        return {"method": method, "steps": steps, "gen_nll": nll, "gen_nll_se": 0.05, "seconds": secs}
+
+    arm = row("arm+kv-cache", 56, 3.0, 1.0)
+    rows = [arm, row("arm (no cache)", 56, 3.0, 4.0), row("mdm (random)", 8, 3.2, 0.2)]
+    rows += [row("mdm (random)", 16, 2.95, 0.5), row("mdm (random)", 32, 2.9, 0.8)]
+    m = matched_quality_speedup(rows)
+    assert (m["matched_steps"], m["speedup"]) == (16, 2.0)  # 8 steps is faster but worse
+    assert m["best_mdm_steps"] == 32
+    assert m["gap"] == pytest.approx(-0.1)
+    loose = matched_quality_speedup(rows, tolerance=0.25)  # within tolerance: the 8-step row counts
+    assert (loose["matched_steps"], loose["speedup"]) == (8, 5.0)
+    worse = [arm, row("mdm (random)", 8, 4.0, 0.1), row("mdm (random)", 64, 3.5, 2.0)]
+    m = matched_quality_speedup(worse)
+    assert m["speedup"] is None and m["matched_steps"] is None
+    assert m["best_mdm_steps"] == 64
+    assert m["gap"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no 'arm\\+kv-cache' row"):
+        matched_quality_speedup(worse[1:])
+
+
+def test_speed_rows_count_cfg_passes_and_standard_errors(data):
+    cfg = preset("tiny-1k", vocab_size=data.vocab_size, block_size=16)
+    torch.manual_seed(0)
+    mdm, arm = MaskedDiffusionLM(cfg).eval(), AutoregressiveLM(cfg).eval()
+    prompts = data.val[:16].reshape(4, 4)
+    plain = speed_table(mdm, arm, arm, prompts, 10, mdm_steps=(3,), include_uncached=False, repeats=2)
+    guided = speed_table(mdm, arm, arm, prompts, 10, mdm_steps=(3,), include_uncached=False, cfg=1.0)
+    from mdm_scaling.generation import mdm_generate
+    from mdm_scaling.speed import generative_nll_per_sequence
+
+    from gen_common.bench import NFECounter
+    from gen_common.seeding import make_generator, split_seed
+
+    # the same draw as speed_table's 3-step row, through a counter of the network's batch rows
+    counted = NFECounter(mdm)
+    gen = make_generator(split_seed(0, 2, 3))
+    out = mdm_generate(counted, prompts, 10, 3, cfg=1.0, remasking="random", generator=gen)
+    assert torch.equal(out.tokens[:, :4], prompts)
+    assert guided[1]["nfe"] == pytest.approx(counted.rows / 4)  # conditional + unconditional rows per call
+    assert guided[1]["nfe"] == pytest.approx(2 * out.nfe)
+    assert guided[1]["method"] == "mdm (random, cfg 1)"
+    assert plain[1]["nfe"] <= 3
+    # gen_nll / gen_nll_se: mean and standard error of the per-sequence NLLs of the same samples
+    tokens = arm_generate_tokens(arm, prompts, 6)
+    per = generative_nll_per_sequence(arm, tokens, 4)
+    assert per.shape == (4,)
+    assert plain[0]["gen_nll"] == pytest.approx(float(per.mean()), rel=1e-6)
+    assert plain[0]["gen_nll_se"] == pytest.approx(float(per.std() / 2), rel=1e-6)
+    with pytest.raises(ValueError, match="no room"):
+        speed_table(mdm, arm, arm, prompts, 4)
+
+
+def arm_generate_tokens(arm, prompts, new):
+    """The ARM samples speed_table draws (its generator seed for the ARM rows)."""
+    from mdm_scaling.generation import arm_generate
+
+    from gen_common.seeding import make_generator, split_seed
+
+    return arm_generate(arm, prompts, new, generator=make_generator(split_seed(0, 1))).tokens

@@ -166,7 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--remasking", choices=["random", "confidence"], default="random")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--cfg", type=float, default=0.0)
+    p.add_argument("--cfg", type=float, default=0.0, help="MDM unsupervised CFG weight (doubles its NFE)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per method; the fastest counts")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="nats/token by which an MDM may trail the ARM and still count as matched quality",
+    )
     add_common_args(p)
 
     p = sub.add_parser("reverse", help="reverse curse on synthetic 'NAME is DESCRIPTION' facts (both archs)")
@@ -409,7 +416,10 @@ def cmd_sweep(args) -> dict[str, Any]:
     result: dict[str, Any] = {"runs": len(rows), "csv": str(csv_path)}
     try:
         fits = fit_scaling_laws(rows)
-        result["fit"] = {a: {"A": f.A, "alpha": f.alpha, "beta": f.beta} for a, f in fits.items()}
+        result["fit"] = {
+            a: {"A": f.A, "alpha": f.alpha, "beta": f.beta, "bracketed": f"{f.bracketed} of {len(f.points)}"}
+            for a, f in fits.items()
+        }
     except ValueError as exc:
         result["fit"] = f"not enough runs to fit: {exc}"
     return result
@@ -516,14 +526,24 @@ def cmd_speed(args) -> dict[str, Any]:
     from mdm_scaling.config import preset
     from mdm_scaling.data import eval_windows, make_batch_fn
     from mdm_scaling.model import load_model
+    from mdm_scaling.objectives import is_autoregressive
     from mdm_scaling.speed import matched_quality_speedup, speed_table
     from mdm_scaling.trainer import TrainSettings, train_pair
 
     dev = _device(args)
+    if not 1 <= args.prompt_len < args.length:
+        raise ValueError(f"--prompt-len {args.prompt_len} must be in [1, --length {args.length})")
+    if args.num_samples < 1 or args.repeats < 1 or args.train_steps < 1:
+        raise ValueError("--num-samples, --repeats and --train-steps must be >= 1")
     if args.mdm and args.arm:
         mdm, arm = load_model(args.mdm, device=dev), load_model(args.arm, device=dev)
         if mdm.config.vocab_size != arm.config.vocab_size:
             raise ValueError("the MDM and the ARM must share a vocabulary")
+        if is_autoregressive(mdm) or not is_autoregressive(arm):
+            raise ValueError("--mdm must be a MaskedDiffusionLM folder and --arm an AutoregressiveLM folder")
+        for name, m in (("--mdm", mdm), ("--arm", arm)):
+            if m.config.block_size < args.length:
+                raise ValueError(f"{name} has block_size {m.config.block_size} < --length {args.length}")
         from mdm_scaling.tokenizers import load_tokenizer
 
         tok = load_tokenizer(args.mdm)
@@ -536,9 +556,11 @@ def cmd_speed(args) -> dict[str, Any]:
         raise ValueError("pass both --mdm and --arm, or neither (tiny ones are trained)")
     else:
         data = _data(argparse.Namespace(text=None))
-        cfg = preset(args.preset, vocab_size=data.vocab_size, block_size=max(args.length, 33))
+        # Trained on windows as long as the generated sequences: a model asked for longer text than it was trained
+        # on is out of distribution (the bidirectional MDM most of all), which would bias the comparison.
+        cfg = preset(args.preset, vocab_size=data.vocab_size, block_size=args.length + 1)
         models = train_pair(
-            make_batch_fn(data.train, 16, 32),
+            make_batch_fn(data.train, 16, args.length),
             cfg,
             TrainSettings(steps=args.train_steps, lr=1e-2, log_every=args.train_steps, seed=args.seed),
             steps={"mdm": args.train_steps * 2, "arm": args.train_steps},
@@ -548,12 +570,18 @@ def cmd_speed(args) -> dict[str, Any]:
         mdm, arm = models["mdm"], models["arm"]
     if args.reference:
         ref = load_model(args.reference, device=dev)
+        if not is_autoregressive(ref):
+            raise ValueError(
+                "--reference must be an AutoregressiveLM folder (it scores samples left to right)"
+            )
+        if ref.config.vocab_size != arm.config.vocab_size or ref.config.block_size < args.length - 1:
+            raise ValueError("--reference must share the models' vocabulary and cover --length tokens")
         ref_name = args.reference
     else:
         # An ARM scoring its own samples flatters them; score with an independently trained one (another seed).
         cfg = arm.config
         ref = train_pair(
-            make_batch_fn(data.train, 16, 32),
+            make_batch_fn(data.train, 16, args.length),
             cfg.replace(block_size=max(cfg.block_size, args.length)),
             TrainSettings(
                 steps=args.train_steps * 2, lr=1e-2, log_every=args.train_steps * 2, seed=args.seed + 1
@@ -566,11 +594,11 @@ def cmd_speed(args) -> dict[str, Any]:
     prompts = eval_windows(data.val, args.num_samples, args.prompt_len)[:, : args.prompt_len]
     rows = speed_table(
         mdm, arm, ref, prompts, args.length, mdm_steps=args.mdm_steps, remasking=args.remasking,
-        temperature=args.temperature, cfg=args.cfg, seed=args.seed,
+        temperature=args.temperature, cfg=args.cfg, seed=args.seed, repeats=args.repeats,
     )  # fmt: skip
     return {
         "rows": rows,
-        "matched": matched_quality_speedup(rows),
+        "matched": matched_quality_speedup(rows, tolerance=args.tolerance),
         "reference": ref_name,
     }
 
@@ -654,7 +682,18 @@ def _human(command: str):
     def fmt(res) -> str:
         if command == "presets":
             return format_table(res["columns"], res["rows"])
-        if command in ("speed", "reverse", "shift", "bench"):
+        if command == "speed":
+            m = res["matched"]
+            if m["speedup"] is None:
+                verdict = (
+                    f"no MDM setting reaches the ARM's quality ({m['arm_gen_nll']:.3f} ± {m['arm_gen_nll_se']:.3f}"
+                    f" nats/token); closest: {m['best_mdm_steps']} steps at {m['best_mdm_gen_nll']:.3f}"
+                    f" (+{m['gap']:.3f})"
+                )
+            else:
+                verdict = f"matched quality at {m['matched_steps']} MDM steps: {m['speedup']:.2f}x the ARM+KV-cache speed"
+            return _table(res["rows"]) + f"\n{verdict}\nquality scored by {res['reference']}"
+        if command in ("reverse", "shift", "bench"):
             extra = {k: v for k, v in res.items() if k != "rows"}
             return _table(res["rows"]) + (
                 "\n" + "\n".join(f"{k}: {v}" for k, v in extra.items()) if extra else ""
@@ -669,7 +708,13 @@ def _human(command: str):
                 if isinstance(f, dict) and "alpha" in f:
                     lines.append(
                         f"{a}: L*(C) = {f['A']:.4g}·C^-{f['alpha']:.4g}   N*(C) = {f['k']:.3g}·C^{f['beta']:.4g}"
+                        f"   ({f['bracketed']} of {f['budgets']} IsoFLOP minima bracketed)"
                     )
+                    if f["bracketed"] < f["budgets"]:
+                        lines.append(
+                            f"  warning: {a} has IsoFLOP curves whose minimum lies outside the sizes run; "
+                            "N*(C) and beta there are only the best run: widen the size grid"
+                        )
             gap = res.get("compute_gap")
             if gap:
                 for a, g in gap.items():

@@ -74,12 +74,20 @@ class ScalingFit:
     def size_law(self) -> PowerLaw:
         return PowerLaw(self.k, self.beta)
 
+    @property
+    def bracketed(self) -> int:
+        """How many IsoFLOP minima lie inside their curve's sizes; the others are the best run of an unbracketed
+        curve, which biases N*(C) (and beta) towards the edge of the size grid."""
+        return sum(p.bracketed for p in self.points)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "A": self.A,
             "alpha": self.alpha,
             "k": self.k,
             "beta": self.beta,
+            "bracketed": self.bracketed,
+            "budgets": len(self.points),
             "points": [asdict(p) for p in self.points],
         }
 
@@ -107,6 +115,11 @@ def read_runs(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 raise ValueError(f"{p} line {i}: {exc}") from exc
             if not math.isfinite(parsed["loss"]):
                 continue  # a diverged run carries no information about the minimum
+            bad = [c for c in ("params", "flops", "loss") if not parsed[c] > 0]
+            if bad:
+                raise ValueError(
+                    f"{p} line {i}: {', '.join(bad)} must be positive (the fits are in log space)"
+                )
             rows.append(parsed)
     if not rows:
         raise ValueError(f"{p} holds no runs with a finite loss")
@@ -174,6 +187,8 @@ def fit_scaling_laws(rows: Sequence[Mapping[str, Any]]) -> dict[str, ScalingFit]
     """Per arch: IsoFLOP minima, then L* = A·C^(−alpha) and N* = k·C^beta (needs >= 2 budgets)."""
     by_arch: dict[str, list[Mapping]] = {}
     for r in rows:
+        if not (r["params"] > 0 and r["flops"] > 0 and r["loss"] > 0):
+            raise ValueError(f"params, flops and loss must be positive (log-space fits); got run {dict(r)}")
         by_arch.setdefault(str(r["arch"]), []).append(r)
     fits = {}
     for arch, rs in sorted(by_arch.items()):

@@ -31,7 +31,7 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
     except ImportError as exc:
         raise ValueError(
             f"{path} is not a character tokenizer file; loading a Hugging Face tokenizer needs transformers "
-            "(pip install transformers)"
+            '(pip install "mdm-scaling[hf]")'
         ) from exc
     try:
         return AutoTokenizer.from_pretrained(str(path))

@@ -139,7 +139,7 @@ def test_svd_loss_weighting_is_edm():
     )
     want_half = ((sigma**2 + 0.25) / (0.25 * sigma**2) * (c_skip * noisy - latents) ** 2).mean()
     assert_close(loss_half, want_half, rtol=1e-5)
-    assert float(loss_half) > float(loss)
+    assert float(loss_half.detach()) > float(loss.detach())
     with pytest.raises(ValueError, match="weight_sigma_data"):
         svd_timenoise_loss(z, latents, cond, emb, None, weight_sigma_data=0.0)
 

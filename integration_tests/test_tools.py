@@ -24,6 +24,7 @@ def test_release_dry_run_changes_nothing(capsys):
     assert release.main(["gen-common", "minor", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "dry run" in out and "-> " in out and "gen-common-v" in out
+    assert "radd" in out.split("note:")[1]  # the plan names the packages that depend on gen-common
     assert _status() == before
     assert (ROOT / "packages/gen-common/pyproject.toml").read_text() == pyproject
 

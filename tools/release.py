@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _workspace import ROOT, build, members, run, smoke_test
+from _workspace import ROOT, _req_name, build, members, run, smoke_test
 
 PARTS = ("major", "minor", "patch")
 
@@ -110,6 +110,16 @@ def main(argv: list[str] | None = None) -> int:
         "smoke:     fresh venv with only its declared dependencies; import; console script --help",
         f"git:       commit 'Release {m.dist} {new}'" + ("" if args.no_tag else f" and tag {tag}"),
     ]
+    # Dependents are not re-pinned automatically: most releases keep the API they use, and a new bound belongs in
+    # a release of the dependent, with its own changelog line.
+    dependents = sorted(
+        d.dist for k, d in ms.items() if k != key and any(_req_name(r) == key for r in d.dependencies)
+    )
+    if dependents:
+        plan.append(
+            f"note:      {', '.join(dependents)} depend{'s' if len(dependents) == 1 else ''} on {m.dist}; if {new} changes an API they use, raise their "
+            f"requirement to '{m.dist}>={new}' and release them too"
+        )
     problems = []
     if not notes.strip():
         problems.append("the 'Unreleased' section is empty: nothing to release")

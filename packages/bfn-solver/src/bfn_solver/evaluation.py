@@ -5,9 +5,9 @@ supplies: nothing downloads) and text8 spelling accuracy against a word list.
   either ``inception_weights`` — a local copy of the FID Inception weights (``pt_inception-2015-12-05-*.pth``,
   used by torch-fidelity's ``FeatureExtractorInceptionV3`` through torchmetrics' ``feature_extractor_weights_path``)
   — or ``feature``, any module mapping uint8 images (N, 3, H, W) to features with a ``num_features`` attribute.
-  torch-fidelity reads a weights path with ``torch.load(weights_only=False)``, which would run any code pickled
-  in the file; `fid` therefore reads the file itself with ``weights_only=True`` (or as safetensors) and hands
-  torch-fidelity a private re-saved copy holding nothing but tensors.
+  torch-fidelity unpickles a weights path without restricting it to tensors, so it would run any code pickled
+  in the file; `fid` therefore reads the file itself through gen-common's safe loader (tensors only, or
+  safetensors) and hands torch-fidelity a private re-saved copy holding nothing but tensors.
 - `spelling_accuracy`: the fraction of generated words found in a word list (the paper scores text8 samples
   with a hunspell en_US dictionary; a plain word list, e.g. /usr/share/dict/words, is the offline stand-in).
 """

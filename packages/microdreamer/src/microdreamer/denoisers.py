@@ -96,12 +96,16 @@ class AnalyticDenoiser:
         self.background = background
         self.alphas_cumprod = alphas_cumprod if alphas_cumprod is not None else scaled_linear_alphas_cumprod()
         self.counter = counter or CallCounter()
+        self._cache = None
         self._marginal: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @torch.no_grad()
     def target(self, cameras: Cameras) -> torch.Tensor:
-        """The true views in [0, 1]."""
-        return self.scene.render(cameras, self.background).image
+        """The true views in [0, 1] (the last camera batch is cached: a DDIM chain asks for the same views)."""
+        key = (cameras.viewmats.cpu().numpy().tobytes(), cameras.width, cameras.height, cameras.fovy)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.scene.render(cameras, self.background).image)
+        return self._cache[1]
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return images * 2 - 1

@@ -23,7 +23,7 @@ import torch
 from microdreamer.cameras import Cameras
 from microdreamer.rasterizer import RenderOutput, quaternion_to_rotation, rasterize_gaussians
 
-__all__ = ["SH_C0", "GaussianModel", "GaussianTrainConfig", "expon_lr"]
+__all__ = ["SH_C0", "Adam", "GaussianModel", "GaussianTrainConfig", "expon_lr"]
 
 SH_C0 = 0.28209479177387814
 
@@ -59,6 +59,41 @@ def expon_lr(step: int, lr_init: float, lr_final: float, max_steps: int) -> floa
     return math.exp(math.log(lr_init) * (1 - t) + math.log(lr_final) * t)
 
 
+class Adam:
+    """Adam (Kingma & Ba 2015, Alg. 1; torch.optim.Adam's update, one tensor per named group).
+
+    Plain tensor code on purpose: torch.optim's first ``add_param_group`` imports torch._dynamo, which costs tens of
+    seconds on a machine without cached bytecode, for no benefit here. Densification swaps tensors in
+    ``param_groups`` and ``state`` directly, as 3DGS does with torch's optimiser.
+    """
+
+    def __init__(self, groups: list[dict], betas=(0.9, 0.999), eps: float = 1e-15):
+        self.param_groups = groups
+        self.betas, self.eps = betas, eps
+        self.state: dict[torch.Tensor, dict] = {}
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        for group in self.param_groups:
+            p = group["params"][0]
+            if p.grad is None:
+                continue
+            st = self.state.get(p)
+            if st is None:
+                st = self.state[p] = {"step": 0, "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+            st["step"] += 1
+            st["exp_avg"].lerp_(p.grad, 1 - b1)
+            st["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            bc1, bc2 = 1 - b1 ** st["step"], 1 - b2 ** st["step"]
+            denom = (st["exp_avg_sq"].sqrt() / math.sqrt(bc2)).add_(self.eps)
+            p.addcdiv_(st["exp_avg"], denom, value=-group["lr"] / bc1)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            group["params"][0].grad = None
+
+
 def _knn_mean_sq_dist(points: torch.Tensor, k: int = 3, chunk: int = 2048) -> torch.Tensor:
     """Mean squared distance to the k nearest other points (simple-knn's distCUDA2)."""
     out = []
@@ -91,7 +126,7 @@ class GaussianModel:
             "rotation": rotation.detach().clone().requires_grad_(True),
         }
         self.spatial_lr_scale = spatial_lr_scale
-        self.optimizer: torch.optim.Adam | None = None
+        self.optimizer: Adam | None = None
         self.config = GaussianTrainConfig()
         self._reset_stats()
 
@@ -181,7 +216,7 @@ class GaussianModel:
         )
 
     # ---- optimisation (DreamGaussian's training_setup / update_learning_rate) ------------------------------------
-    def training_setup(self, config: GaussianTrainConfig | None = None) -> torch.optim.Adam:
+    def training_setup(self, config: GaussianTrainConfig | None = None) -> Adam:
         self.config = config or self.config
         c = self.config
         groups = [
@@ -191,7 +226,7 @@ class GaussianModel:
             {"params": [self.params["scaling"]], "lr": c.scaling_lr, "name": "scaling"},
             {"params": [self.params["rotation"]], "lr": c.rotation_lr, "name": "rotation"},
         ]
-        self.optimizer = torch.optim.Adam(groups, lr=0.0, eps=1e-15)
+        self.optimizer = Adam(groups, eps=1e-15)
         self._reset_stats()
         return self.optimizer
 

@@ -14,11 +14,11 @@ __all__ = ["HeldOut", "toy_denoiser", "toy_scene"]
 
 
 def toy_scene(num: int = 16, seed: int = 0, radius: float = 0.35) -> GaussianModel:
-    """``num`` opaque, saturated Gaussians (σ 0.08–0.14) in a ball: an object with distinct sides."""
+    """``num`` opaque, saturated Gaussians (σ 0.05–0.09, below the final prune's 0.1) in a ball: an object with distinct sides."""
     g = torch.Generator().manual_seed(seed)
     d = torch.randn(num, 3, generator=g)
     means = d / d.norm(dim=-1, keepdim=True) * radius * torch.rand(num, 1, generator=g).pow(1 / 3)
-    scales = 0.08 + 0.06 * torch.rand(num, 3, generator=g)
+    scales = 0.05 + 0.04 * torch.rand(num, 3, generator=g)
     hue = torch.rand(num, generator=g) * 2 * math.pi
     colors = 0.5 + 0.45 * torch.stack([hue.cos(), (hue + 2.09).cos(), (hue + 4.19).cos()], -1)
     opac = 0.85 + 0.1 * torch.rand(num, generator=g)

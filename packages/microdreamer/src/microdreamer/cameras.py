@@ -65,7 +65,10 @@ class Cameras:
     def c2w_opengl(self) -> torch.Tensor:
         """[V, 4, 4] OpenGL camera-to-world poses (what MVDream/ImageDream embed)."""
         return torch.stack(
-            [orbit_pose(float(e), float(a), float(r)) for e, a, r in zip(self.elevations, self.azimuths, self.radii)]
+            [
+                orbit_pose(float(e), float(a), float(r))
+                for e, a, r in zip(self.elevations, self.azimuths, self.radii)
+            ]
         )
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Cameras:
@@ -117,6 +120,4 @@ def orbit_cameras(
         w2c[:3, :3] = rot
         w2c[:3, 3] = -rot @ pose[:3, 3]
         mats.append(w2c)
-    return Cameras(
-        torch.stack(mats).float(), math.radians(fovy_deg), size, size, el.clone(), az.clone(), rad
-    )
+    return Cameras(torch.stack(mats).float(), math.radians(fovy_deg), size, size, el.clone(), az.clone(), rad)

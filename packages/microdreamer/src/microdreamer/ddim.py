@@ -37,7 +37,11 @@ class DDIMGrid:
         if self.num_steps < 1 or self.num_steps > self.num_train_timesteps:
             raise ValueError(f"DDIM steps must be in 1..{self.num_train_timesteps}, got {self.num_steps}")
         if self.alphas_cumprod is None:
-            object.__setattr__(self, "alphas_cumprod", scaled_linear_alphas_cumprod(num_train_timesteps=self.num_train_timesteps))
+            object.__setattr__(
+                self,
+                "alphas_cumprod",
+                scaled_linear_alphas_cumprod(num_train_timesteps=self.num_train_timesteps),
+            )
 
     @property
     def step_ratio(self) -> int:
@@ -63,7 +67,13 @@ class DDIMGrid:
         return a**0.5 * x + (1 - a) ** 0.5 * noise
 
     def step(
-        self, eps: torch.Tensor, t: int, x: torch.Tensor, *, eta: float = 0.0, noise: torch.Tensor | None = None
+        self,
+        eps: torch.Tensor,
+        t: int,
+        x: torch.Tensor,
+        *,
+        eta: float = 0.0,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One DDIM step from t to t − step_ratio (eq. 12)."""
         a_t, a_prev = self.alpha(t), self.alpha(t - self.step_ratio)

@@ -121,7 +121,9 @@ class AnalyticDenoiser:
 
             el = torch.tensor([-30.0, 0.0, 30.0]).repeat_interleave(12)
             az = torch.arange(12.0).repeat(3) * 30 - 180
-            ring = orbit_cameras(el, az, float(cameras.radii[0]), size=cameras.width, fovy_deg=cameras.fovy * 180 / torch.pi)
+            ring = orbit_cameras(
+                el, az, float(cameras.radii[0]), size=cameras.width, fovy_deg=cameras.fovy * 180 / torch.pi
+            )
             views = self.encode(self.target(ring))
             self._marginal[key] = (views.mean(0, keepdim=True), views.var(0, keepdim=True) + self.data_std**2)
         return self._marginal[key]

@@ -44,7 +44,9 @@ class GaussianTrainConfig:
     density_end_iter: int = 300
     densification_interval: int = 100
     densify_grad_threshold: float = 0.01
-    densify_min_opacity: float = 0.005  # MicroDreamer's densify_and_prune(min_opacity=0.005, extent=4, max_screen_size=1)
+    densify_min_opacity: float = (
+        0.005  # MicroDreamer's densify_and_prune(min_opacity=0.005, extent=4, max_screen_size=1)
+    )
     densify_extent: float = 4.0
     max_screen_size: float = 1.0
 
@@ -81,7 +83,11 @@ class Adam:
                 continue
             st = self.state.get(p)
             if st is None:
-                st = self.state[p] = {"step": 0, "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+                st = self.state[p] = {
+                    "step": 0,
+                    "exp_avg": torch.zeros_like(p),
+                    "exp_avg_sq": torch.zeros_like(p),
+                }
             st["step"] += 1
             st["exp_avg"].lerp_(p.grad, 1 - b1)
             st["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
@@ -142,7 +148,9 @@ class GaussianModel:
         sin_t = torch.sqrt(1 - cos_t**2)
         r = radius * torch.rand(num_pts, generator=g, dtype=torch.float64).pow(1 / 3)
         xyz = torch.stack([r * sin_t * phi.cos(), r * sin_t * phi.sin(), r * cos_t], -1).float()
-        shs = torch.rand(num_pts, 3, generator=g) / 255.0  # the release's colours: SH2RGB(shs) then RGB2SH again
+        shs = (
+            torch.rand(num_pts, 3, generator=g) / 255.0
+        )  # the release's colours: SH2RGB(shs) then RGB2SH again
         dist2 = _knn_mean_sq_dist(xyz).clamp_min(1e-7)
         scales = torch.log(torch.sqrt(dist2))[:, None].repeat(1, 3)
         rots = torch.zeros(num_pts, 4)
@@ -258,6 +266,7 @@ class GaussianModel:
         grad = out.means2d.grad
         if grad is None:
             return
+        grad = grad * torch.tensor(out.grad_scale, dtype=grad.dtype, device=grad.device)
         idx = range(grad.shape[0]) if views is None else views
         for v in idx:
             vis = out.radii[v] > 0
@@ -294,7 +303,13 @@ class GaussianModel:
 
     @torch.no_grad()
     def densify_and_prune(
-        self, max_grad: float, min_opacity: float, extent: float, max_screen_size: float | None, *, generator=None
+        self,
+        max_grad: float,
+        min_opacity: float,
+        extent: float,
+        max_screen_size: float | None,
+        *,
+        generator=None,
     ) -> dict[str, int]:
         grads = self.xyz_gradient_accum / self.denom
         grads[grads.isnan()] = 0.0
@@ -332,7 +347,12 @@ class GaussianModel:
 
     @torch.no_grad()
     def prune(
-        self, min_opacity: float, extent: float, max_screen_size: float | None, *, world_size: bool | None = None
+        self,
+        min_opacity: float,
+        extent: float,
+        max_screen_size: float | None,
+        *,
+        world_size: bool | None = None,
     ) -> int:
         """Prune by opacity and, as 3DGS does when ``max_screen_size`` is set, by screen radius and world size
         (``world_size`` forces the world-size test on or off independently)."""
@@ -361,7 +381,7 @@ class GaussianModel:
         data = np.ascontiguousarray(np.concatenate(cols, 1).astype("<f4"))
         names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
         names += [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)]
-        header = "ply\nformat binary_little_endian 1.0\n" f"element vertex {len(data)}\n"
+        header = f"ply\nformat binary_little_endian 1.0\nelement vertex {len(data)}\n"
         header += "".join(f"property float {n}\n" for n in names) + "end_header\n"
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(header.encode("ascii") + data.tobytes())
@@ -401,5 +421,3 @@ class GaussianModel:
             st("scale_0", "scale_1", "scale_2"),
             st("rot_0", "rot_1", "rot_2", "rot_3"),
         )
-
-

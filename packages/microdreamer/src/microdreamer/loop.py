@@ -62,7 +62,11 @@ def sample_views(preset: Preset, generator: torch.Generator, size: int | None = 
     e = preset.elevation
     lo = max(min(preset.min_ver, preset.min_ver - e), -80 - e)
     hi = min(max(preset.max_ver, preset.max_ver - e), 80 - e)
-    vers = torch.randint(int(lo), int(hi), (V,), generator=generator).double() if hi > lo else torch.full((V,), float(lo))
+    vers = (
+        torch.randint(int(lo), int(hi), (V,), generator=generator).double()
+        if hi > lo
+        else torch.full((V,), float(lo))
+    )
     hors = torch.tensor([base + step * i for i in range(V)], dtype=torch.float64)
     return orbit_cameras(e + vers, hors, preset.radius, size=size or preset.render_size, fovy_deg=preset.fovy)
 
@@ -94,7 +98,11 @@ class Trainer:
             # the fixed reference camera: azimuth 0 for Zero123 (90 for the multi-view models' front view)
             az = 90.0 if preset.family in {"imagedream", "mvdream"} else 0.0
             self.ref_cams = orbit_cameras(
-                [reference.elevation], [az], preset.radius, size=reference.image.shape[-1], fovy_deg=preset.fovy
+                [reference.elevation],
+                [az],
+                preset.radius,
+                size=reference.image.shape[-1],
+                fovy_deg=preset.fovy,
             )
 
     def advance(self) -> None:
@@ -107,9 +115,9 @@ class Trainer:
             return 0.0
         out = self.model.render(self.ref_cams.to(self.model.xyz.device), rasterizer=self.rasterizer)
         ref = self.reference
-        return p.ref_loss * F.l1_loss(out.image, ref.image.to(out.image), reduction="sum") + p.ref_mask_loss * F.mse_loss(
-            out.alpha, ref.mask.to(out.alpha), reduction="sum"
-        )
+        return p.ref_loss * F.l1_loss(
+            out.image, ref.image.to(out.image), reduction="sum"
+        ) + p.ref_mask_loss * F.mse_loss(out.alpha, ref.mask.to(out.alpha), reduction="sum")
 
     def optimise(self, loss: torch.Tensor, out, *, final: bool) -> None:
         loss.backward()

@@ -71,7 +71,9 @@ def density_grid(
         idx = order[start:end]
         counts = vol[idx]
         g = torch.repeat_interleave(idx, counts)
-        local = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        local = torch.arange(int(counts.sum())) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts
+        )
         sx, sy = size[g, 0], size[g, 1]
         ix = b0[g, 0] + local % sx
         iy = b0[g, 1] + (local // sx) % sy
@@ -160,7 +162,10 @@ def save_mesh(mesh: Mesh, path: str | Path) -> Path:
         except ImportError as exc:
             raise ImportError('.glb export needs trimesh: pip install "microdreamer[mesh]"') from exc
         tm = trimesh.Trimesh(
-            mesh.vertices, mesh.faces, vertex_colors=np.round(mesh.colors * 255).astype(np.uint8), process=False
+            mesh.vertices,
+            mesh.faces,
+            vertex_colors=np.round(mesh.colors * 255).astype(np.uint8),
+            process=False,
         )
         tmp.write_bytes(tm.export(file_type="glb"))
     else:

@@ -55,12 +55,43 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "sai": Preset(
-        "sai", "zero123", 20, 21, 0.9, 0.2, 15, 15, 3.0, 0.5, 6, -30, 30, 2.0, ref_loss=0.3, ref_mask_loss=0.01
+        "sai",
+        "zero123",
+        20,
+        21,
+        0.9,
+        0.2,
+        15,
+        15,
+        3.0,
+        0.5,
+        6,
+        -30,
+        30,
+        2.0,
+        ref_loss=0.3,
+        ref_mask_loss=0.01,
     ),
     "imagedream": Preset("imagedream", "imagedream", 10, 31, 0.8, 0.4, 15, 50, 2.0, 1.0, 4, -5, 0, 2.5),
     "mvdream": Preset("mvdream", "mvdream", 50, 31, 0.8, 0.5, 15, 50, 7.5, 0.0, 4, -10, 10, 2.5),
     "toy": Preset(
-        "toy", "analytic", 10, 11, 0.9, 0.2, 15, 15, 3.0, 0.5, 4, -30, 30, 2.0, render_size=32, ref_size=32, num_pts=400
+        "toy",
+        "analytic",
+        10,
+        11,
+        0.9,
+        0.2,
+        15,
+        15,
+        3.0,
+        0.5,
+        4,
+        -30,
+        30,
+        2.0,
+        render_size=32,
+        ref_size=32,
+        num_pts=400,
     ),
 }
 PRESETS["imagedream-eta0"] = replace(PRESETS["imagedream"], name="imagedream-eta0", eta=0.0)

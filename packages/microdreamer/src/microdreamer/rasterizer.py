@@ -39,6 +39,7 @@ class RenderOutput:
     means2d: torch.Tensor  # [V, N, 2] NDC screen-space means (grad retained when requested)
     radii: torch.Tensor  # [V, N] 3σ screen radius in pixels (0 = not visible), as 3DGS reports it
     num_pairs: int = 0
+    grad_scale: tuple[float, float] = (1.0, 1.0)  # multiplies means2d.grad into NDC units (gsplat: pixels)
 
 
 def quaternion_to_rotation(q: torch.Tensor) -> torch.Tensor:
@@ -77,9 +78,9 @@ def _project(means, cov3d, cameras: Cameras, low_pass: float):
     tx = (cam[..., 0] / zs).clamp(-1.3 * tan_x, 1.3 * tan_x) * zs
     ty = (cam[..., 1] / zs).clamp(-1.3 * tan_y, 1.3 * tan_y) * zs
     zero = torch.zeros_like(zs)
-    J = torch.stack(
-        [fx / zs, zero, -fx * tx / zs**2, zero, fy / zs, -fy * ty / zs**2], dim=-1
-    ).reshape(V, -1, 2, 3)
+    J = torch.stack([fx / zs, zero, -fx * tx / zs**2, zero, fy / zs, -fy * ty / zs**2], dim=-1).reshape(
+        V, -1, 2, 3
+    )
     T = J @ Rw[:, None]  # [V, N, 2, 3]
     cov2 = T @ cov3d[None] @ T.transpose(-1, -2)
     eye = torch.eye(2, dtype=means.dtype, device=means.device)
@@ -109,7 +110,7 @@ def rasterize_gaussians(
     R = quaternion_to_rotation(quats)
     M = R * (scales * scale_modifier)[:, None, :]
     cov3d = M @ M.transpose(-1, -2)
-    cam, z, ndc, cov2 = _project(means, cov3d, cameras, low_pass)
+    _cam, z, ndc, cov2 = _project(means, cov3d, cameras, low_pass)
     if track_means2d:
         ndc.retain_grad()
     a, b, c = cov2[..., 0, 0], cov2[..., 0, 1], cov2[..., 1, 1]

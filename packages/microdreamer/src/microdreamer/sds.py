@@ -47,7 +47,13 @@ def run_sds(
 ) -> SDSResult:
     check_family(preset, denoiser)
     tr = Trainer(
-        model, preset, reference=reference, evaluate=evaluate, counter=denoiser.counter, rasterizer=rasterizer, generator=generator
+        model,
+        preset,
+        reference=reference,
+        evaluate=evaluate,
+        counter=denoiser.counter,
+        rasterizer=rasterizer,
+        generator=generator,
     )
     T = len(denoiser.alphas_cumprod)
     lo, hi = int(T * t_range[0]), int(T * t_range[1])

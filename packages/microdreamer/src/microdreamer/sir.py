@@ -8,6 +8,7 @@ the reference-view terms). Iteration 0 samples its targets from pure noise (the 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,13 +52,19 @@ def sir_targets(
         if t1 > 0:
             x = grid.add_noise(lat, noise(lat), t1)
         inv = grid.inverse_timesteps
-        for t_inv, t_next in zip(inv[:-1], inv[1:]):
+        for t_inv, t_next in itertools.pairwise(inv):
             if t_next <= t1:
                 continue
             if t_next > t_stop:
                 break
             e = denoiser.eps(
-                x, t_inv, cameras, guidance_scale=guidance_scale, uncond_only=True, doubled=doubled_inversion, phase="inversion"
+                x,
+                t_inv,
+                cameras,
+                guidance_scale=guidance_scale,
+                uncond_only=True,
+                doubled=doubled_inversion,
+                phase="inversion",
             )
             x = grid.inverse_step(e, t_next, x)
     for tt in grid.timesteps:
@@ -103,7 +110,13 @@ def run_sir(
     """Run SIR on ``model`` in place; ``evaluate(model)`` (held-out error) is recorded after every outer iteration."""
     check_family(preset, denoiser)
     tr = Trainer(
-        model, preset, reference=reference, evaluate=evaluate, counter=denoiser.counter, rasterizer=rasterizer, generator=generator
+        model,
+        preset,
+        reference=reference,
+        evaluate=evaluate,
+        counter=denoiser.counter,
+        rasterizer=rasterizer,
+        generator=generator,
     )
     grid = DDIMGrid(preset.denoise_steps, alphas_cumprod=denoiser.alphas_cumprod)
     t2s, t1s = [], []

@@ -26,7 +26,9 @@ def toy_scene(num: int = 16, seed: int = 0, radius: float = 0.35) -> GaussianMod
     return GaussianModel.from_activated(means, scales, colors, opac, quats)
 
 
-def toy_denoiser(scene: GaussianModel | None = None, *, data_std: float = 0.02, seed: int = 0) -> AnalyticDenoiser:
+def toy_denoiser(
+    scene: GaussianModel | None = None, *, data_std: float = 0.02, seed: int = 0
+) -> AnalyticDenoiser:
     return AnalyticDenoiser(scene if scene is not None else toy_scene(seed=seed), data_std=data_std)
 
 

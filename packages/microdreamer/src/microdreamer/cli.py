@@ -12,7 +12,9 @@ def _show_bench(r) -> str:
         f"({r.sds_seconds:.1f} s)",
     ]
     if r.sir_nfe_to_target is None:
-        lines.append(f"SIR did not reach it (SIR final {r.sir_final_error:.4f} after {r.sir_nfe} evaluations)")
+        lines.append(
+            f"SIR did not reach it (SIR final {r.sir_final_error:.4f} after {r.sir_nfe} evaluations)"
+        )
     else:
         lines.append(
             f"SIR reached it after {r.sir_nfe_to_target} evaluations ({r.sir_seconds_to_target:.1f} s): "
@@ -40,7 +42,9 @@ COMMANDS = [
         out_default="microdreamer-out",
         human=_show_generate,
     ),
-    Command("export-mesh", "microdreamer.runs:export_mesh", ExportMeshRun, writes=("mesh.*",), out_default="."),
+    Command(
+        "export-mesh", "microdreamer.runs:export_mesh", ExportMeshRun, writes=("mesh.*",), out_default="."
+    ),
     Command("bench", "microdreamer.runs:bench", BenchRun, writes=("bench.png",), human=_show_bench),
 ]
 

@@ -17,6 +17,7 @@ __all__ = [
     "GenerateReport",
     "GenerateRun",
     "bench",
+    "compare_toy",
     "export_mesh",
     "generate",
 ]
@@ -251,6 +252,11 @@ def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, 
 
 def bench(run: BenchRun, ctx: RunContext | None = None) -> BenchReport:
     """Both optimisers from the same initial Gaussians, the same exact denoiser, views and renderer."""
+    return compare_toy(run, ctx)[0]
+
+
+def compare_toy(run: BenchRun, ctx: RunContext | None = None):
+    """``bench`` that also returns the SIR and SDS results (models and histories) for plots and meshes."""
     from microdreamer.gaussians import GaussianModel
     from microdreamer.presets import get_preset
     from microdreamer.sds import run_sds
@@ -309,7 +315,7 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> BenchReport:
                 )
             )
         )
-    return BenchReport(
+    report = BenchReport(
         target_error=target,
         sds_nfe=sds.history.nfe[-1],
         sds_seconds=round(sds.history.seconds[-1], 3),
@@ -322,3 +328,4 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> BenchReport:
         initial_error=sir.history.error[0],
         files=files,
     )
+    return report, sir, sds

@@ -35,7 +35,9 @@ def _require():
         import diffusers
         import transformers
     except ImportError as exc:
-        raise ImportError('the Stable-Zero123 denoiser needs diffusers: pip install "microdreamer[zero123]"') from exc
+        raise ImportError(
+            'the Stable-Zero123 denoiser needs diffusers: pip install "microdreamer[zero123]"'
+        ) from exc
     return diffusers, transformers
 
 
@@ -54,8 +56,13 @@ class CameraProjection(torch.nn.Module):
         from safetensors.torch import save_file
 
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps({"in_channel": self.in_channel, "out_channel": self.out_channel}))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / "diffusion_pytorch_model.safetensors"))
+        (folder / "config.json").write_text(
+            json.dumps({"in_channel": self.in_channel, "out_channel": self.out_channel})
+        )
+        save_file(
+            {k: v.contiguous() for k, v in self.state_dict().items()},
+            str(folder / "diffusion_pytorch_model.safetensors"),
+        )
 
     @classmethod
     def from_pretrained(cls, folder: Path) -> CameraProjection:
@@ -105,14 +112,20 @@ class Zero123Denoiser:
 
     # ---- loading -----------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, *, device="cpu", dtype: torch.dtype | None = None) -> Zero123Denoiser:
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, device="cpu", dtype: torch.dtype | None = None
+    ) -> Zero123Denoiser:
         diffusers, transformers = _require()
         from gen_common.checkpoint import resolve_pretrained
 
         root = Path(resolve_pretrained(str(name_or_path)))
-        missing = [s for s in ("unet", "vae", "image_encoder", "clip_camera_projection") if not (root / s).is_dir()]
+        missing = [
+            s for s in ("unet", "vae", "image_encoder", "clip_camera_projection") if not (root / s).is_dir()
+        ]
         if missing:
-            raise FileNotFoundError(f"{root} is not a Zero123 diffusers folder (missing {', '.join(missing)}/)")
+            raise FileNotFoundError(
+                f"{root} is not a Zero123 diffusers folder (missing {', '.join(missing)}/)"
+            )
         kw = {"use_safetensors": True}
         unet = diffusers.UNet2DConditionModel.from_pretrained(root / "unet", **kw)
         vae = diffusers.AutoencoderKL.from_pretrained(root / "vae", **kw)
@@ -122,14 +135,31 @@ class Zero123Denoiser:
         sched = root / "scheduler" / "scheduler_config.json"
         if sched.is_file():
             cfg = json.loads(sched.read_text())
-            if cfg.get("beta_schedule", "scaled_linear") != "scaled_linear" or cfg.get("prediction_type", "epsilon") != "epsilon":
+            if (
+                cfg.get("beta_schedule", "scaled_linear") != "scaled_linear"
+                or cfg.get("prediction_type", "epsilon") != "epsilon"
+            ):
                 raise ValueError(f"{sched}: only scaled-linear ε-prediction schedules are supported")
-            alphas = scaled_linear_alphas_cumprod(cfg.get("beta_start", 0.00085), cfg.get("beta_end", 0.012), cfg.get("num_train_timesteps", 1000))
-        extra = json.loads((root / "microdreamer.json").read_text()) if (root / "microdreamer.json").is_file() else {}
+            alphas = scaled_linear_alphas_cumprod(
+                cfg.get("beta_start", 0.00085),
+                cfg.get("beta_end", 0.012),
+                cfg.get("num_train_timesteps", 1000),
+            )
+        extra = (
+            json.loads((root / "microdreamer.json").read_text())
+            if (root / "microdreamer.json").is_file()
+            else {}
+        )
         stable = extra.get("stable", "zero123-xl" not in str(name_or_path))
         den = cls(
-            unet, vae, enc, proj, alphas_cumprod=alphas, stable=stable,
-            image_size=int(extra.get("image_size", 256)), clip_size=int(enc.config.image_size),
+            unet,
+            vae,
+            enc,
+            proj,
+            alphas_cumprod=alphas,
+            stable=stable,
+            image_size=int(extra.get("image_size", 256)),
+            clip_size=int(enc.config.image_size),
         )
         return den.to(device, dtype)
 
@@ -139,7 +169,9 @@ class Zero123Denoiser:
         self.vae.save_pretrained(folder / "vae")
         self.image_encoder.save_pretrained(folder / "image_encoder")
         self.projection.save_pretrained(folder / "clip_camera_projection")
-        (folder / "microdreamer.json").write_text(json.dumps({"stable": self.stable, "image_size": self.image_size}))
+        (folder / "microdreamer.json").write_text(
+            json.dumps({"stable": self.stable, "image_size": self.image_size})
+        )
         return folder
 
     def to(self, device, dtype: torch.dtype | None = None) -> Zero123Denoiser:
@@ -161,7 +193,9 @@ class Zero123Denoiser:
     @torch.no_grad()
     def set_reference(self, image: torch.Tensor, elevation: float = 0.0) -> None:
         """The input view (RGB on white, [1, 3, H, W] in [0, 1]): CLIP embedding and VAE latent (get_img_embeds)."""
-        x = F.interpolate(image, (self.image_size, self.image_size), mode="bilinear", align_corners=False).to(self.device)
+        x = F.interpolate(image, (self.image_size, self.image_size), mode="bilinear", align_corners=False).to(
+            self.device
+        )
         xc = F.interpolate(x, (self.clip_size, self.clip_size), mode="bicubic", align_corners=False)
         mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
@@ -183,7 +217,9 @@ class Zero123Denoiser:
     @torch.no_grad()
     def eps(self, latents, t, cameras, *, guidance_scale, uncond_only=False, doubled=True, phase="sample"):
         if self.embeddings is None:
-            raise ValueError("call set_reference(image) before sampling: Zero123 is conditioned on the input view")
+            raise ValueError(
+                "call set_reference(image) before sampling: Zero123 is conditioned on the input view"
+            )
         B = latents.shape[0]
         c, v = self.embeddings
         cc = self.projection(torch.cat([c[:, None].expand(B, 1, c.shape[-1]), self._camera(cameras)], -1))
@@ -209,7 +245,9 @@ class Zero123Denoiser:
 def load_denoiser(name_or_path: str, *, device="cpu") -> Zero123Denoiser:
     """Stable-Zero123 from a local diffusers folder or hub id (fp16 on CUDA, as the release)."""
     dev = torch.device(device)
-    return Zero123Denoiser.from_pretrained(name_or_path, device=dev, dtype=torch.float16 if dev.type == "cuda" else None)
+    return Zero123Denoiser.from_pretrained(
+        name_or_path, device=dev, dtype=torch.float16 if dev.type == "cuda" else None
+    )
 
 
 def tiny_zero123(seed: int = 0, *, image_size: int = 32) -> Zero123Denoiser:

@@ -110,6 +110,11 @@ def extract_mesh(model: GaussianModel, *, threshold: float = 0.2, resolution: in
     Raises ValueError (one line) when no voxel reaches the threshold."""
     from skimage.measure import marching_cubes
 
+    bound = float(model.opacities.detach().sum())  # the density can nowhere exceed Σ o_i
+    if bound < threshold:
+        raise ValueError(
+            f"no Gaussian density reaches the threshold {threshold:g} (at most {bound:.3g} here); lower the threshold"
+        )
     grid, origin, voxel = density_grid(model, resolution)
     peak = float(grid.max())
     if peak < threshold:

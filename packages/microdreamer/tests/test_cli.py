@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-from PIL import Image
-
 from microdreamer.cli import main
+from PIL import Image
 
 
 def test_help_does_not_import_torch():
@@ -20,18 +19,58 @@ def test_help_does_not_import_torch():
 
 def test_run_toy_and_export_mesh(tmp_path, capsys):
     out = tmp_path / "o"
-    rc = main(["run", "--iterations", "2", "--render-size", "12", "--resolution", "24", "--gif-frames", "4", "--out", str(out), "--json"])
+    rc = main(
+        [
+            "run",
+            "--iterations",
+            "2",
+            "--render-size",
+            "12",
+            "--resolution",
+            "24",
+            "--gif-frames",
+            "4",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["preset"] == "toy" and rep["iterations"] == 2 and rep["nfe"] > 0
     assert {p.name for p in out.iterdir()} == {"gaussians.ply", "mesh.obj", "orbit.gif", "history.json"}
     assert main(["run", "--iterations", "2", "--out", str(out)]) == 2  # refuses to overwrite
     assert "already holds gaussians.ply" in capsys.readouterr().err
-    rc = main(["export-mesh", str(out / "gaussians.ply"), "--mesh-format", "ply", "--resolution", "24", "--out", str(tmp_path / "m"), "--json"])
+    rc = main(
+        [
+            "export-mesh",
+            str(out / "gaussians.ply"),
+            "--mesh-format",
+            "ply",
+            "--resolution",
+            "24",
+            "--out",
+            str(tmp_path / "m"),
+            "--json",
+        ]
+    )
     assert rc == 0 and json.loads(capsys.readouterr().out)["faces"] > 0
-    rc = main(["export-mesh", str(out / "gaussians.ply"), "--threshold", "1000", "--resolution", "24", "--out", str(tmp_path / "e")])
+    rc = main(
+        [
+            "export-mesh",
+            str(out / "gaussians.ply"),
+            "--threshold",
+            "1000",
+            "--resolution",
+            "24",
+            "--out",
+            str(tmp_path / "e"),
+        ]
+    )
     err = capsys.readouterr().err
-    assert rc == 2 and "no Gaussian density reaches the threshold" in err and len(err.strip().splitlines()) == 1
+    assert (
+        rc == 2 and "no Gaussian density reaches the threshold" in err and len(err.strip().splitlines()) == 1
+    )
 
 
 def test_bad_inputs_exit_2(tmp_path, capsys, monkeypatch):
@@ -45,7 +84,20 @@ def test_bad_inputs_exit_2(tmp_path, capsys, monkeypatch):
     a[4:12, 4:12] = 255
     Image.fromarray(a, "RGBA").save(tmp_path / "ok.png")
     monkeypatch.setitem(sys.modules, "diffusers", None)  # as if the extra were not installed
-    assert main(["run", "--input", str(tmp_path / "ok.png"), "--model", "some/model", "--out", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--input",
+                str(tmp_path / "ok.png"),
+                "--model",
+                "some/model",
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     assert 'pip install "microdreamer[zero123]"' in capsys.readouterr().err
     assert main(["run", "--input", str(tmp_path / "ok.png"), "--out", str(tmp_path / "d")]) == 2
     assert "needs --model" in capsys.readouterr().err

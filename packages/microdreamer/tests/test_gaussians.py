@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from microdreamer.cameras import orbit_cameras
 from microdreamer.gaussians import Adam, GaussianModel, expon_lr
 
@@ -71,5 +70,5 @@ def test_ply_round_trip(tmp_path):
     for k in m.params:
         assert torch.allclose(m.params[k], m2.params[k])
     (tmp_path / "bad.ply").write_bytes(b"not a ply")
-    with pytest.raises(ValueError, match="not a .ply"):
+    with pytest.raises(ValueError, match=r"not a \.ply"):
         GaussianModel.load_ply(tmp_path / "bad.ply")

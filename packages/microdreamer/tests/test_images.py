@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from microdreamer.images import load_image
+from PIL import Image
 
 
 def test_rgba_alpha_and_white_composite(tmp_path):

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from microdreamer.gaussians import GaussianModel
 from microdreamer.mesh import extract_mesh, save_mesh
 
@@ -32,7 +31,10 @@ def test_threshold_above_peak_is_one_line_error():
     with pytest.raises(ValueError, match="no Gaussian density reaches the threshold 5"):
         extract_mesh(_sphere(), threshold=5.0, resolution=16)  # above Σ o_i: refused before gridding
     two = GaussianModel.from_activated(
-        torch.tensor([[-0.5, 0, 0], [0.5, 0, 0]]), torch.full((2, 3), 0.05), torch.rand(2, 3), torch.tensor([0.5, 0.5])
+        torch.tensor([[-0.5, 0, 0], [0.5, 0, 0]]),
+        torch.full((2, 3), 0.05),
+        torch.rand(2, 3),
+        torch.tensor([0.5, 0.5]),
     )
     with pytest.raises(ValueError, match=r"threshold 0.8 \(the peak is 0\.[0-5]"):
         extract_mesh(two, threshold=0.8, resolution=16)  # below Σ o_i but no voxel reaches it

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from microdreamer.cameras import orbit_cameras
 from microdreamer.rasterizer import quaternion_to_rotation, rasterize_gaussians
 
@@ -81,7 +80,9 @@ def test_single_gaussian_centre_pixel_is_closed_form():
     # an isotropic Gaussian at the origin projects onto the centre pixel of an odd-sized image: α = o there
     cams = orbit_cameras([0.0], [0.0], 2.0, size=9)
     o, c = 0.7, torch.tensor([[0.2, 0.4, 0.9]])
-    r = rasterize_gaussians(torch.zeros(1, 3), torch.full((1, 3), 0.1), torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([o]), c, cams)
+    r = rasterize_gaussians(
+        torch.zeros(1, 3), torch.full((1, 3), 0.1), torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([o]), c, cams
+    )
     expected = o * c[0] + (1 - o) * torch.ones(3)
     assert torch.allclose(r.image[0, :, 4, 4], expected, atol=1e-6)
     assert r.alpha[0, 0, 4, 4].item() == pytest.approx(o, abs=1e-6)
@@ -93,7 +94,15 @@ def test_single_gaussian_centre_pixel_is_closed_form():
 def test_nothing_visible_gives_background_and_zero_grads():
     cams = orbit_cameras([0.0], [0.0], 2.0, size=6)
     means = torch.tensor([[0.0, 0.0, 5.0]], requires_grad=True)  # behind the camera at z = +2
-    r = rasterize_gaussians(means, torch.full((1, 3), 0.1), torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([0.9]), torch.zeros(1, 3), cams, background=(0.1, 0.2, 0.3))
+    r = rasterize_gaussians(
+        means,
+        torch.full((1, 3), 0.1),
+        torch.tensor([[1.0, 0, 0, 0]]),
+        torch.tensor([0.9]),
+        torch.zeros(1, 3),
+        cams,
+        background=(0.1, 0.2, 0.3),
+    )
     assert torch.allclose(r.image, torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1).expand(1, 3, 6, 6))
     r.image.sum().backward()
     assert means.grad.abs().sum() == 0
@@ -104,6 +113,13 @@ def test_front_gaussian_occludes_back_one():
     cams = orbit_cameras([0.0], [0.0], 2.0, size=9)  # camera at +z looking at the origin
     means = torch.tensor([[0.0, 0.0, 0.3], [0.0, 0.0, -0.3]])
     cols = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]])
-    r = rasterize_gaussians(means, torch.full((2, 3), 0.1), torch.tensor([[1.0, 0, 0, 0]] * 2), torch.tensor([0.99, 0.99]), cols, cams)
+    r = rasterize_gaussians(
+        means,
+        torch.full((2, 3), 0.1),
+        torch.tensor([[1.0, 0, 0, 0]] * 2),
+        torch.tensor([0.99, 0.99]),
+        cols,
+        cams,
+    )
     px = r.image[0, :, 4, 4]
     assert px[0] > 0.95 and px[2] < 0.02  # front (red) wins with α = 0.99

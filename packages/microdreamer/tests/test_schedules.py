@@ -4,18 +4,46 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from microdreamer.ddim import DDIMGrid
 from microdreamer.presets import PRESETS, get_preset
 from microdreamer.schedules import t1_for, t2_schedule
 
 # main.py get_denoise_schedule over the 21 train_step calls of configs/image_sai.yaml
-SAI_T2 = [901, 901, 851, 801, 751, 751, 701, 651, 651, 601, 551, 501, 501, 451, 401, 401, 351, 301, 301, 251, 201]
+SAI_T2 = [
+    901,
+    901,
+    851,
+    801,
+    751,
+    751,
+    701,
+    651,
+    651,
+    601,
+    551,
+    501,
+    501,
+    451,
+    401,
+    401,
+    351,
+    301,
+    301,
+    251,
+    201,
+]
 
 # the release's scheduler_config.json
 RELEASE_SCHEDULER = dict(
-    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
-    steps_offset=1, timestep_spacing="leading", num_train_timesteps=1000, prediction_type="epsilon",
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    timestep_spacing="leading",
+    num_train_timesteps=1000,
+    prediction_type="epsilon",
 )
 
 
@@ -47,11 +75,15 @@ def test_presets_match_diffusers_grid_and_release_formula(name):
     assert t2_schedule(grid, p.total_steps, p.t_start, p.t_end) == _released_t2(
         p.denoise_steps, p.total_steps, p.t_start, p.t_end, sch.timesteps
     )
-    inv = diffusers.DDIMInverseScheduler(**{k: v for k, v in RELEASE_SCHEDULER.items() if k != "set_alpha_to_one"}, set_alpha_to_one=False)
+    inv = diffusers.DDIMInverseScheduler(
+        **{k: v for k, v in RELEASE_SCHEDULER.items() if k != "set_alpha_to_one"}, set_alpha_to_one=False
+    )
     inv.set_timesteps(p.denoise_steps)
     assert grid.inverse_timesteps == inv.timesteps.tolist()
     for t2 in set(t2_schedule(grid, p.total_steps, p.t_start, p.t_end)):
-        ratio = ((torch.tensor(t2) / 1000) * p.denoise_steps * 0.6).to(torch.long)  # the release: a float32 tensor
+        ratio = ((torch.tensor(t2) / 1000) * p.denoise_steps * 0.6).to(
+            torch.long
+        )  # the release: a float32 tensor
         assert t1_for(t2, grid) == int(inv.timesteps[ratio])
 
 
@@ -66,7 +98,9 @@ def test_ddim_steps_match_diffusers():
     g = DDIMGrid(10)
     sch = diffusers.DDIMScheduler(**RELEASE_SCHEDULER)
     sch.set_timesteps(10)
-    inv = diffusers.DDIMInverseScheduler(**{k: v for k, v in RELEASE_SCHEDULER.items() if k != "set_alpha_to_one"}, set_alpha_to_one=False)
+    inv = diffusers.DDIMInverseScheduler(
+        **{k: v for k, v in RELEASE_SCHEDULER.items() if k != "set_alpha_to_one"}, set_alpha_to_one=False
+    )
     inv.set_timesteps(10)
     gen = torch.Generator().manual_seed(0)
     x, e, z = (torch.randn(2, 4, 4, 4, generator=gen, dtype=torch.float64) for _ in range(3))
@@ -80,7 +114,15 @@ def test_ddim_steps_match_diffusers():
 
 def test_presets_table():
     sai, idr, mv = PRESETS["sai"], PRESETS["imagedream"], PRESETS["mvdream"]
-    assert (sai.cfg, sai.eta, sai.views, sai.inner_steps, sai.init_steps, sai.ref_loss, sai.ref_mask_loss) == (3.0, 0.5, 6, 15, 15, 0.3, 0.01)
+    assert (
+        sai.cfg,
+        sai.eta,
+        sai.views,
+        sai.inner_steps,
+        sai.init_steps,
+        sai.ref_loss,
+        sai.ref_mask_loss,
+    ) == (3.0, 0.5, 6, 15, 15, 0.3, 0.01)
     assert (idr.cfg, idr.eta, idr.denoise_steps, idr.init_steps) == (2.0, 1.0, 10, 50)
     assert PRESETS["imagedream-eta0"].eta == 0.0
     assert (mv.cfg, mv.eta, mv.denoise_steps) == (7.5, 0.0, 50)

@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 import torch
-
 from microdreamer.cameras import orbit_cameras
 from microdreamer.ddim import DDIMGrid
 from microdreamer.denoisers import AnalyticDenoiser, CallCounter, _gaussian_eps
@@ -46,14 +45,37 @@ def _noise(x):
 def test_counter_counts_inversion_and_cfg(official, expected):
     d, g = _Zero(), DDIMGrid(20)
     cams = orbit_cameras([0.0], [0.0], size=4)
-    sir_targets(d, torch.zeros(1, 3, 4, 4), cams, grid=g, t2=901, t1=501, guidance_scale=3, eta=0.5, init=False, noise=_noise, doubled_inversion=official)
+    sir_targets(
+        d,
+        torch.zeros(1, 3, 4, 4),
+        cams,
+        grid=g,
+        t2=901,
+        t1=501,
+        guidance_scale=3,
+        eta=0.5,
+        init=False,
+        noise=_noise,
+        doubled_inversion=official,
+    )
     inv = [t for p, t in d.asked if p == "inversion"]
     smp = [t for p, t in d.asked if p == "sample"]
     assert inv == list(range(501, 901, 50))  # ε at 501..851 carries the latent up to 901
     assert smp == list(range(901, 0, -50))  # DDIM back from t2 = 901 to 0
     assert d.counter.nfe == expected and d.counter.calls == 8 + 19
     d.counter.reset()
-    sir_targets(d, torch.zeros(1, 3, 4, 4), cams, grid=g, t2=901, t1=501, guidance_scale=3, eta=0.5, init=True, noise=_noise)
+    sir_targets(
+        d,
+        torch.zeros(1, 3, 4, 4),
+        cams,
+        grid=g,
+        t2=901,
+        t1=501,
+        guidance_scale=3,
+        eta=0.5,
+        init=True,
+        noise=_noise,
+    )
     assert d.counter.nfe == 40 and d.counter.by_phase == {"sample": 40}  # the initial full chain from noise
 
 
@@ -76,7 +98,9 @@ def test_exact_denoiser_targets_are_the_true_views():
     gen = torch.Generator().manual_seed(0)
     noise = lambda x: torch.randn(x.shape, generator=gen)  # noqa: E731
     renders = torch.rand(2, 3, 12, 12, generator=gen)
-    tgt = sir_targets(den, renders, cams, grid=g, t2=801, t1=401, guidance_scale=3.0, eta=0.5, init=False, noise=noise)
+    tgt = sir_targets(
+        den, renders, cams, grid=g, t2=801, t1=401, guidance_scale=3.0, eta=0.5, init=False, noise=noise
+    )
     # x̂₀ is the true view at every step; what is left is the release's last step ending at ᾱ = ᾱ₀ = 0.99915
     # (set_alpha_to_one = False): a residual √(1 − ᾱ₀)·ε̂ ≈ 0.03·ε in [-1, 1] units
     err = (tgt - den.target(cams)).abs()
@@ -96,7 +120,9 @@ def test_official_preset_counts_more_steps_and_doubled_inversion():
     for official in (False, True):
         den = toy_denoiser()
         m = GaussianModel.blob(p.num_pts, generator=torch.Generator().manual_seed(0))
-        r = run_sir(m, den, dataclasses.replace(p, official=official), generator=torch.Generator().manual_seed(0))
+        r = run_sir(
+            m, den, dataclasses.replace(p, official=official), generator=torch.Generator().manual_seed(0)
+        )
         out[official] = (r.steps, den.counter.by_phase)
     assert out[False][0] == 2 + 2 * 2 and out[True][0] == 2 + 2 * 2 + 3  # +1 per outer iteration
     assert out[True][1]["inversion"] == 2 * out[False][1]["inversion"]
@@ -105,11 +131,12 @@ def test_official_preset_counts_more_steps_and_doubled_inversion():
 
 def test_sir_needs_5x_fewer_diffusion_calls_than_sds():
     """Acceptance (the paper's 5–20×): on the toy, SIR reaches SDS's final held-out error with ≥ 5× fewer calls."""
-    from gen_common.cli import RunContext
     from microdreamer.demo import SMALL
     from microdreamer.runs import compare_toy
 
-    rep, sir, sds = compare_toy(SMALL.__class__(**{**SMALL.__dict__, "plot": False}), RunContext())
+    from gen_common.cli import RunContext
+
+    rep, _, _ = compare_toy(SMALL.__class__(**{**SMALL.__dict__, "plot": False}), RunContext())
     assert rep.sir_nfe_to_target is not None
     assert rep.sds_nfe >= 5 * rep.sir_nfe_to_target
     assert rep.sir_final_error < rep.target_error < rep.initial_error

@@ -18,7 +18,22 @@ from microdreamer.cameras import Cameras
 from microdreamer.gaussians import Adam, GaussianTrainConfig
 from microdreamer.rasterizer import RenderOutput
 
-__all__ = ["VoxelNeRF"]
+__all__ = ["VoxelNeRF", "camera_rays"]
+
+
+def camera_rays(cameras: Cameras, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """World-space ray origins [V, 3] and unit directions [V, H, W, 3] through the pixel centres."""
+    H, W = cameras.height, cameras.width
+    vm = cameras.viewmats.to(device)
+    R, t = vm[:, :3, :3], vm[:, :3, 3]
+    origin = -torch.einsum("vji,vj->vi", R, t)
+    ys, xs = torch.meshgrid(torch.arange(H, device=device), torch.arange(W, device=device), indexing="ij")
+    d_cam = torch.stack(
+        [(xs - (W - 1) / 2) / cameras.fx, (ys - (H - 1) / 2) / cameras.fy, torch.ones(H, W, device=device)],
+        -1,
+    ).float()
+    d = torch.einsum("vji,hwj->vhwi", R, d_cam)
+    return origin, d / d.norm(dim=-1, keepdim=True)
 
 
 @dataclass(frozen=True)
@@ -71,20 +86,7 @@ class VoxelNeRF:
     ) -> RenderOutput:
         dev = self.params["density"].device
         V, H, W = len(cameras), cameras.height, cameras.width
-        vm = cameras.viewmats.to(dev)
-        R, t = vm[:, :3, :3], vm[:, :3, 3]
-        origin = -torch.einsum("vji,vj->vi", R, t)  # camera centres in world space
-        ys, xs = torch.meshgrid(torch.arange(H, device=dev), torch.arange(W, device=dev), indexing="ij")
-        d_cam = torch.stack(
-            [
-                (xs - (W - 1) / 2) / cameras.fx,
-                (ys - (H - 1) / 2) / cameras.fy,
-                torch.ones_like(xs, dtype=torch.float),
-            ],
-            -1,
-        ).float()
-        d = torch.einsum("vji,hwj->vhwi", R, d_cam)
-        d = d / d.norm(dim=-1, keepdim=True)
+        origin, d = camera_rays(cameras, dev)
         # march the segment of the ray through the bounding sphere's depth range
         dist = origin.norm(dim=-1)
         near, far = (dist - self.bound * math.sqrt(3)).clamp(min=0.05), dist + self.bound * math.sqrt(3)

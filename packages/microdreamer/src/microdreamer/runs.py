@@ -47,7 +47,9 @@ class GenerateRun:
     preset: str = arg(
         "auto", choices=PRESET_NAMES, help="released settings; auto: 'toy' for the toy, else 'sai'"
     )
-    backend: Literal["gs", "nerf"] = arg("gs", help="3D representation: Gaussian splatting or the voxel NeRF")
+    backend: Literal["gs", "nerf", "nerfstudio"] = arg(
+        "gs", help="Gaussian splatting, the pure-torch voxel NeRF, or nerfstudio's NeRF (its own environment)"
+    )
     model: str = arg("", help="Stable-Zero123 diffusers folder or hub id (image inputs)")
     elevation: float = arg(0.0, help="estimated elevation of the input view in degrees", min=-80, max=80)
     iterations: int = arg(0, help="outer SIR iterations incl. the initial one (0: the preset's)", min=0)
@@ -145,6 +147,20 @@ def _rasterizer(choice: str, device):
     return None
 
 
+def load_backend(name: str):
+    """A representation registered in the ``microdreamer.backends`` entry-point group (the nerfstudio backend lives
+    in its own environment: packages/microdreamer/envs/nerfstudio)."""
+    from importlib.metadata import entry_points
+
+    eps = {e.name: e for e in entry_points(group="microdreamer.backends")}
+    if name not in eps:
+        raise ImportError(
+            f"the {name} backend is not installed; it needs its own environment (nerfstudio pins old timm/open-clip): "
+            'pip install "./packages/microdreamer/envs/nerfstudio" into a separate venv, or `uv sync` in that folder'
+        )
+    return eps[name].load()
+
+
 def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
     import torch
 
@@ -179,10 +195,12 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         reference = Reference(image, mask, run.elevation)
     if run.backend == "gs":
         model = GaussianModel.blob(preset.num_pts, generator=gen).to(device)
-    else:
+    elif run.backend == "nerf":
         model = VoxelNeRF(generator=gen)
         for k in model.params:
             model.params[k] = model.params[k].detach().to(device).requires_grad_(True)
+    else:
+        model = load_backend(run.backend)(generator=gen).to(device)
     rast = _rasterizer(run.rasterizer, device)
     t0 = time.perf_counter()
     with ctx.bar(total=preset.total_steps, desc="SIR") as bar:

@@ -43,6 +43,7 @@ _EXPORTS = {
     "load_image": "images",
     "Zero123Denoiser": "zero123",
     "tiny_zero123": "zero123",
+    "clip_similarity": "evaluation",
     "orbit_frames": "plots",
     "save_gif": "plots",
 }

@@ -59,6 +59,9 @@ class GenerateRun:
     resolution: int = arg(96, help="marching-cubes grid resolution", min=8)
     gif_frames: int = arg(24, help="orbit GIF frames (0: no GIF)", min=0)
     rasterizer: Literal["auto", "torch", "gsplat"] = arg("auto", help="auto: gsplat on CUDA when installed")
+    clip: str = arg(
+        "", help="CLIP model folder or hub id: report the paper's CLIP similarity (8 orbit renders vs input)"
+    )
 
 
 @dataclass
@@ -72,6 +75,7 @@ class GenerateReport:
     seconds_mesh: float
     primitives: int
     heldout_error: float | None
+    clip_similarity: float | None = None
     files: list[str] = field(default_factory=list)
 
 
@@ -236,6 +240,11 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
     p.write_text(json.dumps(hist))
     files.append(str(p))
     err = res.history.error[-1] if evaluate is not None else None
+    clip_sim = None
+    if run.clip:
+        clip_sim = _clip_similarity(
+            run.clip, model, reference.image if reference is not None else None, preset, device
+        )
     _ = torch
     return GenerateReport(
         preset.name,
@@ -247,8 +256,23 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         round(t_mesh, 3),
         len(model),
         err,
+        clip_sim,
         files,
     )
+
+
+def _clip_similarity(name: str, model, reference, preset, device) -> float:
+    try:
+        from transformers import CLIPModel
+    except ImportError as exc:
+        raise ImportError('CLIP similarity needs transformers: pip install "microdreamer[zero123]"') from exc
+    from gen_common.checkpoint import resolve_pretrained
+    from microdreamer.evaluation import clip_similarity
+
+    if reference is None:
+        raise ValueError("--clip compares renders with the input image: give --input IMAGE")
+    enc = CLIPModel.from_pretrained(resolve_pretrained(name), use_safetensors=True).to(device).eval()
+    return clip_similarity(model, reference.to(device), enc, radius=preset.radius)
 
 
 def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, Any]:

@@ -73,6 +73,32 @@ def test_run_toy_and_export_mesh(tmp_path, capsys):
     )
 
 
+def test_run_nerf_backend(tmp_path, capsys):
+    rc = main(
+        [
+            "run",
+            "--backend",
+            "nerf",
+            "--iterations",
+            "2",
+            "--render-size",
+            "12",
+            "--gif-frames",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
+    rep = json.loads(capsys.readouterr().out)
+    assert rc == 0 and rep["backend"] == "nerf" and rep["heldout_error"] < 0.3
+    assert {p.name for p in tmp_path.iterdir()} == {"orbit.gif", "history.json"}
+    assert (
+        main(["run", "--backend", "nerfstudio", "--out", str(tmp_path / "ns")]) == 2
+    )  # not in this environment
+    assert "own environment" in capsys.readouterr().err
+
+
 def test_bad_inputs_exit_2(tmp_path, capsys, monkeypatch):
     (tmp_path / "bad.png").write_bytes(b"nope")
     assert main(["run", "--input", str(tmp_path / "bad.png"), "--out", str(tmp_path / "a")]) == 2

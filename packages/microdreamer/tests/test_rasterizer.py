@@ -75,7 +75,9 @@ def test_gradcheck_float64():
 
     # fast_mode checks J·u against J_numeric·u for random u (one backward per input instead of one per output pixel)
     assert torch.autograd.gradcheck(f, tuple(params), eps=1e-6, atol=1e-5, fast_mode=True)
-    assert torch.autograd.gradcheck(lambda *a: f(*a)[0][:, :, 3:5, 3:5], tuple(params), eps=1e-6, atol=1e-5)  # full Jacobian on a patch
+    assert torch.autograd.gradcheck(
+        lambda *a: f(*a)[0][:, :, 3:5, 3:5], tuple(params), eps=1e-6, atol=1e-5
+    )  # full Jacobian on a patch
 
 
 def test_single_gaussian_centre_pixel_is_closed_form():

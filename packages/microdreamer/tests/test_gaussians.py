@@ -72,3 +72,16 @@ def test_ply_round_trip(tmp_path):
     (tmp_path / "bad.ply").write_bytes(b"not a ply")
     with pytest.raises(ValueError, match=r"not a \.ply"):
         GaussianModel.load_ply(tmp_path / "bad.ply")
+
+
+def test_release_white_filter_deletes_only_contributing_large_white_gaussians():
+    from microdreamer.postprocess import filter_white_gaussians
+
+    means = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0], [0.0, 0.3, 0.0]])
+    scales = torch.tensor([[0.05] * 3, [0.005] * 3, [0.05] * 3])
+    colors = torch.tensor(
+        [[1.2, 1.2, 1.2], [1.3, 1.3, 1.3], [0.9, 0.2, 0.1]]
+    )  # over-white, small over-white, red
+    m = GaussianModel.from_activated(means, scales, colors, torch.tensor([0.9, 0.9, 0.9]))
+    assert filter_white_gaussians(m, size=64) == 1
+    assert len(m) == 2 and torch.allclose(m.xyz, means[1:])

@@ -40,6 +40,7 @@ _EXPORTS = {
     "extract_mesh": "mesh",
     "save_mesh": "mesh",
     "VoxelNeRF": "nerf",
+    "filter_white_gaussians": "postprocess",
     "load_image": "images",
     "Zero123Denoiser": "zero123",
     "tiny_zero123": "zero123",

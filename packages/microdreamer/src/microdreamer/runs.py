@@ -59,6 +59,9 @@ class GenerateRun:
     resolution: int = arg(96, help="marching-cubes grid resolution", min=8)
     gif_frames: int = arg(24, help="orbit GIF frames (0: no GIF)", min=0)
     rasterizer: Literal["auto", "torch", "gsplat"] = arg("auto", help="auto: gsplat on CUDA when installed")
+    filter_white: int = arg(
+        512, help="render size of the release's white-Gaussian filter before export (0: skip)", min=0
+    )
     clip: str = arg(
         "", help="CLIP model folder or hub id: report the paper's CLIP similarity (8 orbit renders vs input)"
     )
@@ -218,6 +221,10 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
             rasterizer=rast,
             progress=lambda i, n: bar.update(1),
         )
+    if run.backend == "gs" and run.filter_white:
+        from microdreamer.postprocess import filter_white_gaussians
+
+        filter_white_gaussians(model, size=run.filter_white, radius=preset.radius)
     t_sir = time.perf_counter() - t0
     files: list[str] = []
     if run.backend == "gs":

@@ -85,3 +85,19 @@ def test_release_white_filter_deletes_only_contributing_large_white_gaussians():
     m = GaussianModel.from_activated(means, scales, colors, torch.tensor([0.9, 0.9, 0.9]))
     assert filter_white_gaussians(m, size=64) == 1
     assert len(m) == 2 and torch.allclose(m.xyz, means[1:])
+
+
+def test_densification_stats_all_views_or_last_view_only():
+    m = GaussianModel.from_activated(
+        torch.zeros(1, 3), torch.full((1, 3), 0.05), torch.rand(1, 3), torch.tensor([0.9])
+    )
+    m.training_setup()
+    cams = orbit_cameras([0.0, 0.0, 0.0], [0.0, 90.0, 180.0], size=16)
+    out = m.render(cams, track_means2d=True)
+    (out.image[0].sum() * 3 + out.image[2].sum()).backward()  # views differ in how much they pull
+    g = out.means2d.grad.norm(dim=-1)[:, 0]
+    m.add_densification_stats(out)  # default presets: every view
+    assert m.denom.item() == 3 and m.xyz_gradient_accum.item() == pytest.approx(float(g.sum()), rel=1e-5)
+    m._reset_stats()
+    m.add_densification_stats(out, views=[2])  # the release: the last rendered view only
+    assert m.denom.item() == 1 and m.xyz_gradient_accum.item() == pytest.approx(float(g[2]), rel=1e-5)

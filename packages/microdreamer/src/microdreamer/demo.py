@@ -46,5 +46,5 @@ def run_demo(ctx: DemoContext) -> DemoResult:
             "mesh_watertight": mesh.edges_manifold(),
         },
         tables=[Table("final state", ["method", "network evaluations", "seconds", "held-out L1"], rows)],
-        figures=[Path(f) for f in report.files],
+        figures=[*(Path(f) for f in report.files), gif],
     )

@@ -169,8 +169,7 @@ def load_backend(name: str):
 
 
 def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
-    import torch
-
+    """SIR on the toy scene (exact denoiser) or an input image (Stable-Zero123), then post-process, mesh, GIF."""
     from microdreamer.gaussians import GaussianModel
     from microdreamer.loop import Reference
     from microdreamer.mesh import extract_mesh, save_mesh
@@ -252,7 +251,6 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         clip_sim = _clip_similarity(
             run.clip, model, reference.image if reference is not None else None, preset, device
         )
-    _ = torch
     return GenerateReport(
         preset.name,
         run.backend,

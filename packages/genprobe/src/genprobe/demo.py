@@ -20,7 +20,7 @@ from genprobe.data import SplitConfig
 from genprobe.experiments import edges, frequency_sweep, toy_probe
 from genprobe.filters import highpass, lowpass, sobel_edges
 from genprobe.photos import demo_sources
-from genprobe.plots import plot_images, plot_spectra
+from genprobe.plotting import plot_images, plot_spectra
 from genprobe.probe import ProbeConfig
 from genprobe.spectrum import radial_power_spectrum
 from genprobe.toy import ToyConfig
@@ -54,7 +54,7 @@ def _run(ctx: DemoContext) -> DemoResult:
         split=toy_split,
         seed=ctx.seed,
         device=dev,
-        show_progress=ctx.progress,
+        progress=ctx.progress,
     )
     toy_report.write(ctx.out_dir)
     acc = {f"{r[0]} {r[1]}": r[2] for r in toy_report.rows}
@@ -77,9 +77,9 @@ def _run(ctx: DemoContext) -> DemoResult:
         test_per_class=400 if large else 150, val_per_class=100 if large else 50, seed=ctx.seed
     )
     cutoffs = [size / 16, size / 8, size / 4, 3 * size / 8, size / 2]
-    sweep = frequency_sweep([real, fake], cutoffs, cfg, split, device=dev, show_progress=ctx.progress)
+    sweep = frequency_sweep([real, fake], cutoffs, cfg, split, device=dev, progress=ctx.progress)
     sweep.write(ctx.out_dir)
-    edge = edges([real, fake], ("sobel", "canny"), cfg, split, device=dev, show_progress=ctx.progress)
+    edge = edges([real, fake], ("sobel", "canny"), cfg, split, device=dev, progress=ctx.progress)
     edge.rows.insert(0, ["none", sweep.data["raw_accuracy"], None])
     edge.data["labels"].insert(0, "none")
     edge.data["values"].insert(0, sweep.data["raw_accuracy"])

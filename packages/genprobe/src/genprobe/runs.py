@@ -122,8 +122,11 @@ class DataConfig:
                 f"give at least {minimum} sources with --source NAME=PATH (got {len(self.source)})"
             )
         pre = Preprocess(size=self.size, mode=self.resize_mode, channels=self.channels)
+        # Library callers may pass ImageSource objects (in-memory tensors) instead of NAME=PATH strings.
         return [
-            ImageSource.parse(
+            s
+            if isinstance(s, ImageSource)
+            else ImageSource.parse(
                 s, preprocess=pre, cache=self.cache, workers=self.workers, max_images=self.max_images
             )
             for s in self.source
@@ -493,6 +496,7 @@ class ToyRun:
 
 @dataclass
 class ToyReport:
+    title: str
     cutoff: float
     accuracies: dict[str, float]  # "<pair> <filter>" -> test accuracy
     rows: list[list[Any]]  # pair, filter, accuracy, expected, ...
@@ -524,7 +528,7 @@ def toy(run: ToyRun, ctx: RunContext | None = None) -> ToyReport:
             for s in toy_pair(pair, run.num_images, cfg, seed=ctx.seed):
                 paths = write_images(s.get(torch.arange(len(s))), s.name, export.output)
                 written[s.name] = str(paths[0].parent)
-        return ToyReport(cfg.cutoff, {}, [], [], exported=written)
+        return ToyReport("toy sources exported", cfg.cutoff, {}, [], [], exported=written)
     split = SplitConfig(test_per_class=run.test_per_class, val_per_class=run.val_per_class, seed=ctx.seed)
     report = toy_probe(
         cfg, run.probe, num_images=run.num_images, split=split, pairs=pairs, seed=ctx.seed, device=ctx.device,
@@ -532,7 +536,7 @@ def toy(run: ToyRun, ctx: RunContext | None = None) -> ToyReport:
     )  # fmt: skip
     files = report.write(ctx.output) if ctx.out is not None else []
     accuracies = {f"{r[0]} {r[1]}": r[2] for r in report.rows}
-    return ToyReport(cfg.cutoff, accuracies, report.rows, [str(f) for f in files])
+    return ToyReport(report.title, cfg.cutoff, accuracies, report.rows, [str(f) for f in files])
 
 
 def write_images(images: Any, name: str, path_for: Callable[[str], Path]) -> list[Path]:

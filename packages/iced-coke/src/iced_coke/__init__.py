@@ -1,0 +1,29 @@
+"""iced-coke: Latent Concept Misalignment (Zhao et al., ECCV 2024) — mine concept pairs a text-to-image model
+fails to combine, and fix them at sampling time with MoCE and the switch-step search."""
+
+from iced_coke.moce import (
+    MoCEError,
+    Stage1Cache,
+    count_unet_calls,
+    handoff_fraction,
+    moce_sample,
+    resume_stage2,
+    stage1_latents,
+    supports_resume,
+)
+from iced_coke.pairs import ConceptPair, PairFileError, load_pairs, save_pairs
+
+__all__ = [
+    "ConceptPair",
+    "MoCEError",
+    "PairFileError",
+    "Stage1Cache",
+    "count_unet_calls",
+    "handoff_fraction",
+    "load_pairs",
+    "moce_sample",
+    "resume_stage2",
+    "save_pairs",
+    "stage1_latents",
+    "supports_resume",
+]

@@ -29,7 +29,11 @@ def _tiny_sdxl(seed: int = 0):
             norm_num_groups=32,
         ).eval()  # fmt: skip
     sched = diffusers.EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
     )
     tok = clip_tokenizer()
     pipe = diffusers.StableDiffusionXLPipeline(

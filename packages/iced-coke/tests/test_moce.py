@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from iced_coke.moce import (
     MoCEError,
     count_unet_calls,
@@ -31,8 +30,12 @@ def plain(pipe, prompt, T, **kw):
 @pytest.mark.parametrize(("fixture", "kw"), [("sd_pipe", SD_KW), ("sdxl_pipe", XL_KW)])
 def test_endpoints_equal_plain_sampling(request, fixture, kw):
     pipe, T = request.getfixturevalue(fixture), 4
-    assert torch.equal(moce_sample(pipe, PROMPT, FIRST, 0, T, generator=g(), **kw).images, plain(pipe, PROMPT, T, **kw))
-    assert torch.equal(moce_sample(pipe, PROMPT, FIRST, T, T, generator=g(), **kw).images, plain(pipe, FIRST, T, **kw))
+    assert torch.equal(
+        moce_sample(pipe, PROMPT, FIRST, 0, T, generator=g(), **kw).images, plain(pipe, PROMPT, T, **kw)
+    )
+    assert torch.equal(
+        moce_sample(pipe, PROMPT, FIRST, T, T, generator=g(), **kw).images, plain(pipe, FIRST, T, **kw)
+    )
 
 
 @pytest.mark.parametrize(("fixture", "kw"), [("sd_pipe", SD_KW), ("sdxl_pipe", XL_KW)])
@@ -93,21 +96,27 @@ def test_handoff_fraction_places_exactly_k_base_steps(sdxl_pipe):
     s = sdxl_pipe.scheduler
     for k in range(1, 40):
         f = handoff_fraction(s, k, 40)
-        assert int(round(1000 - f * 1000)) <= 1001 - 25 * k and int(round(1000 - 1000 * k / 40)) <= 1001 - 25 * k
+        assert round(1000 - f * 1000) <= 1001 - 25 * k and round(1000 - 1000 * k / 40) <= 1001 - 25 * k
     # T = 30 under "leading" spacing: k/T = 1/30 cuts above the first timestep (no base step); ours cuts after one
     probe = type(s).from_config(s.config)
     probe.set_timesteps(30)
     ts = [int(t) for t in probe.timesteps]
     for k in range(1, 30):
-        cut = int(round(1000 - 1000 * handoff_fraction(s, k, 30)))
+        cut = round(1000 - 1000 * handoff_fraction(s, k, 30))
         assert sum(t >= cut for t in ts) == k
-    assert sum(t >= int(round(1000 - 1000 / 30)) for t in ts) == 0
+    assert sum(t >= round(1000 - 1000 / 30) for t in ts) == 0
 
 
 def test_handoff_t30_runs_k_base_steps(sdxl_pipe, sdxl_refiner):
     T, k = 30, 1
     with count_unet_calls(sdxl_pipe) as c:
-        sdxl_pipe(prompt=FIRST, num_inference_steps=T, denoising_end=handoff_fraction(sdxl_pipe.scheduler, k, T), generator=g(), **XL_KW)
+        sdxl_pipe(
+            prompt=FIRST,
+            num_inference_steps=T,
+            denoising_end=handoff_fraction(sdxl_pipe.scheduler, k, T),
+            generator=g(),
+            **XL_KW,
+        )
     assert c.calls == k
 
 
@@ -128,7 +137,13 @@ def test_handoff_rejects_k0_and_prompt_kwargs(sdxl_pipe, sdxl_refiner, sd_pipe):
 def test_multistep_scheduler_refuses_resume(sd_pipe):
     import diffusers
 
-    pipe = diffusers.StableDiffusionPipeline(**{**sd_pipe.components, "scheduler": diffusers.DPMSolverMultistepScheduler.from_config(sd_pipe.scheduler.config)}, requires_safety_checker=False)
+    pipe = diffusers.StableDiffusionPipeline(
+        **{
+            **sd_pipe.components,
+            "scheduler": diffusers.DPMSolverMultistepScheduler.from_config(sd_pipe.scheduler.config),
+        },
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     cache = stage1_latents(pipe, FIRST, 4, 2, generator=g(), **SD_KW)
     with pytest.raises(MoCEError, match="solver history"):

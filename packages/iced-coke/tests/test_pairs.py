@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from iced_coke.pairs import FIELDS, ConceptPair, PairFileError, load_pairs, save_pairs
 
 OFFICIAL = {
@@ -52,7 +51,13 @@ def test_level5_layouts_list_and_patterns(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps({"Pattern A": [_pair(0)], "Pattern B": [_pair(1), _pair(2)]}))
     got = load_pairs(tmp_path / "b.json")
     assert [q.extra["pattern"] for q in got] == ["Pattern A", "Pattern B", "Pattern B"]
-    alias = {"prompt": "x", "first_concept": "a", "first_description": "A", "second_concept": "b", "second_description": "B"}
+    alias = {
+        "prompt": "x",
+        "first_concept": "a",
+        "first_description": "A",
+        "second_concept": "b",
+        "second_description": "B",
+    }
     (tmp_path / "c.json").write_text(json.dumps([alias]))
     assert load_pairs(tmp_path / "c.json")[0] == ConceptPair("x", "a", "A", "b", "B")
 

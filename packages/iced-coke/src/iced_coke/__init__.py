@@ -12,11 +12,15 @@ from iced_coke.moce import (
     supports_resume,
 )
 from iced_coke.pairs import ConceptPair, PairFileError, load_pairs, save_pairs
+from iced_coke.search import MomentumState, SearchError, SearchResult, search_bounds, search_switch_step
 
 __all__ = [
     "ConceptPair",
     "MoCEError",
+    "MomentumState",
     "PairFileError",
+    "SearchError",
+    "SearchResult",
     "Stage1Cache",
     "count_unet_calls",
     "handoff_fraction",
@@ -24,6 +28,8 @@ __all__ = [
     "moce_sample",
     "resume_stage2",
     "save_pairs",
+    "search_bounds",
+    "search_switch_step",
     "stage1_latents",
     "supports_resume",
 ]

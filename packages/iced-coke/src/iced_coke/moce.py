@@ -134,7 +134,13 @@ def moce_sample(
         user_cb = pipe_kwargs.pop("callback_on_step_end", None)
         out_type = pipe_kwargs.pop("output_type", "pil")
         if k == T:
-            return pipe(prompt=first_prompt, num_inference_steps=T, generator=generator, output_type=out_type, **pipe_kwargs)
+            return pipe(
+                prompt=first_prompt,
+                num_inference_steps=T,
+                generator=generator,
+                output_type=out_type,
+                **pipe_kwargs,
+            )
         frac = handoff_fraction(pipe.scheduler, k, T)
         base = pipe(
             prompt=first_prompt,
@@ -157,7 +163,13 @@ def moce_sample(
     user_cb = pipe_kwargs.pop("callback_on_step_end", None)
     if k == 0 or k == T:
         text = prompt if k == 0 else first_prompt
-        return pipe(prompt=text, num_inference_steps=T, generator=generator, callback_on_step_end=user_cb, **pipe_kwargs)
+        return pipe(
+            prompt=text,
+            num_inference_steps=T,
+            generator=generator,
+            callback_on_step_end=user_cb,
+            **pipe_kwargs,
+        )
     swap: dict[str, torch.Tensor] = {}
 
     def switch(p, i, t, kw):
@@ -228,7 +240,9 @@ class Stage1Cache:
 
     def __getitem__(self, k: int) -> torch.Tensor:
         if k not in self.latents:
-            raise MoCEError(f"step {k} is not cached (cached steps 1..{self.max_step}); re-run stage 1 with max_step >= {k}")
+            raise MoCEError(
+                f"step {k} is not cached (cached steps 1..{self.max_step}); re-run stage 1 with max_step >= {k}"
+            )
         return self.latents[k]
 
 
@@ -384,4 +398,6 @@ def resume_stage2(
         )
     latents = cache[k]
     with _resumed(pipe.scheduler, k):
-        return pipe(prompt=prompt, num_inference_steps=T, latents=latents, generator=cache.generator(), **pipe_kwargs)
+        return pipe(
+            prompt=prompt, num_inference_steps=T, latents=latents, generator=cache.generator(), **pipe_kwargs
+        )

@@ -61,14 +61,18 @@ class ConceptPair:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "pair") -> ConceptPair:
         if not isinstance(data, Mapping):
-            raise PairFileError(f"{where}: expected an object with fields {', '.join(FIELDS)}, got {type(data).__name__}")
+            raise PairFileError(
+                f"{where}: expected an object with fields {', '.join(FIELDS)}, got {type(data).__name__}"
+            )
         d = dict(data)
         for alias, name in _ALIASES.items():
             if alias in d and name not in d:
                 d[name] = d.pop(alias)
         missing = [f for f in FIELDS if f not in d]
         if missing:
-            raise PairFileError(f"{where} is missing field(s) {', '.join(missing)}; every pair needs {', '.join(FIELDS)}")
+            raise PairFileError(
+                f"{where} is missing field(s) {', '.join(missing)}; every pair needs {', '.join(FIELDS)}"
+            )
         extra = {k: v for k, v in d.items() if k not in FIELDS}
         try:
             return cls(**{f: d[f] for f in FIELDS}, extra=extra)
@@ -112,13 +116,17 @@ def load_pairs(path: str | os.PathLike[str]) -> list[ConceptPair]:
     """Read concept pairs from an official ``prompt.json``, a Level-5 style JSON file, or JSON Lines."""
     p = Path(path)
     if not p.is_file():
-        raise PairFileError(f"pair file {p} not found; pass a prompt.json-style file (fields {', '.join(FIELDS)})")
+        raise PairFileError(
+            f"pair file {p} not found; pass a prompt.json-style file (fields {', '.join(FIELDS)})"
+        )
     text = p.read_text(encoding="utf-8")
     where = p.name
     try:
         if p.suffix == ".jsonl":
             items = [
-                (f"{where}:{n}", json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()
+                (f"{where}:{n}", json.loads(line))
+                for n, line in enumerate(text.splitlines(), 1)
+                if line.strip()
             ]
         else:
             items = _entries(json.loads(text), where)
@@ -137,5 +145,7 @@ def save_pairs(pairs: Iterable[ConceptPair], path: str | os.PathLike[str]) -> Pa
     if p.suffix == ".jsonl":
         text = "".join(json.dumps(q.to_dict(), ensure_ascii=False) + "\n" for q in pairs)
     else:
-        text = json.dumps({f"prompt{i}": q.to_dict() for i, q in enumerate(pairs)}, indent=4, ensure_ascii=False)
+        text = json.dumps(
+            {f"prompt{i}": q.to_dict() for i, q in enumerate(pairs)}, indent=4, ensure_ascii=False
+        )
     return atomic_write_text(p, text)

@@ -27,6 +27,7 @@ __all__ = [
     "CLIPScore",
     "OpenCLIPBackend",
     "PairScorer",
+    "ReferenceScorer",
     "TransformersCLIPBackend",
     "clip_preprocess",
     "clipscore_per_image",
@@ -185,3 +186,46 @@ class CLIPScore:
             images, [pair.first_prompt, pair.first_describe, pair.second_prompt, pair.second_describe]
         )
         return float(max(s[0], s[1])), float(max(s[2], s[3]))
+
+
+class ReferenceScorer:
+    """An offline stand-in for CLIP (demos, benchmarks, tests). Image ``n`` is placed on the segment between
+    reference image ``n`` of the full prompt (``b_n``) and of the first concept (``a_n``) — plain samples from the
+    same seeds, so the comparison is paired: ``t_n = <x_n − b_n, a_n − b_n> / |a_n − b_n|²``, and
+    ``S1 = lo + (hi − lo)·t``, ``S2 = lo + (hi − lo)·(2c − t)`` with ``t = mean_n t_n``: S1 grows and S2 falls as
+    stage 1 gets more steps, and they cross where the images sit at fraction ``c`` (``crossing``) of the way."""
+
+    def __init__(
+        self,
+        first_refs: Sequence[Image.Image],
+        second_refs: Sequence[Image.Image],
+        lo: float = 0.5,
+        hi: float = 0.8,
+        crossing: float = 0.5,
+    ) -> None:
+        self.a, self.b = self._vec(first_refs), self._vec(second_refs)
+        if self.a.shape != self.b.shape:
+            raise ValueError("first and second reference images must be paired (same count and size)")
+        self.lo, self.hi, self.crossing = lo, hi, crossing
+
+    @staticmethod
+    def _vec(images: Sequence[Image.Image]) -> torch.Tensor:
+        x = torch.stack(
+            [torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0) for im in images]
+        )
+        return x.flatten(1)
+
+    def position(self, images: Sequence[Image.Image]) -> float:
+        v = self._vec(images)
+        if v.shape != self.a.shape:
+            raise ValueError(
+                f"expected {self.a.shape[0]} images paired with the references, got {v.shape[0]}"
+            )
+        d = self.a - self.b
+        t = ((v - self.b) * d).sum(1) / (d * d).sum(1).clamp_min(1e-12)
+        return float(t.mean())
+
+    def score_pair(self, images: Sequence[Image.Image], pair: ConceptPair) -> tuple[float, float]:
+        t = self.position(images)
+        span = self.hi - self.lo
+        return self.lo + span * t, self.lo + span * (2 * self.crossing - t)

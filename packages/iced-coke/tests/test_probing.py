@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from iced_coke.pairs import ConceptPair
 from iced_coke.probing import MoCEProbe
 from iced_coke.scoring import ReferenceScorer

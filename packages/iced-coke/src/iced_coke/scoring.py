@@ -199,9 +199,9 @@ class ReferenceScorer:
         self,
         first_refs: Sequence[Image.Image],
         second_refs: Sequence[Image.Image],
-        lo: float = 0.5,
+        lo: float = 0.4,
         hi: float = 0.8,
-        crossing: float = 0.5,
+        crossing: float = 0.8,
     ) -> None:
         self.a, self.b = self._vec(first_refs), self._vec(second_refs)
         if self.a.shape != self.b.shape:

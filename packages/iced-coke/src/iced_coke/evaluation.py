@@ -71,10 +71,11 @@ def evaluate_methods(
     methods: Mapping[str, Callable[[ConceptPair], Sequence[Image.Image]]],
     scorer: Any,
     threshold: float = 0.72,
-    sheet_dir: str | os.PathLike[str] | None = None,
+    sheets: Callable[[ConceptPair], str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> EvalReport:
-    """Score every method's images for every pair; with ``sheet_dir``, write ``<slug>.png`` (one row per method)."""
+    """Score every method's images for every pair; with ``sheets`` (a folder, or a function giving each pair's
+    path), write a contact sheet per pair (``<slug>.png``, one row per method)."""
     if not math.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
     rows: list[PairScores] = []
@@ -87,8 +88,9 @@ def evaluate_methods(
             sheet[f"{name}  S1={s1:.3f} S2={s2:.3f}"] = images
             if progress:
                 progress(f"{pair.prompt} / {name}: S1={s1:.3f} S2={s2:.3f}")
-        if sheet_dir is not None:
-            contact_sheet(sheet, Path(sheet_dir) / f"{pair.slug}.png", title=pair.prompt)
+        if sheets is not None:
+            path = sheets(pair) if callable(sheets) else Path(sheets) / f"{pair.slug}.png"
+            contact_sheet(sheet, path, title=pair.prompt)
     return EvalReport(threshold, rows)
 
 

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 Message = dict[str, str]
 
 
-class LLMError(RuntimeError):
-    """An LLM call failed (endpoint refused, timed out or answered with an error) after the retries."""
+class LLMError(RuntimeError, ValueError):
+    """An LLM call failed (endpoint refused, timed out or answered with an error) after the retries. A ValueError
+    too, so the CLI reports it in one line with exit code 2."""
 
 
 class LLMNotConfiguredError(LLMError):

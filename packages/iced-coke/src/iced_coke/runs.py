@@ -18,6 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gen_common.atomic import atomic_write_json
+from gen_common.cli import RunContext
+from gen_common.config import arg
+
 __all__ = [
     "BenchRun",
     "EvaluateRun",
@@ -141,8 +145,22 @@ def _pairs(run: Any):
     ]
 
 
-def _out(out: Path | None, default: str) -> Path:
-    p = Path(out) if out is not None else Path(default)
+def _progress(ctx: RunContext) -> Progress:
+    """One line per finished item on stderr, unless progress is off (``--json``)."""
+    import sys
+
+    from gen_common.cli import progress_enabled
+
+    if not progress_enabled(ctx.progress, sys.stderr):
+        return None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+def _state_dir(ctx: RunContext) -> Path:
+    """Where a resumable run keeps its JSONL state (the output folder; required)."""
+    if ctx.out is None:
+        raise RunError("this command keeps a resumable log: give an output folder (--out DIR)")
+    p = Path(ctx.out).expanduser()
     p.mkdir(parents=True, exist_ok=True)
     return p
 
@@ -163,19 +181,23 @@ def _scorer_for(spec: str, pipe, refiner, pair, T: int, n: int, batch: int, seed
 
 @dataclass(frozen=True)
 class SampleRun:
-    """MoCE images: the first concept for ``switch_step`` steps, then the full prompt."""
+    """MoCE images: the first concept for --switch-step steps, then the full prompt."""
 
-    pairs: Path | None = None  # a prompt.json-style pair file (or use --prompt/--first-prompt)
-    prompt: str = ""  # the full prompt, e.g. "A tea cup of iced coke."
-    first_prompt: str = ""  # the easily lost concept, e.g. "tea cup"
-    second_prompt: str = ""
-    switch_step: int = 10  # k in 0..steps; 0 = plain prompt, steps = first concept only
-    steps: int = 40
-    model: str = "tiny-sd"
-    refiner: str | None = None  # SDXL refiner for the released base -> refiner hand-off
-    num_images: int = 1
-    guidance_scale: float | None = None
-    size: int | None = None
+    pairs: Path | None = arg(None, help="pair file: official prompt.json, a Level-5 JSON file or JSONL")
+    prompt: str = arg("", help='the full prompt when no --pairs, e.g. "A tea cup of iced coke."')
+    first_prompt: str = arg("", help='the easily lost concept, e.g. "tea cup"')
+    second_prompt: str = arg("", help='the other concept, e.g. "iced coke" (scoring only)')
+    switch_step: int = arg(10, help="k in 0..steps: 0 = plain prompt, steps = first concept only", min=0)
+    steps: int = arg(40, help="denoising steps T", min=1)
+    num_images: int = arg(1, help="images per pair", min=1)
+    model: str = arg(
+        "tiny-sd", help="tiny-sd, tiny-sdxl (offline toys), a local diffusers folder or a hub id"
+    )
+    refiner: str | None = arg(
+        None, help="SDXL refiner for the released base -> refiner hand-off (tiny-sdxl: any value)"
+    )
+    guidance_scale: float | None = arg(None, help="classifier-free guidance (default: the pipeline's)", min=0)
+    size: int | None = arg(None, help="image height = width in pixels (default: the pipeline's)", min=8)
 
 
 @dataclass
@@ -186,20 +208,18 @@ class SampleReport:
     unet_calls: int
 
 
-def sample(
-    run: SampleRun, *, device="auto", seed: int = 0, out: Path | None = None, progress: Progress = None
-) -> SampleReport:
-    from gen_common.device import resolve_device
+def sample(run: SampleRun, ctx: RunContext | None = None) -> SampleReport:
     from iced_coke.moce import count_unet_calls, moce_sample
     from iced_coke.probing import _as_pil, batch_generator
 
-    dev = resolve_device(device)
+    ctx = RunContext.of(ctx)
+    dev, seed = ctx.torch_device(), ctx.seed
+    progress = _progress(ctx)
     pairs = _pairs(run)
     if not 0 <= run.switch_step <= run.steps:
         raise RunError(f"--switch-step {run.switch_step} is outside 0..{run.steps}")
     base, ref = load_pipelines(run.model, run.refiner, dev)
     kw = _pipe_kwargs(run.model, run.guidance_scale, run.size)
-    odir = _out(out, "iced-coke-samples")
     files = []
     with count_unet_calls(base, ref) as c:
         for pair in pairs:
@@ -207,9 +227,10 @@ def sample(
                               generator=batch_generator(seed, 0), refiner=ref if run.switch_step else None,
                               num_images_per_prompt=run.num_images, **kw)  # fmt: skip
             for i, im in enumerate(_as_pil(res.images)):
-                p = odir / f"{pair.slug}_k{run.switch_step}_{i}.png"
-                im.save(p)
-                files.append(str(p))
+                if ctx.out is not None:
+                    p = ctx.output(f"{pair.slug}_k{run.switch_step}_{i}.png")
+                    im.save(p)
+                    files.append(str(p))
             if progress:
                 progress(f"{pair.prompt}: {len(res.images)} image(s)")
     return SampleReport(files, run.switch_step, run.steps, c.calls)
@@ -220,24 +241,33 @@ def sample(
 
 @dataclass(frozen=True)
 class SearchRun:
-    """The switch-step search per pair (paper Sec. 4.2), with the stage-1 cache."""
+    """Find each pair's switch step with the paper's search (stage-1 cache; resumable)."""
 
-    pairs: Path | None = None
-    prompt: str = ""
-    first_prompt: str = ""
-    second_prompt: str = ""
-    steps: int = 40
-    tau: float = 0.72
-    delta: float = 0.01
-    mode: Literal["memo", "official"] = "memo"
-    num_images: int = 64  # images per probe (paper: 64)
-    batch_size: int = 4
-    model: str = "tiny-sd"
-    refiner: str | None = None
-    clip: str = "reference"
-    cache: bool = True  # re-run only stage 2 per probe from cached stage-1 latents
-    guidance_scale: float | None = None
-    size: int | None = None
+    pairs: Path | None = arg(None, help="pair file: official prompt.json, a Level-5 JSON file or JSONL")
+    prompt: str = arg("", help='the full prompt when no --pairs, e.g. "A tea cup of iced coke."')
+    first_prompt: str = arg("", help='the easily lost concept, e.g. "tea cup"')
+    second_prompt: str = arg("", help='the other concept, e.g. "iced coke" (scoring only)')
+    steps: int = arg(40, help="denoising steps T (paper: 40)", min=2)
+    tau: float = arg(0.72, help="accept when both concept scores exceed tau")
+    delta: float = arg(0.01, help="accept when |S1 - S2| < delta", min=0)
+    mode: Literal["memo", "official"] = arg(
+        "memo", help="memo: score each k once; official: the release's probing"
+    )
+    num_images: int = arg(64, help="images per probe (paper: 64)", min=1)
+    batch_size: int = arg(4, help="images per pipeline call", min=1)
+    clip: str = arg(
+        "reference",
+        help="scorer: open_clip:ARCH:WEIGHTS_FILE, a CLIP folder, or reference (offline stand-in)",
+    )
+    cache: bool = arg(True, help="re-run only stage 2 per probe from cached stage-1 latents")
+    model: str = arg(
+        "tiny-sd", help="tiny-sd, tiny-sdxl (offline toys), a local diffusers folder or a hub id"
+    )
+    refiner: str | None = arg(
+        None, help="SDXL refiner for the released base -> refiner hand-off (tiny-sdxl: any value)"
+    )
+    guidance_scale: float | None = arg(None, help="classifier-free guidance (default: the pipeline's)", min=0)
+    size: int | None = arg(None, help="image height = width in pixels (default: the pipeline's)", min=8)
 
 
 @dataclass
@@ -248,22 +278,20 @@ class SearchReport:
     results_file: str
 
 
-def search(
-    run: SearchRun, *, device="auto", seed: int = 0, out: Path | None = None, progress: Progress = None
-) -> SearchReport:
+def search(run: SearchRun, ctx: RunContext | None = None) -> SearchReport:
     """Resumable: pairs already in ``search.jsonl`` are not searched again."""
-    from gen_common.device import resolve_device
     from iced_coke.evaluation import contact_sheet
     from iced_coke.probing import MoCEProbe
     from iced_coke.search import MomentumState, search_bounds, search_switch_step
 
-    dev = resolve_device(device)
+    ctx = RunContext.of(ctx)
+    dev, seed = ctx.torch_device(), ctx.seed
+    progress = _progress(ctx)
     pairs = _pairs(run)
     search_bounds(run.steps)
     base, ref = load_pipelines(run.model, run.refiner, dev)
     kw = _pipe_kwargs(run.model, run.guidance_scale, run.size)
-    odir = _out(out, "iced-coke-search")
-    log = odir / "search.jsonl"
+    log = _state_dir(ctx) / "search.jsonl"
     done = {}
     if log.exists():
         for line in log.read_text(encoding="utf-8").splitlines():
@@ -288,11 +316,11 @@ def search(
         rows = {
             f"k={k} S1={s[0]:.3f} S2={s[1]:.3f}": probe.images[k][:8] for k, s in sorted(res.table.items())
         }
-        rec["sheet"] = str(
-            contact_sheet(rows, odir / f"{pair.slug}.png", title=f"{pair.prompt}  k*={res.switch_step}")
-        )
-        with open(log, "a", encoding="utf-8") as fh:
+        sheet = ctx.output(f"{pair.slug}.png")
+        rec["sheet"] = str(sheet)
+        with open(log, "a", encoding="utf-8") as fh:  # the resume state: one line per finished pair
             fh.write(json.dumps(rec) + "\n")
+        contact_sheet(rows, sheet, title=f"{pair.prompt}  k*={res.switch_step}")
         results.append(rec)
         if progress:
             progress(f"{pair.prompt}: k*={res.switch_step} probes={res.probes}")
@@ -304,21 +332,21 @@ def search(
 
 @dataclass(frozen=True)
 class MineRun:
-    """Mine LC-Mis pairs with an LLM (paper Sec. 3 phases 2-4), judged on the model's own images."""
+    """Mine LC-Mis pairs with an LLM (paper phases 2-4), judged on the model's own images; resumable."""
 
-    seeds: Path  # expert seed pairs (phase 1), with a "pattern" field
-    llm: str = (
-        "endpoint"  # endpoint (ICED_COKE_LLM_URL/_KEY/_MODEL) or a local transformers chat-model folder
+    seeds: Path = arg(help="expert seed pairs (phase 1) with a 'pattern' field")
+    llm: str = arg(
+        "endpoint", help="endpoint (ICED_COKE_LLM_URL / _KEY / _MODEL) or a local chat-model folder"
     )
-    model: str = "tiny-sd"
-    clip: str = "reference"
-    steps: int = 40
-    num_images: int = 4
-    pairs_per_pattern: int = 5
-    new_patterns: int = 2
-    blends: int = 1
-    min_level: int = 5
-    guidance_scale: float | None = None
+    clip: str = arg("reference", help="judge scorer: open_clip:ARCH:WEIGHTS_FILE or a CLIP folder")
+    steps: int = arg(40, help="denoising steps of the judge's samples", min=1)
+    num_images: int = arg(4, help="judge images per pair", min=1)
+    pairs_per_pattern: int = arg(5, help="pairs the LLM proposes per pattern", min=1)
+    new_patterns: int = arg(2, help="phase 3: new patterns to ask for", min=0)
+    blends: int = arg(1, help="phase 4: pattern blends to ask for", min=0)
+    min_level: int = arg(5, help="keep pairs judged at this level or worse (1..5)", min=1, max=5)
+    model: str = arg("tiny-sd", help="tiny-sd, a local diffusers folder or a hub id")
+    guidance_scale: float | None = arg(None, help="classifier-free guidance (default: the pipeline's)", min=0)
 
 
 @dataclass
@@ -332,16 +360,15 @@ class MineReport:
     log_file: str
 
 
-def mine(
-    run: MineRun, *, device="auto", seed: int = 0, out: Path | None = None, progress: Progress = None
-) -> MineReport:
-    from gen_common.device import resolve_device
+def mine(run: MineRun, ctx: RunContext | None = None) -> MineReport:
     from iced_coke.llm import OpenAICompatibleLLM, TransformersLLM
     from iced_coke.mining import ScoreJudge, mine_pairs
     from iced_coke.pairs import load_pairs, save_pairs
     from iced_coke.probing import MoCEProbe
 
-    dev = resolve_device(device)
+    ctx = RunContext.of(ctx)
+    dev, seed = ctx.torch_device(), ctx.seed
+    progress = _progress(ctx)
     seeds = load_pairs(run.seeds)
     if run.llm == "endpoint":
         llm = OpenAICompatibleLLM()
@@ -364,10 +391,10 @@ def mine(
     if run.clip == "reference":
         raise RunError("mining needs a real judge: pass --clip open_clip:ARCH:WEIGHTS or a CLIP folder")
     judge = ScoreJudge(plain, load_scorer(run.clip, dev))
-    odir = _out(out, "iced-coke-mine")
-    res = mine_pairs(llm, seeds, judge, odir / "mine.jsonl", pairs_per_pattern=run.pairs_per_pattern,
+    state = _state_dir(ctx)
+    res = mine_pairs(llm, seeds, judge, state / "mine.jsonl", pairs_per_pattern=run.pairs_per_pattern,
                      new_patterns=run.new_patterns, blends=run.blends, min_level=run.min_level, progress=progress)  # fmt: skip
-    pf = save_pairs(res.kept, odir / "mined_pairs.json")
+    pf = save_pairs(res.kept, ctx.output("mined_pairs.json"))
     return MineReport(
         len(res.kept),
         res.proposed,
@@ -375,7 +402,7 @@ def mine(
         res.llm_calls,
         res.replayed,
         str(pf),
-        str(odir / "mine.jsonl"),
+        str(state / "mine.jsonl"),
     )
 
 
@@ -384,20 +411,24 @@ def mine(
 
 @dataclass(frozen=True)
 class EvaluateRun:
-    """Score methods per pair: plain, prompt engineering, MoCE at a fixed or searched switch step, Attend-and-Excite."""
+    """Score plain sampling, prompt engineering, MoCE and Attend-and-Excite per pair; success rate; contact sheets."""
 
-    pairs: Path
-    methods: str = "plain,prompt,moce"  # comma list of plain, prompt, moce, aae
-    search_results: Path | None = None  # search.jsonl from `search`: MoCE uses each pair's k*
-    switch_step: int = 10  # MoCE's k when a pair has no search result
-    steps: int = 40
-    threshold: float = 0.72
-    num_images: int = 4
-    model: str = "tiny-sd"
-    refiner: str | None = None
-    clip: str = "reference"
-    guidance_scale: float | None = None
-    size: int | None = None
+    pairs: Path = arg(help="pair file: official prompt.json, a Level-5 JSON file or JSONL")
+    methods: str = arg("plain,prompt,moce", help="comma list of plain, prompt, moce, aae")
+    search_results: Path | None = arg(None, help="search.jsonl from `search`: MoCE uses each pair's k*")
+    switch_step: int = arg(10, help="MoCE's k for pairs without a search result", min=0)
+    steps: int = arg(40, help="denoising steps T", min=1)
+    threshold: float = arg(0.72, help="success: both concept scores above it")
+    num_images: int = arg(4, help="images per pair and method", min=1)
+    clip: str = arg("reference", help="scorer: open_clip:ARCH:WEIGHTS_FILE or a CLIP folder")
+    model: str = arg(
+        "tiny-sd", help="tiny-sd, tiny-sdxl (offline toys), a local diffusers folder or a hub id"
+    )
+    refiner: str | None = arg(
+        None, help="SDXL refiner for the released base -> refiner hand-off (tiny-sdxl: any value)"
+    )
+    guidance_scale: float | None = arg(None, help="classifier-free guidance (default: the pipeline's)", min=0)
+    size: int | None = arg(None, help="image height = width in pixels (default: the pipeline's)", min=8)
 
 
 @dataclass
@@ -408,16 +439,15 @@ class EvaluateReport:
     sheets: str = ""
 
 
-def evaluate(
-    run: EvaluateRun, *, device="auto", seed: int = 0, out: Path | None = None, progress: Progress = None
-) -> EvaluateReport:
-    from gen_common.device import resolve_device
+def evaluate(run: EvaluateRun, ctx: RunContext | None = None) -> EvaluateReport:
     from iced_coke.baselines import attend_and_excite_pipeline, concept_token_indices, engineered_prompt
     from iced_coke.evaluation import evaluate_methods
     from iced_coke.pairs import ConceptPair, load_pairs
     from iced_coke.probing import MoCEProbe, _as_pil, batch_generator
 
-    dev = resolve_device(device)
+    ctx = RunContext.of(ctx)
+    dev, seed = ctx.torch_device(), ctx.seed
+    progress = _progress(ctx)
     pairs = load_pairs(run.pairs)
     names = [m.strip() for m in run.methods.split(",") if m.strip()]
     bad = [m for m in names if m not in ("plain", "prompt", "moce", "aae")]
@@ -473,11 +503,12 @@ def evaluate(
     if run.clip == "reference":
         raise RunError("evaluation needs a real scorer: pass --clip open_clip:ARCH:WEIGHTS or a CLIP folder")
     scorer = load_scorer(run.clip, dev)
-    odir = _out(out, "iced-coke-eval")
-    rep = evaluate_methods(pairs, methods, scorer, run.threshold, sheet_dir=odir, progress=progress)
+    sheets = (lambda pair: ctx.output(f"{pair.slug}.png")) if ctx.out is not None else None
+    rep = evaluate_methods(pairs, methods, scorer, run.threshold, sheets=sheets, progress=progress)
     j = rep.to_json()
-    (odir / "evaluation.json").write_text(json.dumps(j, indent=2), encoding="utf-8")
-    return EvaluateReport(j["success_rate"], rep.mean_scores(), j["rows"], str(odir))
+    if ctx.out is not None:
+        atomic_write_json(ctx.output("evaluation.json"), j)
+    return EvaluateReport(j["success_rate"], rep.mean_scores(), j["rows"], str(ctx.out or ""))
 
 
 # ------------------------------------------------------------------------------------------------ bench
@@ -485,18 +516,21 @@ def evaluate(
 
 @dataclass(frozen=True)
 class BenchRun:
-    """UNet evaluations and wall-clock of one full search: stage-1 cache vs re-running both stages per probe, and
-    memoised vs official probing (same pipeline, same scorer, same seeds)."""
+    """UNet evaluations and wall-clock of one full search: stage-1 cache vs re-running both stages per probe,
+    memoised vs official probing (same pipeline, scorer and seeds); ratios in one run."""
 
-    model: str = "tiny-sd"
-    refiner: str | None = None
-    steps: int = 20
-    num_images: int = 2
-    batch_size: int = 2
-    tau: float = 0.72
-    delta: float = 0.01
-    guidance_scale: float | None = 3.0
-    size: int | None = None
+    model: str = arg("tiny-sd", help="tiny-sd, tiny-sdxl, a local diffusers folder or a hub id")
+    refiner: str | None = arg(None, help="SDXL refiner (hand-off mode)")
+    steps: int = arg(40, help="denoising steps T", min=2)
+    num_images: int = arg(2, help="images per probe", min=1)
+    batch_size: int = arg(2, help="images per pipeline call", min=1)
+    crossing: float = arg(
+        0.3, help="the mock scorer's crossing as a fraction of T (drives the probe path)", gt=0, lt=0.5
+    )
+    tau: float = arg(0.72, help="accept when both scores exceed tau")
+    delta: float = arg(0.01, help="accept when |S1 - S2| < delta", min=0)
+    guidance_scale: float | None = arg(None, help="classifier-free guidance", min=0)
+    size: int | None = arg(None, help="image height = width", min=8)
 
 
 @dataclass
@@ -507,45 +541,62 @@ class BenchReport:
     device: str
 
 
-def bench(
-    run: BenchRun, *, device="auto", seed: int = 0, out: Path | None = None, progress: Progress = None
-) -> BenchReport:
-    from gen_common.device import resolve_device, synchronize
+def bench(run: BenchRun, ctx: RunContext | None = None) -> BenchReport:
+    """Each probe really generates its images (and counts UNet calls); the scores come from a monotone mock with
+    its crossing at ``crossing·T`` so that the probe path is the one a real search takes on a pair whose k* lies
+    there (the tiny pipelines' images carry no concept)."""
+    from gen_common.device import synchronize
     from iced_coke.pairs import ConceptPair
     from iced_coke.probing import MoCEProbe
     from iced_coke.search import search_switch_step
 
-    dev = resolve_device(device)
+    ctx = RunContext.of(ctx)
+    dev, seed = ctx.torch_device(), ctx.seed
+    progress = _progress(ctx)
     base, ref = load_pipelines(run.model, run.refiner, dev)
     kw = _pipe_kwargs(run.model, run.guidance_scale, run.size)
     pair = ConceptPair(
         "A tea cup of iced coke.", "tea cup", "Small ceramic vessel.", "iced coke", "Dark liquid with ice."
     )
-    scorer = _scorer_for(
-        "reference", base, ref, pair, run.steps, run.num_images, run.batch_size, seed, kw, dev
-    )
+    c = (
+        run.crossing * run.steps + 0.4
+    )  # between two steps: no probe meets |S1 - S2| < delta, the search runs out
+
+    def mock(k: int) -> tuple[float, float]:
+        return 0.6 + 0.013 * (k - c), 0.6 - 0.013 * (k - c)
+
     rows = []
-    for name, cache, mode in (("memo+cache", True, "memo"), ("memo, rerun both stages", False, "memo"),
-                              ("official+cache", True, "official"), ("official, rerun both stages", False, "official")):  # fmt: skip
-        probe = MoCEProbe(base, pair, scorer, run.steps, refiner=ref, num_images=run.num_images,
+    settings = (("memo+cache", True, "memo"), ("memo, rerun both stages", False, "memo"),
+                ("official+cache", True, "official"), ("official, rerun both stages", False, "official"))  # fmt: skip
+    for name, cache, mode in settings:
+        probe = MoCEProbe(base, pair, None, run.steps, refiner=ref, num_images=run.num_images,
                           batch_size=run.batch_size, seed=seed, cache=cache, keep_images=False, **kw)  # fmt: skip
+
+        def score(k: int, probe=probe) -> tuple[float, float]:
+            probe.generate(k)
+            return mock(k)
+
         synchronize(dev)
         t0 = time.perf_counter()
-        res = search_switch_step(probe, run.steps, run.tau, run.delta, mode=mode)
+        res = search_switch_step(score, run.steps, run.tau, run.delta, mode=mode)
         synchronize(dev)
         rows.append({"setting": name, "switch_step": res.switch_step, "probes": res.probes, "n_probes": len(res.probes),
                      "unet_calls": probe.counts["unet_calls"], "seconds": time.perf_counter() - t0,
                      "cache_used": probe.cache_used})  # fmt: skip
         if progress:
-            progress(f"{name}: {rows[-1]['unet_calls']} UNet calls, {rows[-1]['seconds']:.2f} s")
+            progress(
+                f"{name}: probes {res.probes}, {rows[-1]['unet_calls']} UNet calls, {rows[-1]['seconds']:.2f} s"
+            )
     r = {row["setting"]: row for row in rows}
     T, nb = run.steps, math.ceil(run.num_images / run.batch_size)
     probes = r["memo+cache"]["probes"]
+    stage1 = T // 2
     formula = {
         "batches": nb,
-        "cache_expected_per_batch": T // 2 + sum(T - k for k in probes if k >= 1),
-        "rerun_expected_per_batch": len(probes) * T,
-        "note": "cache: T/2 stage-1 steps once + sum(T - k_i) stage-2 steps; rerun: probes x T",
+        "cache_expected": nb * (stage1 + sum(T - k for k in probes)),
+        "rerun_expected": nb * len(probes) * T,
+        "official_cache_expected": nb * (stage1 + sum(T - k for k in r["official+cache"]["probes"])),
+        "note": "cache: T/2 stage-1 steps once + sum(T - k_i) per batch; rerun: probes x T per batch",
     }
     ratios = {
         "unet_rerun_over_cache": r["memo, rerun both stages"]["unet_calls"]
@@ -554,9 +605,10 @@ def bench(
         / max(1e-9, r["memo+cache"]["seconds"]),
         "unet_official_over_memo": r["official+cache"]["unet_calls"] / max(1, r["memo+cache"]["unet_calls"]),
         "time_official_over_memo": r["official+cache"]["seconds"] / max(1e-9, r["memo+cache"]["seconds"]),
+        "unet_official_rerun_over_memo_cache": r["official, rerun both stages"]["unet_calls"]
+        / max(1, r["memo+cache"]["unet_calls"]),
     }
     rep = BenchReport(rows, ratios, formula, str(dev))
-    if out is not None:
-        odir = _out(out, "iced-coke-bench")
-        (odir / "bench.json").write_text(json.dumps(asdict(rep), indent=2), encoding="utf-8")
+    if ctx.out is not None:
+        atomic_write_json(ctx.output("bench.json"), asdict(rep))
     return rep

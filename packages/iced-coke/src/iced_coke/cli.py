@@ -46,6 +46,9 @@ def _show_eval(rep: Any) -> str:
     return "\n".join(lines)
 
 
+# search and mine resume from their JSONL logs in --out: a finished pair's sheet and the mined_pairs.json rebuilt
+# from the log are part of that state, so they are not refused on a rerun (a new pair's sheet still never
+# replaces a file it did not write).
 COMMANDS = [
     Command(
         "sample", "iced_coke.runs:sample", SampleRun, writes=("*_k*_*.png",), out_default="iced-coke-samples"
@@ -54,7 +57,7 @@ COMMANDS = [
         "search",
         "iced_coke.runs:search",
         SearchRun,
-        writes=("*.png",),
+        writes=(),
         out_default="iced-coke-search",
         resumable=True,
         human=_show_search,
@@ -63,7 +66,7 @@ COMMANDS = [
         "mine",
         "iced_coke.runs:mine",
         MineRun,
-        writes=("mined_pairs.json",),
+        writes=(),
         out_default="iced-coke-mine",
         resumable=True,
     ),

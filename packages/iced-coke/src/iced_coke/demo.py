@@ -77,7 +77,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     # 3. released probe sequences on a monotone mock (pure arithmetic)
     mock_rows = []
     for TT in (40, 30):
-        lo, hi, first = search_bounds(TT)
+        lo, hi, _ = search_bounds(TT)
         for c in (lo + 2, (lo + hi) // 2 + 1, hi - 1):
             r = search_switch_step(
                 lambda q, c=c: (0.6 + 0.013 * (q - c), 0.6 - 0.013 * (q - c)), TT, mode="official"
@@ -124,7 +124,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
                 "Released probe sequence vs memo on a monotone mock (crossing c)",
                 ["T", "c", "official probes", "memo probes", "k*"],
                 mock_rows,
-            ),  # fmt: skip
+            ),
         ],
         figures=[sheet],
     )

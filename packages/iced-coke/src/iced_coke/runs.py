@@ -394,7 +394,7 @@ def mine(run: MineRun, ctx: RunContext | None = None) -> MineReport:
     state = _state_dir(ctx)
     res = mine_pairs(llm, seeds, judge, state / "mine.jsonl", pairs_per_pattern=run.pairs_per_pattern,
                      new_patterns=run.new_patterns, blends=run.blends, min_level=run.min_level, progress=progress)  # fmt: skip
-    pf = save_pairs(res.kept, ctx.output("mined_pairs.json"))
+    pf = save_pairs(res.kept, state / "mined_pairs.json")  # rebuilt from the log on every (resumed) run
     return MineReport(
         len(res.kept),
         res.proposed,

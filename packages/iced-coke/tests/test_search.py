@@ -9,8 +9,6 @@ import random
 import pytest
 from iced_coke.search import MomentumState, SearchError, search_bounds, search_switch_step
 
-from ._official import load_official, release_search
-
 
 def crossing(c: float, slope: float = 0.013, level: float = 0.6):
     """Monotone mock: S1 grows and S2 falls with the stage-1 steps; |S1 − S2| < 0.01 only at k = c."""
@@ -32,11 +30,6 @@ class Counting:
         return self.f(k)
 
 
-@pytest.fixture(scope="module")
-def official(tmp_path_factory):
-    return load_official(tmp_path_factory.mktemp("official"))
-
-
 def test_bounds_as_released():
     assert search_bounds(40) == (1, 19, 10)
     assert search_bounds(30) == (1, 15, 8)
@@ -51,7 +44,7 @@ SCORERS = [("cross", c) for c in (1.0, 2.0, 7.0, 8.0, 12.0, 16.0, 18.0, 19.0, 13
 
 @pytest.mark.parametrize(("kind", "arg"), SCORERS)
 def test_official_mode_reproduces_released_probe_sequence_t40(official, kind, arg):
-    score_mod, gen_mod = official
+    score_mod, gen_mod, release_search = official
     f = crossing(arg) if kind == "cross" else random_scorer(int(arg))
     best, probed, _ = release_search(score_mod, gen_mod, f, 40)
     ours = search_switch_step(f, 40, mode="official")
@@ -63,7 +56,7 @@ def test_official_mode_reproduces_released_probe_sequence_t40(official, kind, ar
 
 
 def test_release_fallback_returns_a_string_and_ours_an_int(official):
-    score_mod, gen_mod = official
+    score_mod, gen_mod, release_search = official
 
     def f(k):
         return (0.9, 0.5)  # never acceptable: bisects down to the lower bound, then falls back
@@ -76,7 +69,7 @@ def test_release_fallback_returns_a_string_and_ours_an_int(official):
 
 def test_release_t30_key_error_and_ours_works(official):
     """Float-string cache keys: str((i+1)/T) stored, str(round(k/T, 5)) looked up -> KeyError at T = 30 for k = 5."""
-    score_mod, gen_mod = official
+    score_mod, gen_mod, release_search = official
     f = crossing(5.0)
     with pytest.raises(KeyError):
         release_search(score_mod, gen_mod, f, 30)
@@ -86,7 +79,7 @@ def test_release_t30_key_error_and_ours_works(official):
 
 
 def test_momentum_leaks_across_prompts_only_in_official_mode(official):
-    score_mod, gen_mod = official
+    score_mod, gen_mod, release_search = official
     prompts = [crossing(16.0), crossing(12.0), crossing(3.0)]
     ev, release_probes = None, []
     for f in prompts:  # one evaluator for the whole run, as run.py builds it

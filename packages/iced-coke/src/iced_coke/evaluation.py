@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,7 @@ class EvalReport:
 
 
 def evaluate_methods(
-    pairs: Sequence[ConceptPair],
+    pairs: Iterable[ConceptPair],
     methods: Mapping[str, Callable[[ConceptPair], Sequence[Image.Image]]],
     scorer: Any,
     threshold: float = 0.72,

@@ -222,7 +222,7 @@ def sample(run: SampleRun, ctx: RunContext | None = None) -> SampleReport:
     kw = _pipe_kwargs(run.model, run.guidance_scale, run.size)
     files = []
     with count_unet_calls(base, ref) as c:
-        for pair in pairs:
+        for pair in ctx.bar(pairs, desc="sample", unit="pair"):
             res = moce_sample(base, pair.prompt, pair.first_prompt, run.switch_step, run.steps,
                               generator=batch_generator(seed, 0), refiner=ref if run.switch_step else None,
                               num_images_per_prompt=run.num_images, **kw)  # fmt: skip
@@ -300,7 +300,7 @@ def search(run: SearchRun, ctx: RunContext | None = None) -> SearchReport:
                 done[rec["prompt"]] = rec
     state = MomentumState()  # shared by every pair only in official mode (the release's leak)
     results, calls, t0 = [], 0, time.perf_counter()
-    for pair in pairs:
+    for pair in ctx.bar(pairs, desc="search", unit="pair"):
         if pair.prompt in done:
             results.append(done[pair.prompt])
             continue
@@ -504,7 +504,14 @@ def evaluate(run: EvaluateRun, ctx: RunContext | None = None) -> EvaluateReport:
         raise RunError("evaluation needs a real scorer: pass --clip open_clip:ARCH:WEIGHTS or a CLIP folder")
     scorer = load_scorer(run.clip, dev)
     sheets = (lambda pair: ctx.output(f"{pair.slug}.png")) if ctx.out is not None else None
-    rep = evaluate_methods(pairs, methods, scorer, run.threshold, sheets=sheets, progress=progress)
+    rep = evaluate_methods(
+        ctx.bar(pairs, desc="evaluate", unit="pair"),
+        methods,
+        scorer,
+        run.threshold,
+        sheets=sheets,
+        progress=progress,
+    )
     j = rep.to_json()
     if ctx.out is not None:
         atomic_write_json(ctx.output("evaluation.json"), j)

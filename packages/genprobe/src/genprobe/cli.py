@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from gen_common.cli import Command, format_table, main_for
 from genprobe import runs
+from genprobe.config import SmallSplitWarning
 from genprobe.runs import report_files
 
 DESCRIPTION = """\
@@ -133,7 +135,20 @@ def gather_sources(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return _main(gather_sources(sys.argv[1:] if argv is None else list(argv)))
+    args = gather_sources(sys.argv[1:] if argv is None else list(argv))
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            # A too-small split is the user's to fix: one line, like an error, not a source location.
+            if issubclass(category, SmallSplitWarning):
+                sys.stderr.write(f"genprobe: warning: {message}\n")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", SmallSplitWarning)
+        return _main(args)
 
 
 if __name__ == "__main__":  # `python -m genprobe.cli` / `accelerate launch -m genprobe.cli`

@@ -23,6 +23,7 @@ examples:
   genprobe train --source real=photos/ --source fake=samples/ --filter highpass:16 --json
   genprobe sweep --source real=photos/ --source fake=samples/ --cutoffs 4,8,16,32 --out runs/sweep
   genprobe pairwise --source real=a/ --source dit=b/ --source uvit=c/
+  genprobe mixing --source real=photos/ --source gen=samples/ --real 1000 --generated 250,500
   genprobe toy --json            # the offline proof: chance after low-pass, ~1 after high-pass, and the reverse
 """
 
@@ -94,6 +95,7 @@ COMMANDS = [
     _report("edges", "edges", runs.EdgesRun),
     _report("scaling", "scaling", runs.ScalingRun, "data_scaling"),
     _report("robustness", "robustness", runs.RobustnessRun),
+    _report("mixing", "mixing", runs.MixingRun, "data_mixing"),
     _report("spectrum", "spectrum", runs.SpectrumRun),
     Command(
         "toy",

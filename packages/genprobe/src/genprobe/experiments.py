@@ -7,6 +7,8 @@
 - :func:`edges`: accuracy on raw images, Sobel magnitude and Canny edge maps.
 - :func:`data_scaling`: accuracy against the number of training images per class (nested subsets, one test set).
 - :func:`robustness`: one classifier evaluated under JPEG / resize / blur perturbations (the detectors' checks).
+- :func:`genprobe.mixing.data_mixing`: a generator refitted on real-only, mixed and replaced training data, each
+  scored by how well a classifier tells its samples from real images.
 
 A report is a table (written as JSON and CSV) plus the data for its PNG figure; :meth:`Report.write` saves all.
 Sources' decoded-image caches are shared across the classifiers of an experiment.

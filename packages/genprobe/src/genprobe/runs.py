@@ -33,6 +33,7 @@ __all__ = [
     "DataConfig",
     "EdgesRun",
     "ExperimentReport",
+    "MixingRun",
     "MulticlassRun",
     "PairwiseRun",
     "PredictReport",
@@ -46,6 +47,7 @@ __all__ = [
     "TrainRun",
     "bench",
     "edges",
+    "mixing",
     "multiclass",
     "pairwise",
     "predict",
@@ -461,6 +463,55 @@ def robustness(run: RobustnessRun, ctx: RunContext | None = None) -> ExperimentR
     for p in perturbations:
         parse_perturbation(p)  # a bad perturbation fails before training, not after
     return _experiment(run, ctx, experiment, perturbations=perturbations)
+
+
+@dataclass(frozen=True)
+class MixingRun:
+    """Mix generated images into a generator's real training data vs replace real data with them.
+
+    Give two sources: the real images first, then the generated ones. The refitted generator is trained on n
+    real images (real), n real + k generated (mix k) and n - k real + k generated (replace k); a classifier tells
+    its samples from held-out real images (the later real images). 'empirical' is the ideal generator (its
+    samples follow its training data exactly: the answer is (1 + f)/2, f the generated fraction); 'gaussian'
+    fits a Gaussian. At scale, call genprobe.mixing.data_mixing with your own fit function.
+    """
+
+    real: int = arg(help="n: real training images of the refitted generator", min=1)
+    generated: str = arg(help="comma-separated k: generated images per setting (1 <= k <= n)")
+    samples: int | None = arg(None, help="samples per refitted generator (default n)", min=2)
+    fit: Literal["empirical", "gaussian"] = arg("empirical", help="the refitted generator")
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
+
+
+def mixing(run: MixingRun, ctx: RunContext | None = None) -> ExperimentReport:
+    """`genprobe.mixing.data_mixing`: data_mixing.{json,csv,png}."""
+    from genprobe.mixing import data_mixing
+
+    ks = _csv(run.generated, "--generated", int, minimum=1)
+    ctx = RunContext.of(ctx)
+    sources = run.data.sources()
+    if len(sources) != 2:
+        raise ValueError(
+            f"mixing takes two sources, the real images then the generated ones (got {len(sources)})"
+        )
+    with collect_warnings() as found:
+        report = data_mixing(
+            sources[0],
+            sources[1],
+            run.real,
+            ks,
+            run.probe,
+            run.data.split(ctx.seed),
+            num_samples=run.samples,
+            fit=run.fit,
+            seed=ctx.seed,
+            device=ctx.device,
+            progress=ctx.progress,
+        )
+    done = _finish(report, ctx, (), _skipped(sources))
+    done.warnings = found
+    return done
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def run_json(capsys, argv):
 
 
 def test_help_exits_cleanly(capsys):
-    assert main([]) == 2  # no command: the help, and the usage-error exit code
+    assert main([]) == 0  # no command: the overview (gen_common.cli: what was asked for)
     assert "genprobe" in capsys.readouterr().out
     for cmd in ("train", "sweep", "pairwise", "toy", "bench"):
         with pytest.raises(SystemExit) as exc:
@@ -50,7 +50,10 @@ def test_train_on_two_png_folders_prints_accuracy_and_saves_a_classifier(capsys,
     assert rows[0] == ["true", "pred:hf-a", "pred:hf-b", "class_accuracy"]
     assert sum(int(v) for r in rows[1:] for v in r[1:3]) == res["n"]
     assert (out / "confusion.png").is_file()
-    assert "average_precision" in res
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["average_precision"] == res["average_precision"]
+    assert 0 <= res["average_precision"] <= 1
+    assert saved["accuracy"] == res["accuracy"] and saved["warnings"] == res["warnings"] == []
     assert res["filter"] == "highpass:5"
     assert res["per_class_accuracy"].keys() == set(toy_folders)
     assert (out / "classifier" / "model.safetensors").is_file()

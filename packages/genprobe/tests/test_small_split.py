@@ -92,3 +92,14 @@ def test_cli_prints_one_warning_line_per_problem_and_lists_them_in_the_json(caps
     lo, hi = res["accuracy_ci95"]
     assert "only 6 test images per class" in res["warnings"][1]
     assert f"{lo:.3f}-{hi:.3f}" in res["warnings"][1]
+
+
+def test_robustness_checks_the_test_split_it_evaluates_itself(pair):
+    from genprobe.experiments import robustness
+
+    split = SplitConfig(test_per_class=8, val_per_class=4)
+    with pytest.warns(SmallSplitWarning, match="only 8 test images per class") as rec:
+        rep = robustness(pair, ("none", "blur:1"), TINY, split, device="cpu", progress=False)
+    texts = [str(w.message) for w in rec if w.category is SmallSplitWarning]
+    assert len(texts) == 1
+    assert f"accuracy {rep.rows[0][1]:.3f}" in texts[0]

@@ -33,7 +33,7 @@ from genprobe import plotting
 from genprobe.data import ImageSource, SplitConfig, balanced_split, split_sets
 from genprobe.filters import parse_perturbation
 from genprobe.metrics import Metrics
-from genprobe.probe import ProbeConfig, ProbeRun, evaluate, train_probe
+from genprobe.probe import ProbeConfig, ProbeRun, evaluate, train_probe, warn_small_test
 from genprobe.toy import PAIRS, ToyConfig, toy_pair
 
 __all__ = [
@@ -390,6 +390,8 @@ def robustness(
             perturb=None if p == "none" else p,
         )
         rows.append([p, m.accuracy, m.average_precision])
+        if len(rows) == 1:  # the test set is evaluated here, not by train_probe: its size is checked here
+            warn_small_test(m, cfg.filter)
     return Report(
         "robustness",
         f"accuracy under perturbations ({cfg.arch}, filter {cfg.filter})",

@@ -112,32 +112,7 @@ COMMANDS = [
 _main = main_for("genprobe", COMMANDS, description=DESCRIPTION)
 
 
-def gather_sources(argv: Sequence[str]) -> list[str]:
-    """``--source A --source B`` (the documented, repeated form) as one ``--source A B``."""
-    args, values, at = [], [], None
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a == "--":
-            args.extend(argv[i:])
-            break
-        if a == "--source" or a.startswith("--source="):
-            at = len(args) if at is None else at
-            if a.startswith("--source="):
-                values.append(a.split("=", 1)[1])
-            while i + 1 < len(argv) and not argv[i + 1].startswith("-"):
-                values.append(argv[i + 1])
-                i += 1
-        else:
-            args.append(a)
-        i += 1
-    if at is not None:
-        args[at:at] = ["--source", *values]
-    return args
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = gather_sources(sys.argv[1:] if argv is None else list(argv))
     with warnings.catch_warnings():
         shown = warnings.showwarning
 
@@ -150,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         warnings.showwarning = show
         warnings.simplefilter("always", SmallSplitWarning)
-        return _main(args)
+        return _main(argv)
 
 
 if __name__ == "__main__":  # `python -m genprobe.cli` / `accelerate launch -m genprobe.cli`

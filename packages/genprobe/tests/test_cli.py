@@ -50,7 +50,10 @@ def test_train_on_two_png_folders_prints_accuracy_and_saves_a_classifier(capsys,
     assert rows[0] == ["true", "pred:hf-a", "pred:hf-b", "class_accuracy"]
     assert sum(int(v) for r in rows[1:] for v in r[1:3]) == res["n"]
     assert (out / "confusion.png").is_file()
-    assert "average_precision" in res
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["average_precision"] == res["average_precision"]
+    assert 0 <= res["average_precision"] <= 1
+    assert saved["accuracy"] == res["accuracy"] and saved["warnings"] == res["warnings"] == []
     assert res["filter"] == "highpass:5"
     assert res["per_class_accuracy"].keys() == set(toy_folders)
     assert (out / "classifier" / "model.safetensors").is_file()

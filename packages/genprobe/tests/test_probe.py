@@ -9,6 +9,9 @@ from genprobe.experiments import is_chance, toy_probe
 from genprobe.probe import ProbeConfig, train_probe
 from genprobe.toy import ToyConfig, band_fields, toy_pair
 
+# Several tests here train without a validation set on purpose (parity of the training paths).
+pytestmark = pytest.mark.filterwarnings("ignore::genprobe.config.SmallSplitWarning")
+
 TOY = ToyConfig(size=16, channels=1)
 FAST = ProbeConfig(steps=120, eval_every=40, batch_size=32, width=8, lr=3e-3, patience=2)
 SPLIT = SplitConfig(test_per_class=150, val_per_class=40, seed=0)

@@ -69,7 +69,8 @@ def test_stats_generate_compare_round_trip(tmp_path, capsys):
     assert (g["fps"], g["noise_aug_strength"]) == (3, None)  # the paper's table, the pipeline's default
     assert main([*gen, "--baseline", "--out", str(tmp_path / "b")]) == 0
     assert _json(capsys)["fixed"] is False
-    assert main([*gen, "--preset", "svd-cil", "--out", str(tmp_path / "p")]) == 0  # the released CIL-SVD values
+    # the released CIL-SVD values
+    assert main([*gen, "--preset", "svd-cil", "--out", str(tmp_path / "p")]) == 0
     g = _json(capsys)
     assert (g["fps"], g["noise_aug_strength"]) == (6, 0.002)
     assert main([*gen, "--preset", "i2vgenxl", "--out", str(tmp_path / "q")]) == 2

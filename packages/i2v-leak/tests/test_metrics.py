@@ -51,7 +51,7 @@ def test_clip_consistency_and_alignment():
 
 
 def test_raft_from_local_weights(tmp_path):
-    tv = pytest.importorskip("torchvision")
+    pytest.importorskip("torchvision")
     from torchvision.models.optical_flow import raft_small
 
     from gen_common.checkpoint import CheckpointError, save_state_dict
@@ -60,6 +60,11 @@ def test_raft_from_local_weights(tmp_path):
     sd = raft_small(weights=None).state_dict()
     save_state_dict(sd, tmp_path / "raft.safetensors")
     raft = load_raft(tmp_path / "raft.safetensors", "small")
+    loaded = raft.state_dict()
+    assert loaded.keys() == sd.keys()
+    for k, v in sd.items():  # the weights that were saved, not a fresh initialisation
+        assert torch.equal(loaded[k].cpu(), v), k
+    assert not raft.training
     v = torch.rand(2, 2, 3, 24, 24, generator=torch.Generator().manual_seed(1))
     out = flow_motion_score(v, raft)
     assert out.shape == (2,)
@@ -70,7 +75,6 @@ def test_raft_from_local_weights(tmp_path):
     torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_raft(tmp_path / "bad.pth")
-    assert tv is not None
 
 
 def test_clip_encoder_from_a_saved_folder(tmp_path):

@@ -170,4 +170,5 @@ def test_estimate_with_the_tiny_svd_vae(svd_pipe):
     assert s1.count == 6
     assert torch.equal(s1.mean, s2.mean)
     assert s1.tr_cov_over_d > 0
+    assert s1.tr_cov_over_d == s2.tr_cov_over_d  # same clips, same VAE noise: the same statistics
     assert s1.meta["scaling_factor"] == svd_pipe.vae.config.scaling_factor

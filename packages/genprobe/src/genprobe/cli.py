@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Sequence
 
 from gen_common.cli import Command, format_table, main_for
 from genprobe import runs
+from genprobe.config import SmallSplitWarning
 from genprobe.runs import report_files
 
 DESCRIPTION = """\
@@ -20,6 +23,7 @@ examples:
   genprobe train --source real=photos/ --source fake=samples/ --filter highpass:16 --json
   genprobe sweep --source real=photos/ --source fake=samples/ --cutoffs 4,8,16,32 --out runs/sweep
   genprobe pairwise --source real=a/ --source dit=b/ --source uvit=c/
+  genprobe mixing --source real=photos/ --source gen=samples/ --real 1000 --generated 250,500
   genprobe toy --json            # the offline proof: chance after low-pass, ~1 after high-pass, and the reverse
 """
 
@@ -91,6 +95,7 @@ COMMANDS = [
     _report("edges", "edges", runs.EdgesRun),
     _report("scaling", "scaling", runs.ScalingRun, "data_scaling"),
     _report("robustness", "robustness", runs.RobustnessRun),
+    _report("mixing", "mixing", runs.MixingRun, "data_mixing"),
     _report("spectrum", "spectrum", runs.SpectrumRun),
     Command(
         "toy",
@@ -104,7 +109,23 @@ COMMANDS = [
     Command("bench", "genprobe.runs:bench", runs.BenchRun, writes=("bench.json",), human=show_bench),
 ]
 
-main = main_for("genprobe", COMMANDS, description=DESCRIPTION)
+_main = main_for("genprobe", COMMANDS, description=DESCRIPTION)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            # A too-small split is the user's to fix: one line, like an error, not a source location.
+            if issubclass(category, SmallSplitWarning):
+                sys.stderr.write(f"genprobe: warning: {message}\n")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", SmallSplitWarning)
+        return _main(argv)
 
 
 if __name__ == "__main__":  # `python -m genprobe.cli` / `accelerate launch -m genprobe.cli`

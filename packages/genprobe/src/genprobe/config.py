@@ -6,7 +6,18 @@ from dataclasses import dataclass
 
 from gen_common.config import arg, validate
 
-__all__ = ["ARCHS", "PRETRAINABLE_HEADS", "ProbeConfig"]
+__all__ = ["ARCHS", "MIN_TEST_PER_CLASS", "PRETRAINABLE_HEADS", "ProbeConfig", "SmallSplitWarning"]
+
+# Below this many test images per class the accuracy's 95% interval is wider than about +-0.15 (Wilson, at
+# accuracy 0.75 over two classes): too wide to tell "near chance" from "near perfect" reliably.
+MIN_TEST_PER_CLASS = 20
+
+
+class SmallSplitWarning(UserWarning):
+    """A split too small for its numbers to mean much: no validation set (no early stopping, no model selection),
+    or fewer than :data:`MIN_TEST_PER_CLASS` test images per class (the message gives the accuracy's interval).
+    The CLI prints each as one ``warning:`` line on stderr and lists them under ``warnings`` in its report."""
+
 
 ARCHS = ("small_cnn", "resnet18", "resnet50", "convnext_tiny", "vit_small", "linear_probe")
 # Whole-network architectures whose trunk --backbone-weights initialises (the classification head, sized for

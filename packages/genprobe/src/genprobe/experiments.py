@@ -7,6 +7,8 @@
 - :func:`edges`: accuracy on raw images, Sobel magnitude and Canny edge maps.
 - :func:`data_scaling`: accuracy against the number of training images per class (nested subsets, one test set).
 - :func:`robustness`: one classifier evaluated under JPEG / resize / blur perturbations (the detectors' checks).
+- :func:`genprobe.mixing.data_mixing`: a generator refitted on real-only, mixed and replaced training data, each
+  scored by how well a classifier tells its samples from real images.
 
 A report is a table (written as JSON and CSV) plus the data for its PNG figure; :meth:`Report.write` saves all.
 Sources' decoded-image caches are shared across the classifiers of an experiment.
@@ -31,7 +33,7 @@ from genprobe import plotting
 from genprobe.data import ImageSource, SplitConfig, balanced_split, split_sets
 from genprobe.filters import parse_perturbation
 from genprobe.metrics import Metrics
-from genprobe.probe import ProbeConfig, ProbeRun, evaluate, train_probe
+from genprobe.probe import ProbeConfig, ProbeRun, evaluate, train_probe, warn_small_test
 from genprobe.toy import PAIRS, ToyConfig, toy_pair
 
 __all__ = [
@@ -388,6 +390,8 @@ def robustness(
             perturb=None if p == "none" else p,
         )
         rows.append([p, m.accuracy, m.average_precision])
+        if len(rows) == 1:  # the test set is evaluated here, not by train_probe: its size is checked here
+            warn_small_test(m, cfg.filter)
     return Report(
         "robustness",
         f"accuracy under perturbations ({cfg.arch}, filter {cfg.filter})",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,21 @@ from gen_common.checkpoint import load_state_dict
 from gen_common.device import autocast, resolve_device
 from gen_common.seeding import make_generator, rand, randint, split_seed
 from gen_common.training import TrainConfig, train
-from genprobe.config import PRETRAINABLE_HEADS, ProbeConfig
+from genprobe.config import MIN_TEST_PER_CLASS, PRETRAINABLE_HEADS, ProbeConfig, SmallSplitWarning
 from genprobe.data import ImageSource, LabeledSet
 from genprobe.filters import parse_filter, parse_perturbation
 from genprobe.metrics import Metrics, compute_metrics
 from genprobe.models import ClassifierConfig, DistributionClassifier
 
-__all__ = ["ProbeConfig", "ProbeRun", "evaluate", "predict_logits", "train_probe"]
+__all__ = [
+    "ProbeConfig",
+    "ProbeRun",
+    "SmallSplitWarning",
+    "evaluate",
+    "predict_logits",
+    "train_probe",
+    "warn_small_test",
+]
 
 
 @dataclass
@@ -250,6 +259,14 @@ def train_probe(
         backbone: a frozen feature extractor of your own for ``arch="linear_probe"``.
     """
     cfg = config or ProbeConfig()
+    if val_set is None or len(val_set) == 0:
+        val_set = None
+        warnings.warn(
+            f"no validation set (filter {cfg.filter}): the classifier trains all {cfg.steps} steps with no early "
+            "stopping and no choice of the best step; hold out images for it (--val-per-class N)",
+            SmallSplitWarning,
+            stacklevel=2,
+        )
     dev = resolve_device(device)
     model = _build(cfg, train_set, backbone)
     model.to(dev)
@@ -365,4 +382,22 @@ def train_probe(
     )
     if test_set is not None:
         run.test = evaluate(model, test_set, batch_size=cfg.eval_batch_size, device=dev, amp_dtype=amp)
+        warn_small_test(run.test, cfg.filter)
     return run
+
+
+def warn_small_test(metrics: Metrics, what: str = "none", minimum: int = MIN_TEST_PER_CLASS) -> bool:
+    """Warn (:class:`SmallSplitWarning`, with the accuracy's 95% interval) when some class has fewer than
+    ``minimum`` test images; returns whether it warned."""
+    counts = [sum(row) for row in metrics.confusion]
+    fewest = min(counts) if counts else 0
+    if fewest >= minimum:
+        return False
+    lo, hi = metrics.accuracy_ci95 or (float("nan"), float("nan"))
+    warnings.warn(
+        f"only {fewest} test images per class (filter {what}; {metrics.n} in all): accuracy {metrics.accuracy:.3f} "
+        f"has a 95% interval of {lo:.3f}-{hi:.3f}; use at least {minimum} per class (--test-per-class)",
+        SmallSplitWarning,
+        stacklevel=3,
+    )
+    return True

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from gen_common.cli import RunContext, arg, check_outputs
-from genprobe.config import ProbeConfig
+from genprobe.config import ProbeConfig, SmallSplitWarning
 
 if TYPE_CHECKING:
     from genprobe.data import ImageSource, SplitConfig
@@ -32,6 +33,7 @@ __all__ = [
     "DataConfig",
     "EdgesRun",
     "ExperimentReport",
+    "MixingRun",
     "MulticlassRun",
     "PairwiseRun",
     "PredictReport",
@@ -45,6 +47,7 @@ __all__ = [
     "TrainRun",
     "bench",
     "edges",
+    "mixing",
     "multiclass",
     "pairwise",
     "predict",
@@ -78,6 +81,26 @@ def _csv(text: str, flag: str, kind: type = str, minimum: float | None = None) -
     if minimum is not None and any(v < minimum for v in values):
         raise ValueError(f"{flag} entries must be at least {minimum:g}, got {text!r}")
     return values
+
+
+@contextlib.contextmanager
+def collect_warnings() -> Iterator[list[str]]:
+    """The :class:`~genprobe.config.SmallSplitWarning` messages raised inside the block (in order, without repeats),
+    filled in when the block ends. Every warning is issued again on the way out, so a library caller's filters
+    and the CLI's one-line ``warning:`` still see it."""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SmallSplitWarning)
+        yield found
+    seen: set[str] = set()
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, SmallSplitWarning):
+            if text in seen:
+                continue
+            seen.add(text)
+            found.append(text)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 # ------------------------------------------------------------------------------------------------ the data
@@ -191,6 +214,7 @@ class TrainReport:
     train_images_per_second: float
     skipped_files: dict[str, int]
     out: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)  # SmallSplitWarning messages
 
 
 _CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "optimizer.pt", "trainer_state.json")
@@ -226,9 +250,10 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
     paths = {name: ctx.output(name) for name in TRAIN_FILES} if out is not None else {}
     sources = run.data.sources()
     tr, va, te = split_sets(sources, balanced_split(sources, run.data.split(ctx.seed)))
-    res = train_probe(
-        tr, va, run.probe, test_set=te, device=ctx.device, checkpoint_dir=ckpt, progress=ctx.progress
-    )
+    with collect_warnings() as found:
+        res = train_probe(
+            tr, va, run.probe, test_set=te, device=ctx.device, checkpoint_dir=ckpt, progress=ctx.progress
+        )
     assert res.test is not None
     summary = res.summary()
     report = TrainReport(
@@ -252,6 +277,7 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
         train_seconds=res.train_seconds,
         train_images_per_second=res.images_per_second,
         skipped_files=_skipped(sources),
+        warnings=found,
     )
     if out is not None:
         from gen_common.atomic import atomic_write_json
@@ -279,6 +305,7 @@ class ExperimentReport:
     data: dict[str, Any]  # the experiment's headline values (raw accuracy, matrix, ...)
     files: list[str]
     skipped_files: dict[str, int] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # SmallSplitWarning messages
 
 
 def _finish(report: Report, ctx: RunContext, keys: Sequence[str] = (), skipped: dict[str, int] | None = None):
@@ -302,15 +329,18 @@ def _experiment(
     for name, value in list(kwargs.items()):
         if callable(value):  # arguments that depend on the sources (default cutoffs)
             kwargs[name] = value(sources)
-    report = experiment(
-        sources,
-        config=run.probe,
-        split=run.data.split(ctx.seed),
-        device=ctx.device,
-        progress=ctx.progress,
-        **kwargs,
-    )
-    return _finish(report, ctx, keys, _skipped(sources))
+    with collect_warnings() as found:
+        report = experiment(
+            sources,
+            config=run.probe,
+            split=run.data.split(ctx.seed),
+            device=ctx.device,
+            progress=ctx.progress,
+            **kwargs,
+        )
+    done = _finish(report, ctx, keys, _skipped(sources))
+    done.warnings = found
+    return done
 
 
 def _no_filter(run: Any, command: str) -> None:
@@ -437,6 +467,55 @@ def robustness(run: RobustnessRun, ctx: RunContext | None = None) -> ExperimentR
 
 
 @dataclass(frozen=True)
+class MixingRun:
+    """Mix generated images into a generator's real training data vs replace real data with them.
+
+    Give two sources: the real images first, then the generated ones. The refitted generator is trained on n
+    real images (real), n real + k generated (mix k) and n - k real + k generated (replace k); a classifier tells
+    its samples from held-out real images (the later real images). 'empirical' is the ideal generator (its
+    samples follow its training data exactly: the answer is (1 + f)/2, f the generated fraction); 'gaussian'
+    fits a Gaussian. At scale, call genprobe.mixing.data_mixing with your own fit function.
+    """
+
+    real: int = arg(help="n: real training images of the refitted generator", min=1)
+    generated: str = arg(help="comma-separated k: generated images per setting (1 <= k <= n)")
+    samples: int | None = arg(None, help="samples per refitted generator (default n)", min=2)
+    fit: Literal["empirical", "gaussian"] = arg("empirical", help="the refitted generator")
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
+
+
+def mixing(run: MixingRun, ctx: RunContext | None = None) -> ExperimentReport:
+    """`genprobe.mixing.data_mixing`: data_mixing.{json,csv,png}."""
+    from genprobe.mixing import data_mixing
+
+    ks = _csv(run.generated, "--generated", int, minimum=1)
+    ctx = RunContext.of(ctx)
+    sources = run.data.sources()
+    if len(sources) != 2:
+        raise ValueError(
+            f"mixing takes two sources, the real images then the generated ones (got {len(sources)})"
+        )
+    with collect_warnings() as found:
+        report = data_mixing(
+            sources[0],
+            sources[1],
+            run.real,
+            ks,
+            run.probe,
+            run.data.split(ctx.seed),
+            num_samples=run.samples,
+            fit=run.fit,
+            seed=ctx.seed,
+            device=ctx.device,
+            progress=ctx.progress,
+        )
+    done = _finish(report, ctx, (), _skipped(sources))
+    done.warnings = found
+    return done
+
+
+@dataclass(frozen=True)
 class SpectrumRun:
     """Radial power spectrum of each source (plot + table)."""
 
@@ -503,6 +582,7 @@ class ToyReport:
     rows: list[list[Any]]  # pair, filter, accuracy, expected, ...
     files: list[str]
     exported: dict[str, str] | None = None  # --export: source name -> folder
+    warnings: list[str] = dataclasses.field(default_factory=list)  # SmallSplitWarning messages
 
 
 def toy(run: ToyRun, ctx: RunContext | None = None) -> ToyReport:
@@ -531,13 +611,16 @@ def toy(run: ToyRun, ctx: RunContext | None = None) -> ToyReport:
                 written[s.name] = str(paths[0].parent)
         return ToyReport("toy sources exported", cfg.cutoff, {}, [], [], exported=written)
     split = SplitConfig(test_per_class=run.test_per_class, val_per_class=run.val_per_class, seed=ctx.seed)
-    report = toy_probe(
-        cfg, run.probe, num_images=run.num_images, split=split, pairs=pairs, seed=ctx.seed, device=ctx.device,
-        progress=ctx.progress,
-    )  # fmt: skip
+    with collect_warnings() as found:
+        report = toy_probe(
+            cfg, run.probe, num_images=run.num_images, split=split, pairs=pairs, seed=ctx.seed,
+            device=ctx.device, progress=ctx.progress,
+        )  # fmt: skip
     files = report.write(ctx.output) if ctx.out is not None else []
     accuracies = {f"{r[0]} {r[1]}": r[2] for r in report.rows}
-    return ToyReport(report.title, cfg.cutoff, accuracies, report.rows, [str(f) for f in files])
+    return ToyReport(
+        report.title, cfg.cutoff, accuracies, report.rows, [str(f) for f in files], warnings=found
+    )
 
 
 def write_images(images: Any, name: str, path_for: Callable[[str], Path]) -> list[Path]:

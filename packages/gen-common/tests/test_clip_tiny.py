@@ -26,15 +26,24 @@ def _images(n=2, seed=0):
 
 
 def test_features_have_the_right_shapes_and_equal_the_manual_projection(model, processor):
-    inp = processor(text=["a cat", "a dog on a mat"], images=list(_images()), return_tensors="pt",
-                    padding=True, do_rescale=False)
+    inp = processor(
+        text=["a cat", "a dog on a mat"],
+        images=list(_images()),
+        return_tensors="pt",
+        padding=True,
+        do_rescale=False,
+    )
     assert inp["pixel_values"].shape == (2, 3, 32, 32)
     with torch.no_grad():
-        img, txt = clip_tiny.clip_features(model, inp["pixel_values"], inp["input_ids"], inp["attention_mask"])
+        img, txt = clip_tiny.clip_features(
+            model, inp["pixel_values"], inp["input_ids"], inp["attention_mask"]
+        )
         only_img = clip_tiny.clip_features(model, pixel_values=inp["pixel_values"])
         vis = model.vision_model(pixel_values=inp["pixel_values"]).pooler_output
         # the text tower pools at the end-of-text token (the highest id, 49407) of each row
-        hidden = model.text_model(input_ids=inp["input_ids"], attention_mask=inp["attention_mask"]).last_hidden_state
+        hidden = model.text_model(
+            input_ids=inp["input_ids"], attention_mask=inp["attention_mask"]
+        ).last_hidden_state
         eot = (inp["input_ids"] == 49407).int().argmax(-1)
         pooled = hidden[torch.arange(2), eot]
     assert img.shape == (2, 16) and txt.shape == (2, 16)

@@ -52,7 +52,9 @@ def test_controlnet_matches_the_unet_and_moves_its_prediction():
             down, mid = controlnet(
                 x, t, emb, controlnet_cond=controlnet_tiny.tiny_control_image(control_seed), return_dict=False
             )
-            return unet(x, t, emb, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+            return unet(
+                x, t, emb, down_block_additional_residuals=down, mid_block_additional_residual=mid
+            ).sample
 
         a, b = steered(0), steered(1)
         zero = steered(0, controlnet_tiny.tiny_controlnet(seed=0, zero_init=True))

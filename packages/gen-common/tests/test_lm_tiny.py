@@ -8,7 +8,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from gen_common.testing import lm_tiny
+from gen_common.testing import lm_tiny  # noqa: E402
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -23,7 +23,9 @@ def lm():
 
 def _prompt_ids(tokenizer):
     out = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt")
-    return out if isinstance(out, torch.Tensor) else out["input_ids"]  # transformers 5 returns a BatchEncoding
+    return (
+        out if isinstance(out, torch.Tensor) else out["input_ids"]
+    )  # transformers 5 returns a BatchEncoding
 
 
 def test_chat_template_renders_the_messages(lm):

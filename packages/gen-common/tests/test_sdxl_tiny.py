@@ -41,8 +41,15 @@ def test_refiner_style_img2img_is_a_real_refiner_and_deterministic(base):
     # same builders, same seed: the refiner's VAE and second encoder equal the base's
     for x, y in [(ref.vae, base.vae), (ref.text_encoder_2, base.text_encoder_2)]:
         assert all(torch.equal(p, q) for p, q in zip(x.state_dict().values(), y.state_dict().values()))
-    half = base("a cat", num_inference_steps=4, denoising_end=0.5, height=32, width=32,
-                generator=_gen(), output_type="latent").images
+    half = base(
+        "a cat",
+        num_inference_steps=4,
+        denoising_end=0.5,
+        height=32,
+        width=32,
+        generator=_gen(),
+        output_type="latent",
+    ).images
     kw = dict(image=half, num_inference_steps=4, denoising_start=0.5, output_type="np")
     a = ref("a cat", generator=_gen(), **kw).images
     b = ref("a cat", generator=_gen(), **kw).images
@@ -57,7 +64,13 @@ def test_hand_off_to_a_refiner_sharing_the_base_modules_reproduces_the_full_run(
     kw = dict(num_inference_steps=4, height=32, width=32, output_type="latent")
     full = base("a cat", generator=_gen(), **kw).images
     half = base("a cat", denoising_end=0.5, generator=_gen(), **kw).images
-    out = ref("a cat", image=half, num_inference_steps=4, denoising_start=0.5, generator=_gen(),
-              output_type="latent").images
+    out = ref(
+        "a cat",
+        image=half,
+        num_inference_steps=4,
+        denoising_start=0.5,
+        generator=_gen(),
+        output_type="latent",
+    ).images
     assert not torch.equal(half, full)
     assert torch.equal(out, full)

@@ -7,7 +7,8 @@
   (``pretrained=None``: nothing is downloaded; the tokenizer is open_clip's bundled BPE).
 - `clip_features`: text/image embeddings as tensors for either transformers API. Under transformers >= 5
   ``CLIPModel.get_text_features`` / ``get_image_features`` return an output object whose ``pooler_output`` holds the
-  projected embedding; under 4.x they return that tensor. `clip_features` hides the difference.
+  projected embedding; under 4.x they return that tensor. `clip_features` hides the difference (it lives in
+  `gen_common.metrics.clip_score`, importable without any extra, and is re-exported here).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import torch
-
+from gen_common.metrics.clip_score import clip_features  # re-exported: it needs no extra
 from gen_common.testing.diffusers_tiny import (
     CLIP_MAX_LENGTH,
     CLIP_VOCAB_SIZE,
@@ -40,8 +40,20 @@ TINY_CLIP_IMAGE_SIZE = 32
 # open_clip.add_model_config if `create_model("name")` is wanted; `tiny_open_clip_model` builds it directly.
 TINY_OPEN_CLIP_CONFIG: dict[str, Any] = {
     "embed_dim": 16,
-    "vision_cfg": {"image_size": TINY_CLIP_IMAGE_SIZE, "layers": 2, "width": 32, "patch_size": 8, "head_width": 8},
-    "text_cfg": {"context_length": CLIP_MAX_LENGTH, "vocab_size": CLIP_VOCAB_SIZE, "width": 32, "heads": 4, "layers": 2},
+    "vision_cfg": {
+        "image_size": TINY_CLIP_IMAGE_SIZE,
+        "layers": 2,
+        "width": 32,
+        "patch_size": 8,
+        "head_width": 8,
+    },
+    "text_cfg": {
+        "context_length": CLIP_MAX_LENGTH,
+        "vocab_size": CLIP_VOCAB_SIZE,
+        "width": 32,
+        "heads": 4,
+        "layers": 2,
+    },
 }
 
 
@@ -99,29 +111,3 @@ def tiny_open_clip_model(seed: int = 0, config: dict[str, Any] | None = None) ->
     )
     tokenizer = open_clip.SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"])
     return model, preprocess, tokenizer
-
-
-def _as_tensor(out: Any) -> torch.Tensor:
-    # transformers >= 5: a BaseModelOutputWithPooling whose pooler_output is the projected embedding.
-    return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
-def clip_features(
-    model: Any,
-    pixel_values: torch.Tensor | None = None,
-    input_ids: torch.Tensor | None = None,
-    attention_mask: torch.Tensor | None = None,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Projected (not normalised) CLIP embeddings from a transformers `CLIPModel`, as tensors under any
-    transformers version: the image embedding for ``pixel_values``, the text embedding for ``input_ids``, or
-    ``(image, text)`` when both are given."""
-    if pixel_values is None and input_ids is None:
-        raise ValueError("clip_features needs pixel_values, input_ids or both")
-    image = text = None
-    if pixel_values is not None:
-        image = _as_tensor(model.get_image_features(pixel_values=pixel_values))
-    if input_ids is not None:
-        text = _as_tensor(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
-    if image is not None and text is not None:
-        return image, text
-    return image if image is not None else text

@@ -60,7 +60,9 @@ def tiny_chat_tokenizer(vocab_size: int = 512) -> Any:
     )
 
 
-def tiny_causal_lm(seed: int = 0, hidden_size: int = 32, layers: int = 2, vocab_size: int = 512) -> tuple[Any, Any]:
+def tiny_causal_lm(
+    seed: int = 0, hidden_size: int = 32, layers: int = 2, vocab_size: int = 512
+) -> tuple[Any, Any]:
     """``(model, tokenizer)``: a `LlamaForCausalLM` (eval mode, tied embeddings, 256 positions) and
     `tiny_chat_tokenizer(vocab_size)`, both offline."""
     transformers = _require("transformers")

@@ -110,7 +110,9 @@ def tiny_sdxl_scheduler() -> Any:
     )
 
 
-def tiny_sdxl_components(seed: int = 0, tokenizer_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def tiny_sdxl_components(
+    seed: int = 0, tokenizer_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
     """The components of a `StableDiffusionXLPipeline` at toy size (both tokenizers are CLIP's BPE)."""
     tokenizer = clip_tokenizer(tokenizer_dir)
     return {

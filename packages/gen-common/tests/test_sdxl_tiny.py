@@ -43,14 +43,14 @@ def test_refiner_style_img2img_is_a_real_refiner_and_deterministic(base):
         assert all(torch.equal(p, q) for p, q in zip(x.state_dict().values(), y.state_dict().values()))
     half = base(
         "a cat",
-        num_inference_steps=4,
+        num_inference_steps=2,
         denoising_end=0.5,
         height=32,
         width=32,
         generator=_gen(),
         output_type="latent",
     ).images
-    kw = dict(image=half, num_inference_steps=4, denoising_start=0.5, output_type="np")
+    kw = dict(image=half, num_inference_steps=2, denoising_start=0.5, output_type="np")
     a = ref("a cat", generator=_gen(), **kw).images
     b = ref("a cat", generator=_gen(), **kw).images
     assert a.shape == (1, 32, 32, 3)

@@ -44,6 +44,8 @@ def test_clip_score_equals_a_manual_cosine(clip, images):
     torch.testing.assert_close(
         clip_score(images, TEXTS, model, proc, scale=2.5), 2.5 * cos.clamp(min=0).mean(), rtol=1e-5, atol=1e-5
     )
+    # without a processor: CLIP's standard preprocessing and tokenizer, i.e. what tiny_clip_processor() is
+    torch.testing.assert_close(clip_score(images, TEXTS, model, reduction="none"), scores)
     # float images in [0, 1] are the same pictures as uint8 ones (no second 1/255 rescale); at the model's own
     # size, so the processor's resampling (PIL for uint8, numpy for floats) does not enter
     small = images[..., :32, :32]

@@ -12,12 +12,13 @@ negative, as with real CLIP models.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 
-from gen_common.metrics._checks import images4d
+from gen_common.metrics._checks import images4d, require
 
 __all__ = ["clip_features", "clip_score"]
 
@@ -49,6 +50,20 @@ def clip_features(
     return image if image is not None else text
 
 
+@functools.lru_cache(maxsize=4)
+def _default_processor(image_size: int) -> Any:
+    """CLIP's standard preprocessing at ``image_size`` and CLIP's BPE tokenizer (rebuilt offline from the
+    vocabulary open_clip ships): what OpenAI's and LAION's CLIP checkpoints use."""
+    transformers = require("transformers", "clip_score without a processor")
+    require("open_clip", "clip_score without a processor (CLIP's vocabulary)")
+    from gen_common.testing.diffusers_tiny import clip_tokenizer
+
+    image_processor = transformers.CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    return transformers.CLIPProcessor(image_processor=image_processor, tokenizer=clip_tokenizer())
+
+
 def _device(model: Any) -> torch.device:
     p = next(iter(model.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
@@ -59,7 +74,7 @@ def clip_score(
     images: Any,
     texts: Sequence[str] | str,
     model: Any,
-    processor: Any,
+    processor: Any = None,
     *,
     scale: float = 100.0,
     clamp: Literal["sample", "mean"] = "sample",
@@ -69,7 +84,9 @@ def clip_score(
     """CLIPScore of images (N, 3, H, W) — uint8 in [0, 255] or float in [0, 1] — against N captions.
 
     ``model`` is a transformers `CLIPModel` (or anything with ``get_image_features``/``get_text_features``),
-    ``processor`` its `CLIPProcessor`. Returns the mean (a 0-d tensor) or, with ``reduction="none"``, the N
+    ``processor`` its `CLIPProcessor`; without one, CLIP's standard preprocessing at the model's image size and
+    CLIP's BPE tokenizer are used (right for OpenAI/LAION CLIPs; pass the checkpoint's own processor otherwise).
+    Returns the mean (a 0-d tensor) or, with ``reduction="none"``, the N
     per-pair scores (``clamp="sample"`` only).
     """
     x = images4d(images, "images")
@@ -86,6 +103,8 @@ def clip_score(
         raise ValueError("clamp='mean' clamps the mean only: use reduction='mean'")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive count, got {batch_size}")
+    if processor is None:
+        processor = _default_processor(int(model.config.vision_config.image_size))
     dev = _device(model)
     max_len = getattr(getattr(model.config, "text_config", None), "max_position_embeddings", None)
     cos = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from gen_common.cli import Command, format_table, main_for
@@ -105,35 +104,7 @@ COMMANDS = [
     Command("bench", "genprobe.runs:bench", runs.BenchRun, writes=("bench.json",), human=show_bench),
 ]
 
-_main = main_for("genprobe", COMMANDS, description=DESCRIPTION)
-
-
-def gather_sources(argv: Sequence[str]) -> list[str]:
-    """``--source A --source B`` (the documented, repeated form) as one ``--source A B``."""
-    args, values, at = [], [], None
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a == "--":
-            args.extend(argv[i:])
-            break
-        if a == "--source" or a.startswith("--source="):
-            at = len(args) if at is None else at
-            if a.startswith("--source="):
-                values.append(a.split("=", 1)[1])
-            while i + 1 < len(argv) and not argv[i + 1].startswith("-"):
-                values.append(argv[i + 1])
-                i += 1
-        else:
-            args.append(a)
-        i += 1
-    if at is not None:
-        args[at:at] = ["--source", *values]
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return _main(gather_sources(sys.argv[1:] if argv is None else list(argv)))
+main = main_for("genprobe", COMMANDS, description=DESCRIPTION)
 
 
 if __name__ == "__main__":  # `python -m genprobe.cli` / `accelerate launch -m genprobe.cli`

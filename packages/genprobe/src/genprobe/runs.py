@@ -89,8 +89,9 @@ class DataConfig:
 
     source: tuple[str, ...] = arg(
         (),
-        help="an image source NAME=PATH (repeat): a folder of images or a tensor file",
+        help="an image source NAME=PATH (repeat the flag): a folder of images or a tensor file",
         metavar="NAME=PATH",
+        repeat=True,
     )
     size: int | None = arg(
         None, help="square size in px; default: the images' native size (all must match)", min=1

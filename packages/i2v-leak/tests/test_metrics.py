@@ -87,3 +87,17 @@ def test_clip_encoder_from_a_saved_folder(tmp_path):
     enc = ClipImageEncoder.from_pretrained(tmp_path / "clip")
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert_close(enc(x), ClipImageEncoder(model)(x), rtol=1e-5, atol=1e-6)
+
+
+def test_clip_encoder_on_a_paired_clip_model_gives_its_projected_image_embedding():
+    """A full `CLIPModel` goes through `get_image_features` (an output object under transformers 5)."""
+    pytest.importorskip("transformers")
+    from gen_common.testing.clip_tiny import tiny_clip_model
+
+    model = tiny_clip_model(seed=0)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    enc = ClipImageEncoder(model)
+    pixels = (x - enc.mean) / enc.std  # already at the model's 32 px: the resize is the identity
+    with torch.no_grad():
+        expected = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
+    assert_close(enc(x), torch.nn.functional.normalize(expected, dim=-1), rtol=1e-5, atol=1e-6)

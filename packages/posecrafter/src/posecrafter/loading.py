@@ -35,7 +35,7 @@ class Components:
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Components:
         for m in (self.vae, self.text_encoder, self.unet, self.controlnet):
-            m.to(device=device, dtype=dtype)
+            m.to(device) if dtype is None else m.to(device, dtype)
         return self
 
 

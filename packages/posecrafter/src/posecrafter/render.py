@@ -19,6 +19,7 @@ from posecrafter.poses import BODY_COLORS, BODY_LIMBS, HAND_EDGES, N_BODY, N_FAC
 
 __all__ = [
     "blob_person",
+    "synthetic_clip",
     "pose_images",
     "render_pose",
     "synthetic_pose",
@@ -248,3 +249,11 @@ def blob_person(pose: Pose, *, seed: int = 0, background: tuple[int, int, int] |
         for p in hand[:, :2]:
             _disc(draw, p, max(0.6, 0.7 * u), skin)
     return np.asarray(img)
+
+
+def synthetic_clip(
+    n_frames: int, width: int = 32, height: int = 32, *, seed: int = 0, phase: float = 0.0
+) -> tuple[np.ndarray, list[Pose]]:
+    """A training "video" of a blob person (identity fixed by ``seed``) swinging its arms, with its poses."""
+    poses = synthetic_pose_sequence(n_frames, width, height, phase=phase, speed=0.5)
+    return np.stack([blob_person(p, seed=seed) for p in poses]), poses

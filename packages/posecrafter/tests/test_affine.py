@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from posecrafter.affine import (
     AffineFitError,
     edit_latents,
@@ -54,7 +53,9 @@ def test_warped_blobs_land_on_targets_within_one_latent_pixel(factor):
     dst_pix = (src_pix - c) @ a[:, :2].T + c + a[:, 2]  # rotate/scale about the centre, then shift
     got = fit_affine(src_pix, dst_pix)
     src_q = pixel_to_latent(src_pix, factor)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     blobs = torch.zeros(len(src_q), h, w)
     for k, (qx, qy) in enumerate(src_q):
         blobs[k] = torch.exp(-((xs - qx) ** 2 + (ys - qy) ** 2) / 2.0).float()

@@ -3,7 +3,6 @@ import re
 
 import pytest
 import torch
-
 from posecrafter.attention import (
     KeyFrameTemporalAttnProcessor,
     frame_kwargs,
@@ -95,9 +94,13 @@ def test_controlnet_key_frame_attention(tiny_parts):
     x, t, text = _inputs(2)
     cond = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        d0, m0 = base(x, t, text, controlnet_cond=cond, return_dict=False)
-        d1, m1 = cn(x, t, text, controlnet_cond=cond, return_dict=False, cross_attention_kwargs=frame_kwargs(1))
-        d2, m2 = cn(x, t, text, controlnet_cond=cond, return_dict=False, cross_attention_kwargs=frame_kwargs(2))
+        _, m0 = base(x, t, text, controlnet_cond=cond, return_dict=False)
+        _, m1 = cn(
+            x, t, text, controlnet_cond=cond, return_dict=False, cross_attention_kwargs=frame_kwargs(1)
+        )
+        _, m2 = cn(
+            x, t, text, controlnet_cond=cond, return_dict=False, cross_attention_kwargs=frame_kwargs(2)
+        )
     torch.testing.assert_close(m1, m0, rtol=0, atol=1e-5)
     torch.testing.assert_close(m2[0], m0[0], rtol=0, atol=1e-5)
     assert (m2[1] - m0[1]).abs().max() > 1e-4
@@ -112,7 +115,9 @@ def test_trainable_set_equals_precursor_rule(models, tiny_parts):
     expected = {f"unet.{n}" for n, _ in unet.named_parameters() if rule.search(n)}
     expected |= {f"controlnet.{n}" for n, _ in cn.named_parameters() if rule.search(n)}
     assert set(chosen) == expected
-    assert any("attn_temp" in n for n in chosen) and not any(n.startswith("controlnet.") and "temp" in n for n in chosen)
+    assert any("attn_temp" in n for n in chosen) and not any(
+        n.startswith("controlnet.") and "temp" in n for n in chosen
+    )
     grad_on = {f"unet.{n}" for n, p in unet.named_parameters() if p.requires_grad}
     grad_on |= {f"controlnet.{n}" for n, p in cn.named_parameters() if p.requires_grad}
     assert grad_on == expected  # everything else is frozen (the precursor leaves it all on)

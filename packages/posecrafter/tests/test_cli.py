@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from posecrafter.cli import main
 from posecrafter.render import synthetic_clip
 from posecrafter.video_io import write_gif
@@ -19,11 +18,29 @@ def test_help_does_not_import_torch():
 
 def test_train_then_generate_offline(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--steps", "2", "--frames", "3", "--checkpoint-every", "0", "--out", str(out), "--json"]) == 0
+    assert (
+        main(
+            ["train", "--steps", "2", "--frames", "3", "--checkpoint-every", "0", "--out", str(out), "--json"]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["steps"] == 2 and rep["trained_tensors"] > 0
     assert (out / "weights" / "posecrafter.safetensors").is_file() and (out / "train_strip.png").is_file()
-    args = ["generate", "--weights", str(out / "weights"), "--frames", "3", "--steps", "2", "--target-frames", "2", "--out", str(out), "--json"]
+    args = [
+        "generate",
+        "--weights",
+        str(out / "weights"),
+        "--frames",
+        "3",
+        "--steps",
+        "2",
+        "--target-frames",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(args) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["frames"] == 2 and rep["edited_parts"] == 6
@@ -39,7 +56,19 @@ def test_edit_preview_and_evaluate(tmp_path, capsys):
     frames, _ = synthetic_clip(3, 32, 32)
     write_gif(frames, tmp_path / "a.gif")
     write_gif(frames, tmp_path / "b.gif")
-    assert main(["evaluate", "--generated", str(tmp_path / "a.gif"), "--reference", str(tmp_path / "b.gif"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--generated",
+                str(tmp_path / "a.gif"),
+                "--reference",
+                str(tmp_path / "b.gif"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["l1"] == 0.0 and rep["ssim"] == pytest.approx(1.0)
 
@@ -64,13 +93,21 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     (posedir / "2.json").write_text(json.dumps(bad))
     _one_line_error(capsys, [*base, "--poses", str(posedir)], "12 numbers")
     (tmp_path / "broken.gif").write_bytes(b"GIF89a broken")
-    _one_line_error(capsys, ["edit-preview", "--video", str(tmp_path / "broken.gif"), "--poses", str(posedir)], "could not decode")
-    _one_line_error(capsys, ["train", "--model", "someone/sd-model", "--controlnet", "x/y", "--steps", "1"], "offline")
+    _one_line_error(
+        capsys,
+        ["edit-preview", "--video", str(tmp_path / "broken.gif"), "--poses", str(posedir)],
+        "could not decode",
+    )
+    _one_line_error(
+        capsys, ["train", "--model", "someone/sd-model", "--controlnet", "x/y", "--steps", "1"], "offline"
+    )
     _one_line_error(capsys, ["generate", "--steps", "0"], "steps")
 
 
 def test_bench_reports_ratios(capsys):
     assert main(["bench", "--frames", "2", "--steps", "1", "--train-steps", "1", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert {"posecrafter_vs_frame_by_frame", "temporal_modules_cost", "checkpointing_step_time"} <= set(rep["ratios"])
+    assert {"posecrafter_vs_frame_by_frame", "temporal_modules_cost", "checkpointing_step_time"} <= set(
+        rep["ratios"]
+    )
     assert all(np.isfinite(v) and v > 0 for v in rep["ratios"].values())

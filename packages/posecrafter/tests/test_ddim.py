@@ -1,12 +1,18 @@
 import pytest
 import torch
 from diffusers import DDIMScheduler
-
 from posecrafter.ddim import DDIMSchedule, ddim_invert, ddim_sample, ddim_step
 
 
 def _sched(steps):
-    s = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    s = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     return s, DDIMSchedule.from_scheduler(s, steps)
 
 
@@ -27,7 +33,9 @@ def test_step_matches_diffusers_scheduler():
     eps = torch.randn(2, 3, generator=torch.Generator().manual_seed(1)).double()
     for i, t in enumerate(s.timesteps):
         ref = s.step(eps, t, x, eta=0.0).prev_sample
-        torch.testing.assert_close(ddim_step(eps, x, sched.alpha(i), sched.alpha(i + 1)), ref, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(
+            ddim_step(eps, x, sched.alpha(i), sched.alpha(i + 1)), ref, rtol=1e-6, atol=1e-8
+        )
 
 
 def test_round_trip_is_exact_when_eps_does_not_depend_on_x():

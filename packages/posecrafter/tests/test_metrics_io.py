@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from posecrafter.metrics import fid, frechet_distance, fvd, l1, lpips, psnr, ssim
 from posecrafter.video_io import VideoError, read_video, write_gif, write_strip
 
@@ -48,7 +47,7 @@ def test_frechet_closed_form_and_fid_fvd():
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(4000, 2))
     assert fid(feats, feats, lambda f: f) == pytest.approx(0.0, abs=1e-9)
-    shifted = fid(feats, feats + [3.0, 0.0], lambda f: f)
+    shifted = fid(feats, feats + np.array([3.0, 0.0]), lambda f: f)
     assert shifted == pytest.approx(9.0, rel=1e-6)
     vids = [rng.normal(size=(4, 2)) for _ in range(50)]
     assert fvd(vids, vids, lambda v: v.mean(0)) == pytest.approx(0.0, abs=1e-9)

@@ -1,10 +1,9 @@
 import copy
 
 import numpy as np
+import posecrafter.pipeline as pl
 import pytest
 import torch
-
-import posecrafter.pipeline as pl
 from posecrafter.pipeline import GenerationConfig, PoseCrafterPipeline
 from posecrafter.render import blob_person, render_pose, synthetic_pose_sequence
 
@@ -43,7 +42,9 @@ def test_inserted_frame_conditions_the_key_frame_and_is_dropped(pipe, video, mon
     assert out.frames.shape == (2, 32, 32, 3) and out.latents.shape == (2, 4, 16, 16)
     inv_calls = [c for c in seen["eps"] if c[1] == 1]
     joint = [c for c in seen["eps"] if c[1] == 3]
-    assert len(inv_calls) == 3 and len(joint) == 3  # 3 inversion steps (1 frame), 3 joint steps (1 + 2 frames)
+    assert (
+        len(inv_calls) == 3 and len(joint) == 3
+    )  # 3 inversion steps (1 frame), 3 joint steps (1 + 2 frames)
     assert joint[0][0] == 6  # uncond and cond copies of the 3-frame video
     key_cond = joint[0][3][0].permute(1, 2, 0).mul(255).round().byte().numpy()
     np.testing.assert_array_equal(key_cond, render_pose(poses[out.reference_index]))
@@ -59,7 +60,9 @@ def test_output_is_deterministic_and_edits_run(pipe, video):
     b = pipe("a person", frames, poses, targets, FAST)
     np.testing.assert_array_equal(a.frames, b.frames)
     assert {r.status for r in a.edits} == {"edited"} and len(a.edits) == 6
-    no_edit = pipe("a person", frames, poses, targets, GenerationConfig(num_inference_steps=3, latent_edit=False))
+    no_edit = pipe(
+        "a person", frames, poses, targets, GenerationConfig(num_inference_steps=3, latent_edit=False)
+    )
     assert not np.array_equal(no_edit.frames, a.frames)
 
 

@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-
 from posecrafter.poses import (
     N_BODY,
     Pose,
@@ -40,7 +39,9 @@ def test_single_openpose_file_needs_canvas_and_drops_pupils(tmp_path):
 
 
 def test_wrong_keypoint_count_is_one_line_error(tmp_path):
-    (tmp_path / "bad.json").write_text(json.dumps({"canvas_width": 8, "canvas_height": 8, "people": [{"pose_keypoints_2d": [0.0] * 30}]}))
+    (tmp_path / "bad.json").write_text(
+        json.dumps({"canvas_width": 8, "canvas_height": 8, "people": [{"pose_keypoints_2d": [0.0] * 30}]})
+    )
     with pytest.raises(PoseFormatError, match="30 numbers") as e:
         read_pose_json(tmp_path / "bad.json")
     assert "\n" not in str(e.value)
@@ -81,7 +82,9 @@ def test_render_openpose_colours():
     assert img.shape == (128, 128, 3) and img.dtype == np.uint8
     x, y = pose.body[1, :2].round().astype(int)  # the neck joint is drawn in OpenPose's neck colour
     assert tuple(img[y, x]) == (255, 85, 0)
-    mid = ((pose.body[2, :2] + pose.body[3, :2]) / 2).round().astype(int)  # upper right arm at 60 % of its colour
+    mid = (
+        ((pose.body[2, :2] + pose.body[3, :2]) / 2).round().astype(int)
+    )  # upper right arm at 60 % of its colour
     assert tuple(img[mid[1], mid[0]]) == (153, 102, 0)
     # dropping a keypoint's confidence removes it and its limbs
     pose.body[4, 2] = 0.0

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from posecrafter.reference import pose_distance, select_reference_frame
 from posecrafter.render import synthetic_pose
 

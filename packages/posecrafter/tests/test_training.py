@@ -3,7 +3,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-
 from posecrafter.loading import tiny_components
 from posecrafter.pipeline import GenerationConfig, PoseCrafterPipeline, load_posecrafter_weights
 from posecrafter.render import blob_person, synthetic_pose_sequence
@@ -21,7 +20,6 @@ def _cfg(steps, **kw):
 
 
 def _trained(pipe):
-    names = set(OneShotModel.__init__.__annotations__)  # noqa: F841 - keep the import honest
     return {n: p.detach().clone() for n, p in {**{f"unet.{k}": v for k, v in pipe.c.unet.named_parameters()},
             **{f"controlnet.{k}": v for k, v in pipe.c.controlnet.named_parameters()}}.items()}  # fmt: skip
 
@@ -36,7 +34,11 @@ def test_only_the_precursor_set_changes_and_frozen_grads_stay_none(tiny_parts, v
     assert changed and all(("attn1.to_out" in n) or ("_temp" in n) for n in changed)
     assert any("conv_temp" in n for n in changed)  # the zero conv starts to learn
     assert np.isfinite(res.final_loss)
-    grads = [n for n, p in pipe.c.unet.named_parameters() if p.grad is not None and "temp" not in n and "attn1.to_out" not in n]
+    grads = [
+        n
+        for n, p in pipe.c.unet.named_parameters()
+        if p.grad is not None and "temp" not in n and "attn1.to_out" not in n
+    ]
     assert grads == []  # no gradient piles up in frozen parameters
 
 
@@ -53,7 +55,11 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_parts, video):
     grads = []
     for ckpt in (False, True):
         (pipe.c.unet.enable_gradient_checkpointing if ckpt else pipe.c.unet.disable_gradient_checkpointing)()
-        (pipe.c.controlnet.enable_gradient_checkpointing if ckpt else pipe.c.controlnet.disable_gradient_checkpointing)()
+        (
+            pipe.c.controlnet.enable_gradient_checkpointing
+            if ckpt
+            else pipe.c.controlnet.disable_gradient_checkpointing
+        )()
         for p in m.trained.values():
             p.grad = None
         m(noise, t).backward()
@@ -66,12 +72,26 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_parts, video):
 def test_resume_is_exact_and_weights_reload_into_a_stock_pipeline(tiny_parts, video, tmp_path):
     frames, poses = video
     full = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
-    train_one_shot(full, frames, poses, "a person", _cfg(4), out_dir=tmp_path / "a", device="cpu", show_progress=False)
+    train_one_shot(
+        full, frames, poses, "a person", _cfg(4), out_dir=tmp_path / "a", device="cpu", show_progress=False
+    )
     split = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
-    r1 = train_one_shot(split, frames, poses, "a person", _cfg(4), out_dir=tmp_path / "b", device="cpu", show_progress=False, stop_after=2)
+    r1 = train_one_shot(
+        split,
+        frames,
+        poses,
+        "a person",
+        _cfg(4),
+        out_dir=tmp_path / "b",
+        device="cpu",
+        show_progress=False,
+        stop_after=2,
+    )
     assert r1.steps == 2 and not (tmp_path / "b" / "weights").exists()
     again = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
-    r2 = train_one_shot(again, frames, poses, "a person", _cfg(4), out_dir=tmp_path / "b", device="cpu", show_progress=False)
+    r2 = train_one_shot(
+        again, frames, poses, "a person", _cfg(4), out_dir=tmp_path / "b", device="cpu", show_progress=False
+    )
     assert r2.resumed_from == 2
     a, b = _trained(full), _trained(again)
     assert all(torch.equal(a[n], b[n]) for n in a)

@@ -83,7 +83,9 @@ def warp_latent(latent: torch.Tensor, a_latent: np.ndarray | torch.Tensor) -> to
     from kornia.geometry.transform import warp_affine
 
     x = latent if latent.ndim == 4 else latent[None]
-    m = torch.as_tensor(np.asarray(a_latent), dtype=torch.float32, device=x.device)[None].expand(x.shape[0], 2, 3)
+    m = torch.as_tensor(np.asarray(a_latent), dtype=torch.float32, device=x.device)[None].expand(
+        x.shape[0], 2, 3
+    )
     out = warp_affine(
         x.float(), m, dsize=tuple(x.shape[-2:]), mode="bilinear", padding_mode="border", align_corners=True
     ).to(latent.dtype)
@@ -96,7 +98,9 @@ def part_mask(points: Any, latent_hw: tuple[int, int], factor: int, margin: floa
     q = pixel_to_latent(points, factor)
     lo, hi = q.min(0) - margin, q.max(0) + margin
     h, w = latent_hw
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     inside = (xs >= lo[0]) & (xs <= hi[0]) & (ys >= lo[1]) & (ys <= hi[1])
     return inside.float()
 
@@ -124,14 +128,20 @@ def edit_latents(
     frame ``i`` following ``target_poses[i]``. A part with fewer than 3 landmarks confident (≥ ``threshold``) in
     both poses is skipped with a warning; the others are edited."""
     if init.ndim != 4 or reference.ndim != 3 or init.shape[1:] != reference.shape:
-        raise ValueError(f"init (F, C, h, w) and reference (C, h, w) disagree: {tuple(init.shape)} vs {tuple(reference.shape)}")
+        raise ValueError(
+            f"init (F, C, h, w) and reference (C, h, w) disagree: {tuple(init.shape)} vs {tuple(reference.shape)}"
+        )
     if len(target_poses) != init.shape[0]:
         raise ValueError(f"{len(target_poses)} target poses for {init.shape[0]} latents")
     out = init.clone()
     records: list[EditRecord] = []
     h, w = init.shape[-2:]
     for i, tgt in enumerate(target_poses):
-        src_pose = ref_pose if (ref_pose.width, ref_pose.height) == (tgt.width, tgt.height) else ref_pose.scaled(tgt.width, tgt.height)
+        src_pose = (
+            ref_pose
+            if (ref_pose.width, ref_pose.height) == (tgt.width, tgt.height)
+            else ref_pose.scaled(tgt.width, tgt.height)
+        )
         for part in parts:
             s, d = src_pose.part(part), tgt.part(part)
             ok = (s[:, 2] >= threshold) & (d[:, 2] >= threshold)

@@ -136,7 +136,9 @@ class KeyFrameAttnProcessor:
         num_frames: int = 1,
         key_frame: int = 0,
     ) -> torch.Tensor:
-        return key_frame_attention(attn, hidden_states, encoder_hidden_states, attention_mask, num_frames, key_frame)
+        return key_frame_attention(
+            attn, hidden_states, encoder_hidden_states, attention_mask, num_frames, key_frame
+        )
 
 
 class FrameAwareAttnProcessor:
@@ -165,7 +167,9 @@ class KeyFrameTemporalAttnProcessor(nn.Module):
         super().__init__()
         from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-        self.attn_temp = Attention(query_dim=dim, heads=heads, dim_head=dim // heads, bias=False, out_bias=True)
+        self.attn_temp = Attention(
+            query_dim=dim, heads=heads, dim_head=dim // heads, bias=False, out_bias=True
+        )
         self.attn_temp.set_processor(AttnProcessor2_0())
         self.conv_temp = nn.Conv2d(dim, dim, kernel_size=1)
         nn.init.zeros_(self.conv_temp.weight)
@@ -189,7 +193,9 @@ class KeyFrameTemporalAttnProcessor(nn.Module):
         num_frames: int = 1,
         key_frame: int = 0,
     ) -> torch.Tensor:
-        out = key_frame_attention(attn, hidden_states, encoder_hidden_states, attention_mask, num_frames, key_frame)
+        out = key_frame_attention(
+            attn, hidden_states, encoder_hidden_states, attention_mask, num_frames, key_frame
+        )
         if num_frames > 1 and encoder_hidden_states is None:
             out = out + self.temporal(hidden_states, num_frames).to(out.dtype)
         return out
@@ -259,7 +265,8 @@ def temporal_processors(model: nn.Module) -> dict[str, KeyFrameTemporalAttnProce
 
 def is_inflated(model: nn.Module) -> bool:
     return any(
-        isinstance(a.processor, (KeyFrameAttnProcessor, KeyFrameTemporalAttnProcessor)) for _, a in _attentions(model)
+        isinstance(a.processor, (KeyFrameAttnProcessor, KeyFrameTemporalAttnProcessor))
+        for _, a in _attentions(model)
     )
 
 

@@ -23,7 +23,9 @@ class DDIMSchedule:
     """ᾱ on the descending timesteps of a diffusers DDIM scheduler (``leading`` spacing, ``steps_offset``), with the
     ᾱ that follows the last timestep (``final_alpha_cumprod``)."""
 
-    def __init__(self, alphas_cumprod: torch.Tensor, timesteps: Sequence[int], final_alpha_cumprod: float) -> None:
+    def __init__(
+        self, alphas_cumprod: torch.Tensor, timesteps: Sequence[int], final_alpha_cumprod: float
+    ) -> None:
         self.alphas_cumprod = alphas_cumprod.double().cpu()
         self.timesteps = [int(t) for t in timesteps]
         self.final = float(final_alpha_cumprod)
@@ -62,7 +64,10 @@ def ddim_invert(eps_fn: EpsFn, x0: torch.Tensor, schedule: DDIMSchedule) -> list
 
 
 def ddim_sample(
-    eps_fn: EpsFn, x: torch.Tensor, schedule: DDIMSchedule, callback: Callable[[int, torch.Tensor], None] | None = None
+    eps_fn: EpsFn,
+    x: torch.Tensor,
+    schedule: DDIMSchedule,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM from ``x`` at the first timestep down to clean data."""
     for i, t in enumerate(schedule.timesteps):

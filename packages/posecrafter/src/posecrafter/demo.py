@@ -17,7 +17,10 @@ import torch
 
 from gen_common.demo import DemoContext, DemoResult, Table
 
-SIZE = {"small": dict(px=32, frames=4, targets=4, train_steps=8, steps=8), "large": dict(px=64, frames=8, targets=8, train_steps=200, steps=50)}
+SIZE = {
+    "small": dict(px=32, frames=4, targets=4, train_steps=8, steps=8),
+    "large": dict(px=64, frames=8, targets=8, train_steps=200, steps=50),
+}
 
 
 def _affine_blobs(ref, tgt, factor: int, hw: int) -> tuple[float, np.ndarray]:
@@ -25,12 +28,16 @@ def _affine_blobs(ref, tgt, factor: int, hw: int) -> tuple[float, np.ndarray]:
     from posecrafter.affine import PARTS, fit_affine, latent_affine, pixel_to_latent, warp_latent
 
     worst = 0.0
-    ys, xs = torch.meshgrid(torch.arange(hw, dtype=torch.float64), torch.arange(hw, dtype=torch.float64), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(hw, dtype=torch.float64), torch.arange(hw, dtype=torch.float64), indexing="ij"
+    )
     for part in PARTS:
         s, d = ref.part(part)[:, :2], tgt.part(part)[:, :2]
         a = fit_affine(s, d)
         idx = [0, len(s) // 2, len(s) - 1]  # three landmarks of the part, one blob each
-        blobs = torch.stack([torch.exp(-((xs - q[0]) ** 2 + (ys - q[1]) ** 2) / 2) for q in pixel_to_latent(s[idx], factor)]).float()
+        blobs = torch.stack(
+            [torch.exp(-((xs - q[0]) ** 2 + (ys - q[1]) ** 2) / 2) for q in pixel_to_latent(s[idx], factor)]
+        ).float()
         warped = warp_latent(blobs, latent_affine(a, factor))
         for k, q in enumerate(pixel_to_latent((s[idx] @ a[:, :2].T) + a[:, 2], factor)):
             py, px = divmod(int(warped[k].argmax()), hw)
@@ -53,7 +60,6 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     targets = synthetic_pose_sequence(cfg["targets"], px, px, phase=1.3, speed=0.7, drift=0.1)
 
     pipe = PoseCrafterPipeline(tiny_components(ctx.seed).to(ctx.device), seed=ctx.seed)
-    factor = pipe.vae_factor
     # 1. affine edit on the latent grid (with the big 64-px canvas so parts span several latent pixels)
     big_ref, big_tgt = poses[0].scaled(128, 128), targets[-1].scaled(128, 128)
     blob_err, _ = _affine_blobs(big_ref, big_tgt, 8, 16)

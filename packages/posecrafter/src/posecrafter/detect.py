@@ -59,14 +59,18 @@ class PoseDetector:
         try:
             from controlnet_aux import OpenposeDetector
         except ImportError as exc:
-            raise ImportError("pose detection needs controlnet-aux: pip install 'posecrafter[detect]'") from exc
+            raise ImportError(
+                "pose detection needs controlnet-aux: pip install 'posecrafter[detect]'"
+            ) from exc
         self._det = OpenposeDetector.from_pretrained(str(p)).to(device)
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Pose]:
         out = []
         for i, f in enumerate(frames):
             h, w = f.shape[:2]
-            pose = poses_from_detections(self._det.detect_poses(f, include_hand=True, include_face=True), w, h)
+            pose = poses_from_detections(
+                self._det.detect_poses(f, include_hand=True, include_face=True), w, h
+            )
             if pose is None:
                 raise ValueError(f"frame {i}: no person detected; give poses as JSON files instead")
             out.append(pose)

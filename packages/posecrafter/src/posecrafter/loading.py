@@ -70,7 +70,9 @@ def tiny_components(seed: int = 0) -> Components:
         ).eval()
     with _seeded(seed + 1):
         # the conditioning encoder downsamples by 2 ** (len − 1) = 2, the tiny VAE's factor
-        controlnet = diffusers.ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32)).eval()
+        controlnet = diffusers.ControlNetModel.from_unet(
+            unet, conditioning_embedding_out_channels=(16, 32)
+        ).eval()
         # from_unet zero-initialises the output convs (a fresh ControlNet adds nothing); give them small random
         # weights so the pose actually steers the tiny model in tests and the demo
         for m in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
@@ -83,7 +85,9 @@ def tiny_components(seed: int = 0) -> Components:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    return Components(tiny_vae(seed), tiny_clip_text_model(seed=seed), clip_tokenizer(), unet, controlnet, scheduler)
+    return Components(
+        tiny_vae(seed), tiny_clip_text_model(seed=seed), clip_tokenizer(), unet, controlnet, scheduler
+    )
 
 
 def load_components(

@@ -68,7 +68,12 @@ def ssim(a: Any, b: Any, window: int = 11, sigma: float = 1.5) -> float:
     return float(s.mean())
 
 
-def lpips(a: Any, b: Any, backbone: Callable[[torch.Tensor], Sequence[torch.Tensor]], weights: Sequence[torch.Tensor] | None = None) -> float:
+def lpips(
+    a: Any,
+    b: Any,
+    backbone: Callable[[torch.Tensor], Sequence[torch.Tensor]],
+    weights: Sequence[torch.Tensor] | None = None,
+) -> float:
     """LPIPS's distance (Zhang et al. 2018, eq. 1) with a user-supplied ``backbone(x in [-1, 1]) -> [features
     (N, C_l, H_l, W_l)]``: channel-unit-normalised feature differences, squared, weighted per channel (``weights``,
     the learned linear layers; all ones without them), averaged over space, summed over layers."""

@@ -138,7 +138,11 @@ class PoseCrafterPipeline:
     @torch.no_grad()
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         tok = self.c.tokenizer(
-            [prompt], padding="max_length", max_length=self.c.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            [prompt],
+            padding="max_length",
+            max_length=self.c.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
         )
         return self.c.text_encoder(tok.input_ids.to(self.device))[0].to(self.dtype)
 
@@ -254,10 +258,15 @@ class PoseCrafterPipeline:
                 raise ValueError(f"reference_frame {ref_idx} outside the {len(train_poses)} training frames")
         if cfg.init == "inversion":
             ref_lat = self.encode_frames(np.asarray(train_frames)[ref_idx : ref_idx + 1])
-            inverted = self.invert(ref_lat, train_poses[ref_idx], prompt, cfg.num_inference_steps, cfg.controlnet_scale)[-1]
+            inverted = self.invert(
+                ref_lat, train_poses[ref_idx], prompt, cfg.num_inference_steps, cfg.controlnet_scale
+            )[-1]
             init = inverted.expand(n_tgt, -1, -1, -1).clone()
             if cfg.latent_edit:
-                tgt_scaled = [p if (p.width, p.height) == (width, height) else p.scaled(width, height) for p in target_poses]
+                tgt_scaled = [
+                    p if (p.width, p.height) == (width, height) else p.scaled(width, height)
+                    for p in target_poses
+                ]
                 ref_pose = train_poses[ref_idx].scaled(width, height)
                 init, edits = edit_latents(
                     init, inverted[0], ref_pose, tgt_scaled, self.vae_factor,
@@ -265,7 +274,9 @@ class PoseCrafterPipeline:
                 )  # fmt: skip
         else:
             g = generator if generator is not None else torch.Generator().manual_seed(0)
-            init = torch.randn(n_tgt + int(cfg.insert_training_pose), ch, h, w, generator=g).to(self.device, self.dtype)
+            init = torch.randn(n_tgt + int(cfg.insert_training_pose), ch, h, w, generator=g).to(
+                self.device, self.dtype
+            )
             inverted_slot = init[:1]
             init = init[int(cfg.insert_training_pose) :]
         poses = list(target_poses)
@@ -324,7 +335,12 @@ def save_posecrafter_weights(
     temporal = getattr(unet, "posecrafter_temporal", {"down": [0, 1, 2], "up": [1, 2, 3]})
     atomic_write_json(
         out / WEIGHTS_CONFIG,
-        {"format": "posecrafter-weights-v1", "temporal_down": temporal["down"], "temporal_up": temporal["up"], "trainable": list(patterns)},
+        {
+            "format": "posecrafter-weights-v1",
+            "temporal_down": temporal["down"],
+            "temporal_up": temporal["up"],
+            "trainable": list(patterns),
+        },
     )
     return out
 
@@ -339,7 +355,9 @@ def load_posecrafter_weights(
     d = Path(weights_dir)
     cfg_path, w_path = d / WEIGHTS_CONFIG, d / WEIGHTS_NAME
     if not cfg_path.is_file() or not w_path.is_file():
-        raise CheckpointError(f"{d}: expected {WEIGHTS_NAME} and {WEIGHTS_CONFIG} (written by posecrafter train)")
+        raise CheckpointError(
+            f"{d}: expected {WEIGHTS_NAME} and {WEIGHTS_CONFIG} (written by posecrafter train)"
+        )
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     inflate_unet(unet, cfg["temporal_down"], cfg["temporal_up"])
     inflate_controlnet(controlnet)
@@ -349,7 +367,9 @@ def load_posecrafter_weights(
         targets.update({f"{prefix}.{n}": p for n, p in m.named_parameters()})
     missing_place = sorted(set(state) - set(targets))
     if missing_place:
-        raise CheckpointError(f"{w_path}: {len(missing_place)} tensors match no parameter, e.g. {missing_place[0]}")
+        raise CheckpointError(
+            f"{w_path}: {len(missing_place)} tensors match no parameter, e.g. {missing_place[0]}"
+        )
     flags = {n: p.requires_grad for n, p in targets.items()}
     expected = set(select_trainable({"unet": unet, "controlnet": controlnet}, cfg["trainable"]))
     for n, p in targets.items():
@@ -360,5 +380,7 @@ def load_posecrafter_weights(
     with torch.no_grad():
         for k, v in state.items():
             if targets[k].shape != v.shape:
-                raise CheckpointError(f"{w_path}: {k} has shape {tuple(v.shape)}, the model {tuple(targets[k].shape)}")
+                raise CheckpointError(
+                    f"{w_path}: {k} has shape {tuple(v.shape)}, the model {tuple(targets[k].shape)}"
+                )
             targets[k].copy_(v.to(targets[k].dtype))

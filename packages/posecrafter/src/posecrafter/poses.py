@@ -99,7 +99,12 @@ class Pose:
 
     def part(self, name: str) -> np.ndarray:
         """Keypoints (N, 3) of ``body``, ``face``, ``left_hand`` or ``right_hand``."""
-        parts = {"body": self.body, "face": self.face, "left_hand": self.hands[0], "right_hand": self.hands[1]}
+        parts = {
+            "body": self.body,
+            "face": self.face,
+            "left_hand": self.hands[0],
+            "right_hand": self.hands[1],
+        }
         if name not in parts:
             raise ValueError(f"unknown part {name!r}: use one of {sorted(parts)}")
         return parts[name]
@@ -168,7 +173,9 @@ def _openpose_person(person: dict[str, Any], width: int, height: int, where: str
     left = person.get("hand_left_keypoints_2d") or np.zeros((N_HAND, 3))
     right = person.get("hand_right_keypoints_2d") or np.zeros((N_HAND, 3))
     try:
-        hands = np.stack([_as_points(left, N_HAND, f"{where} hand_left"), _as_points(right, N_HAND, f"{where} hand_right")])
+        hands = np.stack(
+            [_as_points(left, N_HAND, f"{where} hand_left"), _as_points(right, N_HAND, f"{where} hand_right")]
+        )
         return Pose(body, width, height, _as_points(face, N_FACE, f"{where} face"), hands)
     except PoseFormatError as exc:
         raise PoseFormatError(f"{where}: {exc}") from None
@@ -197,7 +204,10 @@ def _dwpose(d: dict[str, Any], width: int, height: int, where: str) -> Pose:
     faces = np.asarray(d.get("faces", np.zeros((0, N_FACE, 2))), np.float32)
     hands = np.asarray(d.get("hands", np.zeros((0, N_HAND, 2))), np.float32)
     face = pts(faces[0], N_FACE, "faces[0]") if len(faces) else np.zeros((N_FACE, 3), np.float32)
-    hs = [pts(hands[i], N_HAND, f"hands[{i}]") if len(hands) > i else np.zeros((N_HAND, 3), np.float32) for i in range(2)]
+    hs = [
+        pts(hands[i], N_HAND, f"hands[{i}]") if len(hands) > i else np.zeros((N_HAND, 3), np.float32)
+        for i in range(2)
+    ]
     return Pose(body, width, height, face, np.stack(hs))
 
 
@@ -261,7 +271,9 @@ def read_pose_sequence(
         if w <= 0 or h <= 0:
             raise PoseFormatError(f"{p}: frame {i} has no canvas size; pass width and height")
         where = f"{p} frame {i}"
-        out.append(_openpose_person(fr["people"][0], w, h, where) if "people" in fr else _dwpose(fr, w, h, where))
+        out.append(
+            _openpose_person(fr["people"][0], w, h, where) if "people" in fr else _dwpose(fr, w, h, where)
+        )
     return out
 
 
@@ -272,4 +284,3 @@ def write_pose_json(poses: Sequence[Pose], path: str | os.PathLike[str]) -> Path
     p = Path(path)
     atomic_write_json(p, {"frames": [q.to_openpose_dict() for q in poses]})
     return p
-

@@ -21,7 +21,9 @@ def _normalized(p: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return q / max(r, 1e-9)
 
 
-def pose_distance(a: Pose, b: Pose, kind: str = "normalized", threshold: float = 0.3, part: str = "body") -> float:
+def pose_distance(
+    a: Pose, b: Pose, kind: str = "normalized", threshold: float = 0.3, part: str = "body"
+) -> float:
     """Mean L2 distance between the keypoints confident in both poses: ``"l2"`` in pixels (b rescaled to a's
     canvas), ``"normalized"`` after removing translation and scale (position and size of the person do not
     count). ``inf`` when fewer than 2 keypoints are shared."""

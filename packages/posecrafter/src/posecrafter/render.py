@@ -19,9 +19,9 @@ from posecrafter.poses import BODY_COLORS, BODY_LIMBS, HAND_EDGES, N_BODY, N_FAC
 
 __all__ = [
     "blob_person",
-    "synthetic_clip",
     "pose_images",
     "render_pose",
+    "synthetic_clip",
     "synthetic_pose",
     "synthetic_pose_sequence",
 ]
@@ -108,7 +108,9 @@ def _face_points(cx: float, cy: float, r: float, turn: float) -> np.ndarray:
     fx = cx + turn * r * 0.25
     for side in (-1, 1):  # brows
         for k in range(5):
-            pts.append((fx + side * r * (0.15 + 0.12 * k), cy - r * 0.35 - r * 0.05 * math.sin(math.pi * k / 4)))
+            pts.append(
+                (fx + side * r * (0.15 + 0.12 * k), cy - r * 0.35 - r * 0.05 * math.sin(math.pi * k / 4))
+            )
     for k in range(4):  # nose bridge
         pts.append((fx, cy - r * 0.2 + r * 0.12 * k))
     for k in range(5):  # nostrils
@@ -153,7 +155,7 @@ def synthetic_pose(
     neck = np.array([cx, top + 0.22 * u])
     head = np.array([cx, top + 0.1 * u])
     sh = 0.16 * u
-    r_sho, l_sho = neck + [-sh, 0.02 * u], neck + [sh, 0.02 * u]
+    r_sho, l_sho = neck + np.array([-sh, 0.02 * u]), neck + np.array([sh, 0.02 * u])
     hip_y = neck[1] + 0.38 * u
     r_hip, l_hip = np.array([cx - 0.09 * u, hip_y]), np.array([cx + 0.09 * u, hip_y])
     arm = 0.17 * u
@@ -164,13 +166,13 @@ def synthetic_pose(
     l_elb = l_sho + arm * np.array([math.cos(a_l), math.sin(a_l)])
     l_wri = l_elb + arm * np.array([math.cos(a_l + 0.4), math.sin(a_l + 0.4)])
     leg = 0.2 * u
-    r_kne, l_kne = r_hip + [-0.01 * u, leg], l_hip + [0.01 * u, leg]
-    r_ank, l_ank = r_kne + [0, leg], l_kne + [0, leg]
+    r_kne, l_kne = r_hip + np.array([-0.01 * u, leg]), l_hip + np.array([0.01 * u, leg])
+    r_ank, l_ank = r_kne + np.array([0, leg]), l_kne + np.array([0, leg])
     eye_dx, eye_y = 0.035 * u, head[1] - 0.015 * u
     fx = turn * 0.02 * u
     body = np.array(
         [
-            head + [fx, 0.0], neck, r_sho, r_elb, r_wri, l_sho, l_elb, l_wri, r_hip, r_kne, r_ank,
+            head + np.array([fx, 0.0]), neck, r_sho, r_elb, r_wri, l_sho, l_elb, l_wri, r_hip, r_kne, r_ank,
             l_hip, l_kne, l_ank, [cx - eye_dx + fx, eye_y], [cx + eye_dx + fx, eye_y],
             [cx - 2 * eye_dx, head[1]], [cx + 2 * eye_dx, head[1]],
         ],

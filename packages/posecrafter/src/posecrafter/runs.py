@@ -28,8 +28,12 @@ __all__ = [
 ]
 
 SYNTHETIC = "synthetic"
-_VIDEO_HELP = "training video: folder of frames, GIF, mp4/webm (posecrafter[video]) or 'synthetic' (a blob person)"
-_POSES_HELP = "its poses: folder of OpenPose/DWPose JSON files or one JSON sequence (not needed for 'synthetic')"
+_VIDEO_HELP = (
+    "training video: folder of frames, GIF, mp4/webm (posecrafter[video]) or 'synthetic' (a blob person)"
+)
+_POSES_HELP = (
+    "its poses: folder of OpenPose/DWPose JSON files or one JSON sequence (not needed for 'synthetic')"
+)
 _TARGETS_HELP = "target poses: folder of JSON files, one JSON sequence, or 'synthetic'"
 _MODEL_HELP = "Stable Diffusion 1.5 folder or hub id, or 'tiny' (offline toy model)"
 _CN_HELP = "OpenPose ControlNet folder or hub id (e.g. lllyasviel/sd-controlnet-openpose)"
@@ -52,14 +56,18 @@ def _training_data(
     frames = read_video(video, max_frames=n)
     if poses is None:
         if detector is None:
-            raise ValueError("give the training video's poses (--poses) or a pose-detector weights folder (--detector)")
+            raise ValueError(
+                "give the training video's poses (--poses) or a pose-detector weights folder (--detector)"
+            )
         from posecrafter.detect import PoseDetector
 
         pose_list = PoseDetector(detector)(frames)
     else:
         pose_list = read_pose_sequence(poses, width=frames.shape[2], height=frames.shape[1])[:n]
     if len(pose_list) != len(frames):
-        raise ValueError(f"the training video has {len(frames)} frames but {len(pose_list)} poses; give one pose per frame")
+        raise ValueError(
+            f"the training video has {len(frames)} frames but {len(pose_list)} poses; give one pose per frame"
+        )
     return resize_frames(frames, width, height), [p.scaled(width, height) for p in pose_list]
 
 
@@ -79,7 +87,9 @@ def _pipeline(model: str, controlnet: str | None, ctx: RunContext, weights: str 
 
     dev = ctx.torch_device()
     dtype = None if model == "tiny" else resolve_dtype(None, dev)
-    return PoseCrafterPipeline.from_pretrained(model, controlnet, weights=weights, device=dev, dtype=dtype, seed=ctx.seed)
+    return PoseCrafterPipeline.from_pretrained(
+        model, controlnet, weights=weights, device=dev, dtype=dtype, seed=ctx.seed
+    )
 
 
 # ---- train -------------------------------------------------------------------------------------------------------
@@ -100,7 +110,9 @@ class TrainRun:
     steps: int = arg(1500, help="optimizer steps (the precursor: 1500)", min=1)
     lr: float = arg(3e-5, help="learning rate (the precursor: 3e-5)", gt=0)
     grad_clip: float = arg(1.0, help="gradient-norm clip over the trained tensors", gt=0)
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = arg("auto", help="auto: bf16 on CUDA, none on CPU")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = arg(
+        "auto", help="auto: bf16 on CUDA, none on CPU"
+    )
     gradient_checkpointing: bool = arg(True, help="recompute activations in backward (less memory)")
     checkpoint_every: int = arg(250, help="steps between resumable checkpoints (0: only at the end)", min=0)
     detector: str | None = arg(None, help="OpenPose weights folder to detect poses when --poses is absent")
@@ -136,11 +148,25 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
     if ctx.out is not None:
         from posecrafter.pipeline import WEIGHTS_CONFIG, WEIGHTS_NAME
 
-        for name in (f"weights/{WEIGHTS_NAME}", f"weights/{WEIGHTS_CONFIG}", "train_log.json", "train_strip.png"):
+        for name in (
+            f"weights/{WEIGHTS_NAME}",
+            f"weights/{WEIGHTS_CONFIG}",
+            "train_log.json",
+            "train_strip.png",
+        ):
             ctx.output(name)  # the output policy: refuse to replace unless --overwrite
         out = Path(ctx.out)
     t0 = time.perf_counter()
-    res = train_one_shot(pipe, frames, poses, run.prompt, cfg, out_dir=out, device=ctx.torch_device(), show_progress=ctx.progress)
+    res = train_one_shot(
+        pipe,
+        frames,
+        poses,
+        run.prompt,
+        cfg,
+        out_dir=out,
+        device=ctx.torch_device(),
+        show_progress=ctx.progress,
+    )
     secs = time.perf_counter() - t0
     weights = None
     if out is not None:
@@ -166,7 +192,9 @@ class GenerateRun:
     targets: str = arg(SYNTHETIC, help=_TARGETS_HELP)
     video: str = arg(SYNTHETIC, help=_VIDEO_HELP)
     poses: str | None = arg(None, help=_POSES_HELP)
-    weights: str | None = arg(None, help="weights/ folder written by `posecrafter train` (default: untrained)")
+    weights: str | None = arg(
+        None, help="weights/ folder written by `posecrafter train` (default: untrained)"
+    )
     prompt: str = arg("a person", help="the prompt (the training caption works best)")
     model: str = arg("tiny", help=_MODEL_HELP)
     controlnet: str | None = arg(None, help=_CN_HELP)
@@ -177,7 +205,9 @@ class GenerateRun:
     steps: int = arg(50, help="DDIM steps (the precursor: 50)", min=1)
     guidance: float = arg(12.0, help="classifier-free guidance (the precursor: 12)", min=0)
     controlnet_scale: float = arg(1.0, help="ControlNet conditioning scale", min=0)
-    init: Literal["inversion", "noise"] = arg("inversion", help="initial latents: inverted reference frame or noise")
+    init: Literal["inversion", "noise"] = arg(
+        "inversion", help="initial latents: inverted reference frame or noise"
+    )
     insert_training_pose: bool = arg(True, help="insert the reference frame's pose at the key-frame slot")
     latent_edit: bool = arg(True, help="warp face and hands of the initial latent by least-squares affines")
     distance: Literal["normalized", "l2"] = arg("normalized", help="pose distance for the reference frame")
@@ -230,7 +260,15 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         if run.mp4:
             files.append(str(write_mp4(out.frames, ctx.output("video.mp4"), int(run.fps))))
     edited = sum(r.status == "edited" for r in out.edits)
-    return GenerateReport(len(out.frames), out.reference_index, edited, len(out.edits) - edited, secs, secs / len(out.frames), files)
+    return GenerateReport(
+        len(out.frames),
+        out.reference_index,
+        edited,
+        len(out.edits) - edited,
+        secs,
+        secs / len(out.frames),
+        files,
+    )
 
 
 # ---- edit-preview --------------------------------------------------------------------------------------------------
@@ -268,7 +306,9 @@ def edit_preview(run: EditPreviewRun, ctx: RunContext | None = None) -> dict[str
     ref = torch.from_numpy(frames[k]).permute(2, 0, 1).float()
     init = ref.expand(len(targets), -1, -1, -1).clone()
     # factor 1: the same edit as on latents, applied to pixels so a person can look at it
-    edited, records = edit_latents(init, ref, poses[k], targets, 1, threshold=run.threshold, margin=run.margin)
+    edited, records = edit_latents(
+        init, ref, poses[k], targets, 1, threshold=run.threshold, margin=run.margin
+    )
     rms = []
     for r in records:
         if r.status == "edited":
@@ -363,13 +403,17 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> BenchReport:
         return best
 
     gen = ctx.generator()
-    base_cfg = GenerationConfig(num_inference_steps=run.steps, init="noise", insert_training_pose=False, joint=False)
+    base_cfg = GenerationConfig(
+        num_inference_steps=run.steps, init="noise", insert_training_pose=False, joint=False
+    )
     full_cfg = GenerationConfig(num_inference_steps=run.steps)
     rows = []
     t_base = timed(lambda: pipe("a person", frames, poses, targets, base_cfg, gen))
     rows.append({"variant": "frame-by-frame ControlNet", "s_per_frame": t_base / run.frames})
     t_full = timed(lambda: pipe("a person", frames, poses, targets, full_cfg, gen))
-    rows.append({"variant": "PoseCrafter (inversion + insertion + joint)", "s_per_frame": t_full / run.frames})
+    rows.append(
+        {"variant": "PoseCrafter (inversion + insertion + joint)", "s_per_frame": t_full / run.frames}
+    )
     joint_cfg = GenerationConfig(num_inference_steps=run.steps, init="noise", latent_edit=False)
     t_joint = timed(lambda: pipe("a person", frames, poses, targets, joint_cfg, gen))
     rows.append({"variant": "joint denoising only (no inversion)", "s_per_frame": t_joint / run.frames})
@@ -387,12 +431,24 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> BenchReport:
     lat = pipe.encode_frames(frames).float()
     text, cond = pipe.encode_prompt("a person").float(), pipe.condition(poses, h, w).float()
     for ckpt in (False, True):
-        model = OneShotModel(pipe.c.unet, pipe.c.controlnet, lat, text, cond, pipe.c.scheduler.alphas_cumprod, OneShotConfig().trainable)
+        model = OneShotModel(
+            pipe.c.unet,
+            pipe.c.controlnet,
+            lat,
+            text,
+            cond,
+            pipe.c.scheduler.alphas_cumprod,
+            OneShotConfig().trainable,
+        )
         model.to(dev).train()
         for m in (pipe.c.unet, pipe.c.controlnet):
             (m.enable_gradient_checkpointing if ckpt else m.disable_gradient_checkpointing)()
         opt = torch.optim.AdamW([p for p in model.trained.values()], lr=1e-6)
-        amp = torch.autocast(dev.type, dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+        amp = (
+            torch.autocast(dev.type, dtype=torch.bfloat16)
+            if dev.type == "cuda"
+            else torch.autocast("cpu", enabled=False)
+        )
 
         def step(model: Any = model, opt: Any = opt, amp: Any = amp) -> None:
             for _ in range(run.train_steps):
@@ -407,7 +463,13 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> BenchReport:
             torch.cuda.reset_peak_memory_stats(dev)
         t = timed(step) / run.train_steps
         peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else float("nan")
-        rows.append({"variant": f"train step ({'checkpointing' if ckpt else 'no checkpointing'})", "s_per_step": t, "peak_mib": peak})
+        rows.append(
+            {
+                "variant": f"train step ({'checkpointing' if ckpt else 'no checkpointing'})",
+                "s_per_step": t,
+                "peak_mib": peak,
+            }
+        )
     for m in (pipe.c.unet, pipe.c.controlnet):
         m.disable_gradient_checkpointing()
         m.eval()

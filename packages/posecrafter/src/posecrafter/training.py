@@ -75,17 +75,20 @@ class OneShotModel(nn.Module):
         self.register_buffer("alphas_cumprod", alphas_cumprod.float(), persistent=False)
         self.trained = select_trainable({"unet": unet, "controlnet": controlnet}, trainable)
         self.controlnet_scale = controlnet_scale
-        self._names = {id(p): n for n, p in self.trained.items()}
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:  # type: ignore[override]
         return {n: p.detach() for n, p in self.trained.items()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
+    def load_state_dict(
+        self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False
+    ) -> Any:  # type: ignore[override]
         missing, unexpected = set(self.trained) - set(state), set(state) - set(self.trained)
         if missing or unexpected:
             from gen_common.checkpoint import CheckpointError
 
-            raise CheckpointError(f"checkpoint does not match the trainable set ({len(missing)} missing, {len(unexpected)} unexpected)")
+            raise CheckpointError(
+                f"checkpoint does not match the trainable set ({len(missing)} missing, {len(unexpected)} unexpected)"
+            )
         with torch.no_grad():
             for n, p in self.trained.items():
                 p.copy_(state[n].to(p.dtype))
@@ -141,11 +144,16 @@ def train_one_shot(
     if cfg.gradient_checkpointing:
         pipe.c.unet.enable_gradient_checkpointing()
         pipe.c.controlnet.enable_gradient_checkpointing()
-    model = OneShotModel(pipe.c.unet, pipe.c.controlnet, latents, text, cond, alphas, cfg.trainable, cfg.controlnet_scale)
+    model = OneShotModel(
+        pipe.c.unet, pipe.c.controlnet, latents, text, cond, alphas, cfg.trainable, cfg.controlnet_scale
+    )
     shape = tuple(latents.shape)
 
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"noise": torch.randn(shape, generator=gen), "t": torch.randint(0, n_train, (1,), generator=gen)}
+        return {
+            "noise": torch.randn(shape, generator=gen),
+            "t": torch.randint(0, n_train, (1,), generator=gen),
+        }
 
     def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
         return m(batch["noise"], batch["t"])

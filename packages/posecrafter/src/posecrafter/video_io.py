@@ -38,7 +38,9 @@ def read_video(path: str | os.PathLike[str], max_frames: int | None = None) -> n
             try:
                 import av
             except ImportError as exc:
-                raise ImportError(f"reading {p.suffix} clips needs PyAV: pip install 'posecrafter[video]'") from exc
+                raise ImportError(
+                    f"reading {p.suffix} clips needs PyAV: pip install 'posecrafter[video]'"
+                ) from exc
             with av.open(str(p)) as box:
                 frames = []
                 for fr in box.decode(video=0):
@@ -53,7 +55,9 @@ def read_video(path: str | os.PathLike[str], max_frames: int | None = None) -> n
     except ImportError:
         raise
     except Exception as exc:  # PIL/av raise many types for a corrupt file
-        raise VideoError(f"{p}: could not decode ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise VideoError(
+            f"{p}: could not decode ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     if not frames:
         raise VideoError(f"{p}: no frames decoded")
     shapes = {f.shape for f in frames}
@@ -74,7 +78,9 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike[str], fps: float = 8.0
     p = Path(path)
     imgs = [Image.fromarray(f) for f in frames]
     with atomic_path(p) as tmp:
-        imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0)
+        imgs[0].save(
+            tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0
+        )
     return p
 
 
@@ -91,7 +97,9 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) ->
         stream = box.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
         for f in frames:
-            for pkt in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]), format="rgb24")):
+            for pkt in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]), format="rgb24")
+            ):
                 box.mux(pkt)
         for pkt in stream.encode():
             box.mux(pkt)

@@ -19,7 +19,7 @@ def video():
     return np.stack([blob_person(p) for p in poses]), poses
 
 
-FAST = GenerationConfig(num_inference_steps=3)
+FAST = GenerationConfig(num_inference_steps=2)
 
 
 def test_inserted_frame_conditions_the_key_frame_and_is_dropped(pipe, video, monkeypatch):

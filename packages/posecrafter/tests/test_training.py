@@ -16,7 +16,7 @@ def video():
 
 
 def _cfg(steps, **kw):
-    return OneShotConfig(steps=steps, lr=1e-3, checkpoint_every=0, mixed_precision="no", **kw)
+    return OneShotConfig(steps=steps, lr=1e-3, checkpoint_every=0, mixed_precision="no", gradient_checkpointing=False, **kw)
 
 
 def _trained(pipe):
@@ -73,7 +73,7 @@ def test_resume_is_exact_and_weights_reload_into_a_stock_pipeline(tiny_parts, vi
     frames, poses = video
     full = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
     train_one_shot(
-        full, frames, poses, "a person", _cfg(4), out_dir=tmp_path / "a", device="cpu", show_progress=False
+        full, frames, poses, "a person", _cfg(3), out_dir=tmp_path / "a", device="cpu", show_progress=False
     )
     split = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
     r1 = train_one_shot(
@@ -81,7 +81,7 @@ def test_resume_is_exact_and_weights_reload_into_a_stock_pipeline(tiny_parts, vi
         frames,
         poses,
         "a person",
-        _cfg(4),
+        _cfg(3),
         out_dir=tmp_path / "b",
         device="cpu",
         show_progress=False,
@@ -90,11 +90,12 @@ def test_resume_is_exact_and_weights_reload_into_a_stock_pipeline(tiny_parts, vi
     assert r1.steps == 2 and not (tmp_path / "b" / "weights").exists()
     again = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
     r2 = train_one_shot(
-        again, frames, poses, "a person", _cfg(4), out_dir=tmp_path / "b", device="cpu", show_progress=False
+        again, frames, poses, "a person", _cfg(3), out_dir=tmp_path / "b", device="cpu", show_progress=False
     )
     assert r2.resumed_from == 2
     a, b = _trained(full), _trained(again)
     assert all(torch.equal(a[n], b[n]) for n in a)
+    assert any("conv_temp" in n and a[n].abs().sum() > 0 for n in a)  # the reload below is not of zeros
     # a stock SD + ControlNet (fresh components, same base weights) with the saved modules generates identically
     stock = tiny_components(seed=0)
     load_posecrafter_weights(stock.unet, stock.controlnet, tmp_path / "a" / "weights")
@@ -103,6 +104,3 @@ def test_resume_is_exact_and_weights_reload_into_a_stock_pipeline(tiny_parts, vi
     cfg = GenerationConfig(num_inference_steps=2)
     np.testing.assert_array_equal(reloaded("a person", frames, poses, targets, cfg).frames,
                                   full("a person", frames, poses, targets, cfg).frames)  # fmt: skip
-    base = PoseCrafterPipeline(tiny_components(seed=0))
-    assert not np.array_equal(base("a person", frames, poses, targets, cfg).latents.numpy(),
-                              full("a person", frames, poses, targets, cfg).latents.numpy())  # fmt: skip

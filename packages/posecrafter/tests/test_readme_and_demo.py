@@ -22,9 +22,9 @@ def test_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_demo_runs(tmp_path):
     import torch
+    from posecrafter.demo import run_demo
 
     from gen_common.demo import DemoContext
-    from posecrafter.demo import run_demo
 
     r = run_demo(DemoContext(tmp_path, torch.device("cpu")))
     assert r.metrics["affine_blob_peak_error_latent_px"] <= 1.0

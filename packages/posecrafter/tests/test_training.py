@@ -16,7 +16,9 @@ def video():
 
 
 def _cfg(steps, **kw):
-    return OneShotConfig(steps=steps, lr=1e-3, checkpoint_every=0, mixed_precision="no", gradient_checkpointing=False, **kw)
+    return OneShotConfig(
+        steps=steps, lr=1e-3, checkpoint_every=0, mixed_precision="no", gradient_checkpointing=False, **kw
+    )
 
 
 def _trained(pipe):

@@ -151,11 +151,15 @@ class PoseCrafterPipeline:
         """(F, H, W, 3) uint8 → latents (F, C, h, w) (the posterior mean, scaled: deterministic)."""
         x = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).to(self.device, self.dtype) / 127.5 - 1
         lat = self.c.vae.encode(x).latent_dist.mean
-        return lat * self.c.vae.config.scaling_factor
+        return lat.float() * self.c.vae.config.scaling_factor
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
-        out = [self.c.vae.decode(z[None] / self.c.vae.config.scaling_factor).sample for z in latents]
+        vae_dtype = next(self.c.vae.parameters()).dtype
+        out = [
+            self.c.vae.decode((z[None] / self.c.vae.config.scaling_factor).to(vae_dtype)).sample
+            for z in latents
+        ]
         return _to_uint8(torch.cat(out))
 
     def condition(self, poses: Sequence[Pose], height: int, width: int) -> torch.Tensor:
@@ -177,6 +181,8 @@ class PoseCrafterPipeline:
     ) -> torch.Tensor:
         """ε for a batch of ``x.shape[0] / num_frames`` videos; ``text`` (B, L, D), ``cond`` (B, 3, H, W)."""
         kw = frame_kwargs(num_frames, key_frame)
+        # latents stay float32 in the sampler; the networks run in their own dtype (bf16 on GPUs)
+        x, text, cond = x.to(self.dtype), text.to(self.dtype), cond.to(self.dtype)
         down, mid = self.c.controlnet(
             x, t, encoder_hidden_states=text, controlnet_cond=cond, conditioning_scale=controlnet_scale,
             return_dict=False, cross_attention_kwargs=kw,
@@ -184,7 +190,7 @@ class PoseCrafterPipeline:
         return self.c.unet(
             x, t, encoder_hidden_states=text, down_block_additional_residuals=down,
             mid_block_additional_residual=mid, cross_attention_kwargs=kw,
-        ).sample  # fmt: skip
+        ).sample.float()  # fmt: skip
 
     def guided_eps(
         self,
@@ -298,7 +304,7 @@ class PoseCrafterPipeline:
             lambda x, t: self.guided_eps(
                 x, t, cond_text, uncond_text, cond, frames, cfg.guidance_scale, cfg.controlnet_scale
             ),
-            init.to(self.device, self.dtype),
+            init.to(self.device, torch.float32),
             sched,
             cb,
         )

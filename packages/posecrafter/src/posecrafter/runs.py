@@ -81,12 +81,17 @@ def _targets(targets: str, n: int | None, width: int, height: int) -> list[Any]:
     return [p.scaled(width, height) for p in seq[:n]]
 
 
-def _pipeline(model: str, controlnet: str | None, ctx: RunContext, weights: str | None = None) -> Any:
+def _pipeline(
+    model: str, controlnet: str | None, ctx: RunContext, weights: str | None = None, *, training: bool = False
+) -> Any:
+    import torch
+
     from gen_common.device import resolve_dtype
     from posecrafter.pipeline import PoseCrafterPipeline
 
     dev = ctx.torch_device()
-    dtype = None if model == "tiny" else resolve_dtype(None, dev)
+    # training keeps float32 master weights under bf16 autocast; inference runs in bf16 on GPUs
+    dtype = None if model == "tiny" else (torch.float32 if training else resolve_dtype(None, dev))
     return PoseCrafterPipeline.from_pretrained(
         model, controlnet, weights=weights, device=dev, dtype=dtype, seed=ctx.seed
     )
@@ -138,7 +143,7 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
     ctx = RunContext.of(ctx)
     w, h = _size(run.model, run.width, run.height)
     frames, poses = _training_data(run.video, run.poses, run.frames, w, h, ctx.seed, run.detector)
-    pipe = _pipeline(run.model, run.controlnet, ctx)
+    pipe = _pipeline(run.model, run.controlnet, ctx, training=True)
     cfg = OneShotConfig(
         steps=run.steps, lr=run.lr, grad_clip=run.grad_clip, mixed_precision=run.mixed_precision,
         gradient_checkpointing=run.gradient_checkpointing, checkpoint_every=run.checkpoint_every, seed=ctx.seed,

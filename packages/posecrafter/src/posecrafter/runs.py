@@ -371,6 +371,7 @@ class BenchRun:
     steps: int = arg(10, help="DDIM steps per generation", min=1)
     train_steps: int = arg(3, help="timed optimizer steps per training variant", min=1)
     repeats: int = arg(1, help="timed repeats (the minimum is reported)", min=1)
+    warmup: bool = arg(True, help="one untimed run of each variant first (kernels, lazy imports)")
 
 
 @dataclass
@@ -397,7 +398,8 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> BenchReport:
     targets = synthetic_pose_sequence(run.frames, w, h, phase=1.3)
 
     def timed(fn: Any) -> float:
-        fn()  # warm-up (kernels, lazy imports)
+        if run.warmup:
+            fn()
         best = float("inf")
         for _ in range(run.repeats):
             synchronize(dev)

@@ -105,7 +105,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
 
 
 def test_bench_reports_ratios(capsys):
-    assert main(["bench", "--frames", "2", "--steps", "1", "--train-steps", "1", "--no-warmup", "--json"]) == 0
+    assert (
+        main(["bench", "--frames", "2", "--steps", "1", "--train-steps", "1", "--no-warmup", "--json"]) == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert {"posecrafter_vs_frame_by_frame", "temporal_modules_cost", "checkpointing_step_time"} <= set(
         rep["ratios"]

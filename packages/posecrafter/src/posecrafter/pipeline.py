@@ -280,9 +280,8 @@ class PoseCrafterPipeline:
                 )  # fmt: skip
         else:
             g = generator if generator is not None else torch.Generator().manual_seed(0)
-            init = torch.randn(n_tgt + int(cfg.insert_training_pose), ch, h, w, generator=g).to(
-                self.device, self.dtype
-            )
+            n_init = n_tgt + int(cfg.insert_training_pose)
+            init = torch.randn(n_init, ch, h, w, generator=g).to(self.device)  # CPU draws: same on any device
             inverted_slot = init[:1]
             init = init[int(cfg.insert_training_pose) :]
         poses = list(target_poses)

@@ -18,7 +18,7 @@ import torch
 from gen_common.demo import DemoContext, DemoResult, Table
 
 SIZE = {
-    "small": dict(px=32, frames=3, targets=3, train_steps=4, steps=5),
+    "small": dict(px=32, frames=3, targets=2, train_steps=3, steps=4),
     "large": dict(px=64, frames=8, targets=8, train_steps=300, steps=50),
 }
 

@@ -28,6 +28,7 @@ def test_demo_runs(tmp_path):
 
     r = run_demo(DemoContext(tmp_path, torch.device("cpu")))
     assert r.metrics["affine_blob_peak_error_latent_px"] <= 1.0
-    assert r.metrics["ddim_round_trip_error_analytic"] < 0.01
+    assert r.metrics["ddim_round_trip_error_analytic"] < 0.05
+    assert r.metrics["ddim_round_trip_error_x_independent_eps"] < 1e-10
     assert r.metrics["edited_parts"] > 0
     assert all(Path(f).is_file() for f in r.figures)

@@ -26,3 +26,11 @@ def test_bf16_generation_and_training_on_cuda():
         GenerationConfig(num_inference_steps=3),
     )
     assert out.frames.shape == (2, 32, 32, 3) and out.latents.dtype == torch.float32
+
+
+@pytest.mark.gpu
+def test_bench_at_sd15_scale_on_cuda():
+    from posecrafter.runs import BenchRun, bench
+
+    rep = bench(BenchRun(model="sd15-random", frames=4, steps=2, train_steps=1, width=256, height=256))
+    assert rep.ratios["checkpointing_peak_memory"] < 1.0  # checkpointing saves memory

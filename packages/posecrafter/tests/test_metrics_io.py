@@ -68,3 +68,18 @@ def test_video_round_trip_and_bad_files(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(VideoError, match="no image files"):
         read_video(tmp_path / "d")
+
+
+def test_mp4_round_trip(tmp_path):
+    pytest.importorskip("av")
+    from posecrafter.video_io import write_mp4
+
+    x = (
+        np.repeat(np.linspace(0, 255, 32, dtype=np.uint8)[None, None, :, None], 32, 1)
+        .repeat(3, 3)
+        .repeat(4, 0)
+    )
+    write_mp4(x, tmp_path / "v.mp4", fps=4)
+    back = read_video(tmp_path / "v.mp4")
+    assert back.shape == x.shape
+    assert np.abs(back.astype(int) - x.astype(int)).mean() < 8  # lossy codec, same picture

@@ -13,9 +13,19 @@ import torch
 
 from gen_common.checkpoint import resolve_pretrained
 
-__all__ = ["TINY", "Components", "load_components", "tiny_components"]
+__all__ = [
+    "SD15_RANDOM",
+    "TINY",
+    "Components",
+    "load_components",
+    "sd15_random_components",
+    "tiny_components",
+]
 
 TINY = "tiny"
+SD15_RANDOM = (
+    "sd15-random"  # SD 1.5 + ControlNet shapes with random weights: GPU benchmarks without downloads
+)
 
 
 @dataclass
@@ -90,6 +100,43 @@ def tiny_components(seed: int = 0) -> Components:
     )
 
 
+def sd15_random_components(seed: int = 0) -> Components:
+    """Stable Diffusion 1.5 and ControlNet-OpenPose at their real sizes (UNet 860M, CLIP ViT-L text encoder,
+    the 4-block VAE) with random weights: for timing and memory benchmarks where the weights do not matter."""
+    import diffusers
+    import transformers
+
+    from gen_common.testing.diffusers_tiny import clip_tokenizer
+
+    with _seeded(seed):
+        unet = diffusers.UNet2DConditionModel(
+            cross_attention_dim=768, attention_head_dim=8, sample_size=64
+        ).eval()
+        controlnet = diffusers.ControlNetModel.from_unet(unet).eval()
+        vae = diffusers.AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=512,
+        ).eval()
+        text = transformers.CLIPTextModel(
+            transformers.CLIPTextConfig(
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                projection_dim=768,
+            )
+        ).eval()
+    scheduler = diffusers.DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+        set_alpha_to_one=False, steps_offset=1,
+    )  # fmt: skip
+    return Components(vae, text, clip_tokenizer(), unet, controlnet, scheduler)
+
+
 def load_components(
     model: str,
     controlnet: str | None = None,
@@ -98,7 +145,7 @@ def load_components(
     dtype: torch.dtype | None = None,
     seed: int = 0,
 ) -> Components:
-    """``model``: "tiny", or a Stable Diffusion folder/hub id (e.g. ``stable-diffusion-v1-5/stable-diffusion-v1-5``);
+    """``model``: "tiny", "sd15-random" (real sizes, random weights), or a Stable Diffusion folder/hub id (e.g. ``stable-diffusion-v1-5/stable-diffusion-v1-5``);
     ``controlnet``: a ControlNet folder/hub id (e.g. ``lllyasviel/sd-controlnet-openpose``), required unless
     ``model`` is "tiny" or the folder is a full ControlNet pipeline. A hub id while offline raises `OfflineError`
     saying how to get a local copy. The scheduler is DDIM (the precursor's), whatever the folder ships."""
@@ -106,6 +153,8 @@ def load_components(
 
     if model == TINY:
         comps = tiny_components(seed)
+    elif model == SD15_RANDOM:
+        comps = sd15_random_components(seed)
     else:
         sd = resolve_pretrained(model)
         cn = None

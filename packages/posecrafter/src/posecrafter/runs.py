@@ -35,11 +35,13 @@ _POSES_HELP = (
     "its poses: folder of OpenPose/DWPose JSON files or one JSON sequence (not needed for 'synthetic')"
 )
 _TARGETS_HELP = "target poses: folder of JSON files, one JSON sequence, or 'synthetic'"
-_MODEL_HELP = "Stable Diffusion 1.5 folder or hub id, or 'tiny' (offline toy model)"
+_MODEL_HELP = (
+    "Stable Diffusion 1.5 folder or hub id, 'tiny' (offline toy) or 'sd15-random' (SD sizes, random weights)"
+)
 _CN_HELP = "OpenPose ControlNet folder or hub id (e.g. lllyasviel/sd-controlnet-openpose)"
 
 
-def _size(model: str, width: int | None, height: int | None) -> tuple[int, int]:
+def _size(model: str, width: int | None, height: int | None) -> tuple[int, int]:  # tiny: 32 px, SD: 512 px
     d = 32 if model == "tiny" else 512
     return (width or d, height or d)
 

@@ -1,0 +1,3 @@
+from posecrafter.cli import main
+
+raise SystemExit(main())

@@ -9,8 +9,13 @@ from bfn_solver.toys import CategoricalJoint, ExactCategoricalModel, ExactMixtur
 
 from gen_common.testing import assert_close
 
-ONE_CALL_CONT = [m for m, i in CONTINUOUS_METHODS.items() if i.evals_per_step == 1]
+ONE_CALL_CONT = [m for m, i in CONTINUOUS_METHODS.items() if i.evals_per_step == 1 and not i.extra_calls]
 ONE_CALL_DISC = [m for m, i in DISCRETE_METHODS.items() if i.evals_per_step == 1]
+
+
+def test_methods_with_a_second_call_are_refused():
+    with pytest.raises(ValueError, match="sample_continuous"):
+        BFNSolverScheduler("continuous", "solver++3")
 
 
 @pytest.mark.parametrize("method", ONE_CALL_CONT)

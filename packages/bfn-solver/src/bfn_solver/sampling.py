@@ -53,6 +53,7 @@ class MethodInfo:
     needs_eta: bool = True  # needs η > 0 (coefficients singular at t = 0)
     default_final: Final = "prediction"
     skips_first_call: bool = False  # continuous bfn: no network call at t = 0 (the official code discards it)
+    extra_calls: int = 0  # solver++3: its second-order first step calls the network once more
 
     def nfe(self, steps: int, final: Final | None = None) -> int:
         """Network calls for ``steps`` steps (the original samplers skip the call at t = 0 where noted)."""
@@ -60,6 +61,7 @@ class MethodInfo:
         calls = steps * self.evals_per_step
         if self.skips_first_call:
             calls -= 1
+        calls += self.extra_calls if steps > (1 if final == "prediction" else 0) else 0
         return calls + (1 if final == "denoise" else 0)
 
 
@@ -78,6 +80,9 @@ CONTINUOUS_METHODS: dict[str, MethodInfo] = {
                    "BFN-Solver++1 (data prediction)"),
         MethodInfo("solver++2", C.solver_pp2, 2, False, 1, C.solver_pp2_update,
                    "BFN-Solver++2 (data prediction, multistep)", "ode_bfnsolver2_multi_step"),
+        MethodInfo("solver++3", C.solver_pp3, 3, False, 1, None,
+                   "BFN-Solver++3 (data prediction, multistep; DPM-Solver++(3M) in BFN time; beyond the paper)",
+                   extra_calls=1),
         MethodInfo("sde_solver++1", C.sde_solver_pp1, 1, True, 1, C.sde_solver_pp1_update,
                    "first-order SDE solver in data prediction (= BFN update on any grid)"),
         MethodInfo("sde_solver++2", C.sde_solver_pp2, 2, True, 1, C.sde_solver_pp2_update,

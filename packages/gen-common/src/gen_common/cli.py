@@ -600,9 +600,9 @@ def main_for(
         parser = build_parser(prog, commands, description=description, version=version)
         ns = parser.parse_args(argv)
         cmd: Command | None = getattr(ns, "_command", None)
-        if cmd is None:
+        if cmd is None:  # no subcommand: the overview is what was asked for
             parser.print_help()
-            return 2
+            return 0
         config = parse_config(cmd.config, ns)
         out = Path(ns.out).expanduser() if ns.out else None
         check_outputs(out, cmd.writes, overwrite=ns.overwrite)

@@ -34,10 +34,33 @@ examples:
   icl-dynamics bench --epochs 200                          (the paper's setting vs the O(T^2) baseline)
 """
 
-THEORY_KEYS = ("predicted_ab", "predicted_ab_limit", "predicted_ratio", "predicted_ratio_limit", "predicted_mse_last",
-               "predicted_loss", "recovery_gap", "recovers", "assumption_holds")  # fmt: skip
-TRAIN_KEYS = ("ab", "predicted_ab", "rel_error_ab", "final_loss", "max_offdiag", "ratio_last", "predicted_ratio",
-              "mse_last", "predicted_mse_last", "lr", "epochs", "converged", "seconds", "out")  # fmt: skip
+THEORY_KEYS = (
+    "predicted_ab",
+    "predicted_ab_limit",
+    "predicted_ratio",
+    "predicted_ratio_limit",
+    "predicted_mse_last",
+    "predicted_loss",
+    "recovery_gap",
+    "recovers",
+    "assumption_holds",
+)
+TRAIN_KEYS = (
+    "ab",
+    "predicted_ab",
+    "rel_error_ab",
+    "final_loss",
+    "max_offdiag",
+    "ratio_last",
+    "predicted_ratio",
+    "mse_last",
+    "predicted_mse_last",
+    "lr",
+    "epochs",
+    "converged",
+    "seconds",
+    "out",
+)
 
 
 def _human_theory(r: dict[str, Any]) -> str:
@@ -68,11 +91,17 @@ def _human_sweep(r: Any) -> str:
 COMMANDS = [
     Command("theory", "icl_dynamics.runs:theory", TheoryRun, human=_human_theory),
     Command("train", "icl_dynamics.runs:train", TrainRun, writes=TRAIN_WRITES, human=_human_train),
-    Command("sweep", "icl_dynamics.runs:sweep", SweepRun, out_default="runs/icl-sweep", resumable=True,
-            human=_human_sweep),
+    Command(
+        "sweep",
+        "icl_dynamics.runs:sweep",
+        SweepRun,
+        out_default="runs/icl-sweep",
+        resumable=True,
+        human=_human_sweep,
+    ),
     Command("plot", "icl_dynamics.runs:plot", PlotRun, writes=FIGURES),
     Command("bench", "icl_dynamics.runs:bench", BenchRun, human=lambda r: r["report"]),
-]  # fmt: skip
+]
 
 main = main_for("icl-dynamics", COMMANDS, description=DESCRIPTION)
 

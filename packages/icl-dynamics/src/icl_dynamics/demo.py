@@ -26,8 +26,13 @@ LARGE = SweepRun(resume=False)
 
 def run_demo(ctx: DemoContext) -> DemoResult:
     preset = SMALL if ctx.scale == "small" else LARGE
-    run_ctx = RunContext(device=str(ctx.device), seed=ctx.seed, out=ctx.out_dir / "sweep", overwrite=True,
-                         progress=ctx.progress)  # fmt: skip
+    run_ctx = RunContext(
+        device=str(ctx.device),
+        seed=ctx.seed,
+        out=ctx.out_dir / "sweep",
+        overwrite=True,
+        progress=ctx.progress,
+    )
     order = [row["run_id"] for row in sweep(preset, run_ctx).rows]  # the grid's order: family, scale, init
     by_id = {r["run_id"]: r for r in load_runs(run_ctx.out)}
     records: list[dict[str, Any]] = [by_id[i] for i in order]

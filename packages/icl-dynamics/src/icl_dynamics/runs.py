@@ -67,7 +67,7 @@ class _X1Args:
 
 @dataclass(frozen=True)
 class TheoryRun(_X1Args):
-    """Closed-form predictions: moments, ab*, its T→∞ limit, ratio, MSE, recovery (Theorem 1, Eq. 8)."""
+    """Closed-form predictions: moments, ab*, its T→∞ limit, ratio, MSE, recovery (Theorem 4)."""
 
     mc_samples: int = arg(200_000, help="Monte Carlo draws for a custom sampler's moments", min=1)
 
@@ -254,8 +254,9 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> dict[str, Any]:
     device = _device(ctx)
     dist = _dist(run)
     gen = make_generator(ctx.seed)
-    x = generate_sequences(run.m, run.T, run.d, dist, generator=gen, dtype=run.dtype, device=device,
-                           balanced=run.balanced)  # fmt: skip
+    x = generate_sequences(
+        run.m, run.T, run.d, dist, generator=gen, dtype=run.dtype, device=device, balanced=run.balanced
+    )
     x_test = None
     if run.m_test > 0:
         x_test = generate_sequences(
@@ -277,8 +278,21 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> dict[str, Any]:
     out["assumption_holds"] = pred.assumption_holds
     out["device"] = str(device)
     if ctx.out is not None:
-        spec = RunSpec(dist.family, dist.scale, run.a0, run.b0, run.d, run.T, run.m, run.m_test, run.gd.lr,
-                       run.gd.max_epochs, run.gd.grad_mask, run.dtype, ctx.seed)  # fmt: skip
+        spec = RunSpec(
+            dist.family,
+            dist.scale,
+            run.a0,
+            run.b0,
+            run.d,
+            run.T,
+            run.m,
+            run.m_test,
+            run.gd.lr,
+            run.gd.max_epochs,
+            run.gd.grad_mask,
+            run.dtype,
+            ctx.seed,
+        )
         record = {
             "run_id": "train",
             "spec": dataclasses.asdict(spec),
@@ -311,9 +325,20 @@ def sweep(run: SweepRun, ctx: RunContext | None = None) -> SweepReport:
     if ctx.out is None:
         raise ValueError("sweep writes its runs: give an output folder (--out DIR)")
     out = Path(ctx.out).expanduser()
-    specs = paper_grid(families=run.families, lr_mode=run.lr_mode, d=run.d, T=run.T, m=run.m, m_test=run.m_test,
-                       epochs=run.epochs, dtype=run.dtype, seed=ctx.seed + 1, masked=run.masked, scales=run.scales,
-                       balanced=run.balanced)  # fmt: skip
+    specs = paper_grid(
+        families=run.families,
+        lr_mode=run.lr_mode,
+        d=run.d,
+        T=run.T,
+        m=run.m,
+        m_test=run.m_test,
+        epochs=run.epochs,
+        dtype=run.dtype,
+        seed=ctx.seed + 1,
+        masked=run.masked,
+        scales=run.scales,
+        balanced=run.balanced,
+    )
     if not run.resume:
         # redo: this sweep's own run files are replaced (refused without --overwrite); nothing else is touched
         for spec in specs:
@@ -346,8 +371,17 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> dict[str, Any]:
     from icl_dynamics.bench import run_benchmark
 
     ctx = RunContext.of(ctx)
-    return run_benchmark(d=run.d, T=run.T, m=run.m, epochs=run.epochs, baseline_epochs=run.baseline_epochs,
-                         dtype=run.dtype, device=_device(ctx), threads=run.threads, seed=ctx.seed)  # fmt: skip
+    return run_benchmark(
+        d=run.d,
+        T=run.T,
+        m=run.m,
+        epochs=run.epochs,
+        baseline_epochs=run.baseline_epochs,
+        dtype=run.dtype,
+        device=_device(ctx),
+        threads=run.threads,
+        seed=ctx.seed,
+    )
 
 
 def human_kv(title: str, result: dict[str, Any], keys: Sequence[str]) -> str:

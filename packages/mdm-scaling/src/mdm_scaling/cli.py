@@ -87,21 +87,38 @@ def _human_fit(res: dict[str, Any]) -> str:
 
 
 COMMANDS = [
-    Command("presets", "mdm_scaling.runs:presets", PresetsRun, human=lambda r: format_table(r.columns, r.rows)),
-    Command("train", "mdm_scaling.runs:train", TrainRun, writes=TRAIN_WRITES, out_default="runs/train",
-            resumable=True),
+    Command(
+        "presets", "mdm_scaling.runs:presets", PresetsRun, human=lambda r: format_table(r.columns, r.rows)
+    ),
+    Command(
+        "train",
+        "mdm_scaling.runs:train",
+        TrainRun,
+        writes=TRAIN_WRITES,
+        out_default="runs/train",
+        resumable=True,
+    ),
     Command("sweep", "mdm_scaling.runs:sweep", SweepRun, out_default="runs/sweep", resumable=True),
     Command("fit", "mdm_scaling.runs:fit", FitRun, writes=("isoflop.png", "frontier.png"), human=_human_fit),
     Command("eval", "mdm_scaling.runs:evaluate", EvalRun, human=lambda r: _table(list(r.tasks.values()))),
-    Command("generate", "mdm_scaling.runs:generate", GenerateRun,
-            human=lambda r: "\n---\n".join(r.samples) + f"\n(nfe {r.nfe:.1f})"),
+    Command(
+        "generate",
+        "mdm_scaling.runs:generate",
+        GenerateRun,
+        human=lambda r: "\n---\n".join(r.samples) + f"\n(nfe {r.nfe:.1f})",
+    ),
     Command("speed", "mdm_scaling.runs:speed", SpeedRun, human=_human_speed),
     Command("reverse", "mdm_scaling.runs:reverse", ReverseRun, human=_human_rows),
     Command("shift", "mdm_scaling.runs:shift", ShiftRun, human=_human_rows),
-    Command("convert", "mdm_scaling.runs:convert", ConvertRun, writes=("config.json", "model.safetensors"),
-            out_default="runs/converted"),
+    Command(
+        "convert",
+        "mdm_scaling.runs:convert",
+        ConvertRun,
+        writes=("config.json", "model.safetensors"),
+        out_default="runs/converted",
+    ),
     Command("bench", "mdm_scaling.runs:bench", BenchRun, human=_human_rows),
-]  # fmt: skip
+]
 
 main = main_for("mdm-scaling", COMMANDS, description=DESCRIPTION)
 

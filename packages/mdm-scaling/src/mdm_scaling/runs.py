@@ -65,8 +65,17 @@ class PresetsRun:
 
 def _paper_train(steps: int = 300, lr: float = 5e-3) -> TrainConfig:
     # the paper's optimiser (App. B.1); the warmup follows --warmup-fraction of --steps
-    return TrainConfig(steps=steps, lr=lr, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=3, schedule="cosine",
-                       min_lr_ratio=0.1, grad_clip=1.0, log_every=50)  # fmt: skip
+    return TrainConfig(
+        steps=steps,
+        lr=lr,
+        weight_decay=0.1,
+        betas=(0.9, 0.95),
+        warmup_steps=3,
+        schedule="cosine",
+        min_lr_ratio=0.1,
+        grad_clip=1.0,
+        log_every=50,
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,14 @@ class TrainRun:
 
 
 def _cli_sweep() -> SweepConfig:
-    return SweepConfig(budgets=(1e9, 2.5e9, 6e9), sizes=("tiny-1k", "tiny-2k", "tiny-4k", "tiny-8k", "tiny-19k",
-                       "tiny-33k"), lr=1e-2, eval_samples=16, min_steps=35, max_steps=500)  # fmt: skip
+    return SweepConfig(
+        budgets=(1e9, 2.5e9, 6e9),
+        sizes=("tiny-1k", "tiny-2k", "tiny-4k", "tiny-8k", "tiny-19k", "tiny-33k"),
+        lr=1e-2,
+        eval_samples=16,
+        min_steps=35,
+        max_steps=500,
+    )
 
 
 @dataclass(frozen=True)
@@ -366,8 +381,10 @@ def presets(run: PresetsRun, ctx: RunContext | None = None) -> TableReport:
     """The size presets (Table 5 of the paper, plus tiny CPU sizes) with their non-embedding parameters."""
     from mdm_scaling.config import PRESETS, non_embedding_params, preset
 
-    rows = [[name, nl, h, d, f, non_embedding_params(preset(name, vocab_size=run.vocab_size))]
-            for name, (nl, h, d, f) in PRESETS.items()]  # fmt: skip
+    rows = [
+        [name, nl, h, d, f, non_embedding_params(preset(name, vocab_size=run.vocab_size))]
+        for name, (nl, h, d, f) in PRESETS.items()
+    ]
     return TableReport(["preset", "layers", "heads", "d_model", "ffn", "non_embedding_params"], rows)
 
 
@@ -423,8 +440,17 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
     tcfg = dataclasses.replace(run.train, seed=ctx.seed)
     if run.warmup_fraction is not None:
         tcfg = dataclasses.replace(tcfg, warmup_steps=max(1, round(run.warmup_fraction * tcfg.steps)))
-    res = train_lm(model, batch_fn, tcfg, loss_fn=loss_fn, out_dir=out / "checkpoints", device=ctx.torch_device(),
-                   progress=ctx.progress, resume=run.resume, compile=run.compile)  # fmt: skip
+    res = train_lm(
+        model,
+        batch_fn,
+        tcfg,
+        loss_fn=loss_fn,
+        out_dir=out / "checkpoints",
+        device=ctx.torch_device(),
+        progress=ctx.progress,
+        resume=run.resume,
+        compile=run.compile,
+    )
     model.eval()
     loss = None
     if data is not None:
@@ -501,16 +527,21 @@ def fit(run: FitRun, ctx: RunContext | None = None) -> dict[str, Any]:
         result["compute_gap"] = {
             "reference": ref,
             "at_budget": mid,
-            **{a: {"gap": compute_gap(fits[ref], f, mid),
-                   "per_budget": {str(c): compute_gap(fits[ref], f, c) for c in budgets}}
-               for a, f in fits.items() if a != ref},
-        }  # fmt: skip
+            **{
+                a: {
+                    "gap": compute_gap(fits[ref], f, mid),
+                    "per_budget": {str(c): compute_gap(fits[ref], f, c) for c in budgets},
+                }
+                for a, f in fits.items()
+                if a != ref
+            },
+        }
     result["figures"] = [str(plot_isoflops(rows, fits, iso)), str(plot_frontier(fits, front))]
     return result
 
 
 def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
-    """Zero-shot accuracy (Sec. 4.1): MDM likelihoods with unsupervised CFG (Eq. 6), or an ARM's chain rule."""
+    """Zero-shot accuracy: MDM likelihoods (Monte Carlo bound or chain rule) with unsupervised CFG, or an ARM's."""
     from gen_common.seeding import make_generator
     from gen_common.text import bundled_corpus
     from mdm_scaling.objectives import is_autoregressive
@@ -537,8 +568,14 @@ def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
             if run.official_settings and task.name.lower() in OFFICIAL_TASK_SETTINGS:
                 s = OFFICIAL_TASK_SETTINGS[task.name.lower()]
                 method, cfg = s["method"], s["cfg"]
-            scorer = MaskedLMScorer(model, method=method, cfg=cfg, num_samples=run.num_samples,
-                                    estimator=run.estimator, generator=make_generator(ctx.seed))  # fmt: skip
+            scorer = MaskedLMScorer(
+                model,
+                method=method,
+                cfg=cfg,
+                num_samples=run.num_samples,
+                estimator=run.estimator,
+                generator=make_generator(ctx.seed),
+            )
         results[task.name] = evaluate_task(scorer, tok, task, limit=run.limit, progress=ctx.progress)
     return EvalReport(str(run.model or run.smdm), results)
 
@@ -560,11 +597,25 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         raise ValueError(f"the prompt has {len(ids)} tokens; --length {run.length} leaves no room")
     gen = make_generator(ctx.seed)
     if is_autoregressive(model):
-        out = arm_generate(model, ids.to(dev)[None].repeat(run.num_samples, 1), run.length - len(ids),
-                           temperature=run.temperature, generator=gen)  # fmt: skip
+        out = arm_generate(
+            model,
+            ids.to(dev)[None].repeat(run.num_samples, 1),
+            run.length - len(ids),
+            temperature=run.temperature,
+            generator=gen,
+        )
     else:
-        out = mdm_generate(model, ids.to(dev), run.length, run.steps, cfg=run.cfg, remasking=run.remasking,
-                           temperature=run.temperature, generator=gen, num_samples=run.num_samples)  # fmt: skip
+        out = mdm_generate(
+            model,
+            ids.to(dev),
+            run.length,
+            run.steps,
+            cfg=run.cfg,
+            remasking=run.remasking,
+            temperature=run.temperature,
+            generator=gen,
+            num_samples=run.num_samples,
+        )
     return GenerateReport([tok.decode(t.tolist()) for t in out.tokens.cpu()], out.nfe)
 
 
@@ -604,9 +655,14 @@ def speed(run: SpeedRun, ctx: RunContext | None = None) -> SpeedReport:
         # on is out of distribution (the bidirectional MDM most of all), which would bias the comparison.
         cfg = preset(run.preset, vocab_size=data.vocab_size, block_size=run.length + 1)
         n = run.train_steps
-        models = train_pair(make_batch_fn(data.train, 16, run.length), cfg,
-                            paper_config(n, 1e-2, log_every=n, seed=ctx.seed), steps={"mdm": n * 2, "arm": n},
-                            device=dev, progress=ctx.progress)  # fmt: skip
+        models = train_pair(
+            make_batch_fn(data.train, 16, run.length),
+            cfg,
+            paper_config(n, 1e-2, log_every=n, seed=ctx.seed),
+            steps={"mdm": n * 2, "arm": n},
+            device=dev,
+            progress=ctx.progress,
+        )
         mdm, arm = models["mdm"], models["arm"]
     if run.reference:
         ref = load_model(run.reference, device=dev)
@@ -621,13 +677,29 @@ def speed(run: SpeedRun, ctx: RunContext | None = None) -> SpeedReport:
         # An ARM scoring its own samples flatters them; score with an independently trained one (another seed).
         cfg = arm.config
         n = run.train_steps * 2
-        ref = train_pair(make_batch_fn(data.train, 16, run.length), cfg.replace(block_size=max(cfg.block_size, run.length)),
-                         paper_config(n, 1e-2, log_every=n, seed=ctx.seed + 1), archs=("arm",), device=dev,
-                         progress=ctx.progress)["arm"]  # fmt: skip
+        ref = train_pair(
+            make_batch_fn(data.train, 16, run.length),
+            cfg.replace(block_size=max(cfg.block_size, run.length)),
+            paper_config(n, 1e-2, log_every=n, seed=ctx.seed + 1),
+            archs=("arm",),
+            device=dev,
+            progress=ctx.progress,
+        )["arm"]
         ref_name = f"an independent ARM ({cfg.name or 'same size'}, seed {ctx.seed + 1}, {n} steps)"
     prompts = eval_windows(data.val, run.num_samples, run.prompt_len)[:, : run.prompt_len]
-    rows = speed_table(mdm, arm, ref, prompts, run.length, mdm_steps=list(run.mdm_steps), remasking=run.remasking,
-                       temperature=run.temperature, cfg=run.cfg, seed=ctx.seed, repeats=run.repeats)  # fmt: skip
+    rows = speed_table(
+        mdm,
+        arm,
+        ref,
+        prompts,
+        run.length,
+        mdm_steps=list(run.mdm_steps),
+        remasking=run.remasking,
+        temperature=run.temperature,
+        cfg=run.cfg,
+        seed=ctx.seed,
+        repeats=run.repeats,
+    )
     return SpeedReport(rows, matched_quality_speedup(rows, tolerance=run.tolerance), ref_name)
 
 
@@ -636,9 +708,18 @@ def reverse(run: ReverseRun, ctx: RunContext | None = None) -> RowsReport:
     from mdm_scaling.reverse import run_reverse_study
 
     ctx = RunContext.of(ctx)
-    res = run_reverse_study(run.facts, size=run.preset, steps=run.steps, batch_size=run.batch_size, lr=run.lr,
-                            sample_steps=run.sample_steps, cfg=run.cfg, seed=ctx.seed, device=ctx.torch_device(),
-                            progress=ctx.progress)  # fmt: skip
+    res = run_reverse_study(
+        run.facts,
+        size=run.preset,
+        steps=run.steps,
+        batch_size=run.batch_size,
+        lr=run.lr,
+        sample_steps=run.sample_steps,
+        cfg=run.cfg,
+        seed=ctx.seed,
+        device=ctx.torch_device(),
+        progress=ctx.progress,
+    )
     return RowsReport(res["rows"], {k: v for k, v in res.items() if k not in ("rows", "models", "facts")})
 
 
@@ -654,9 +735,18 @@ def shift(run: ShiftRun, ctx: RunContext | None = None) -> RowsReport:
         return Path(p).read_text(encoding="utf-8")
 
     ctx = RunContext.of(ctx)
-    rows = run_shift_study(read(run.text), read(run.shifted), size=run.preset, steps=run.steps, length=run.length,
-                           lr=run.lr, num_samples=run.eval_samples, seed=ctx.seed, device=ctx.torch_device(),
-                           progress=ctx.progress)  # fmt: skip
+    rows = run_shift_study(
+        read(run.text),
+        read(run.shifted),
+        size=run.preset,
+        steps=run.steps,
+        length=run.length,
+        lr=run.lr,
+        num_samples=run.eval_samples,
+        seed=ctx.seed,
+        device=ctx.torch_device(),
+        progress=ctx.progress,
+    )
     return RowsReport(rows)
 
 
@@ -682,6 +772,12 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> RowsReport:
 
     ctx = RunContext.of(ctx)
     dev = ctx.torch_device()
-    rows = run_benchmarks(size=run.preset, length=run.length, steps=run.steps, batch=run.batch_size,
-                          repeats=run.repeats, device=dev)  # fmt: skip
+    rows = run_benchmarks(
+        size=run.preset,
+        length=run.length,
+        steps=run.steps,
+        batch=run.batch_size,
+        repeats=run.repeats,
+        device=dev,
+    )
     return RowsReport(rows, {"device": str(dev)})

@@ -52,10 +52,20 @@ def _human_bench(r: Any) -> str:
         "same",
     ]
     rows = [
-        [x["steps"], x["expected_nfe"], x["measured_nfe"], 100 * x["nfe_error"], x["nfe_ratio"], x["uncached_s"],
-         x["cached_s"], x["speedup"], x["efficiency"], "yes" if x["identical"] else "NO"]
+        [
+            x["steps"],
+            x["expected_nfe"],
+            x["measured_nfe"],
+            100 * x["nfe_error"],
+            x["nfe_ratio"],
+            x["uncached_s"],
+            x["cached_s"],
+            x["speedup"],
+            x["efficiency"],
+            "yes" if x["identical"] else "NO",
+        ]
         for x in r.rows
-    ]  # fmt: skip
+    ]
     head = f"model: {r.model}  device: {r.device['device']}  batch: {r.num_samples}  length: {r.rows[0]['length']}"
     return (
         f"{head}\n{format_table(cols, rows)}\n(eff. = speed-up / NFE ratio; goal >= 0.9; NFE goal within 3%)"
@@ -63,13 +73,20 @@ def _human_bench(r: Any) -> str:
 
 
 COMMANDS = [
-    Command("train", "radd.runs:train", TrainRun, writes=TRAIN_WRITES, out_default="runs/radd-tiny",
-            resumable=True, human=_human_train),
+    Command(
+        "train",
+        "radd.runs:train",
+        TrainRun,
+        writes=TRAIN_WRITES,
+        out_default="runs/radd-tiny",
+        resumable=True,
+        human=_human_train,
+    ),
     Command("sample", "radd.runs:sample", SampleRun, writes=("samples.txt",), human=_human_samples),
     Command("eval", "radd.runs:evaluate", EvalRun, writes=("eval.json",)),
     Command("convert", "radd.runs:convert", ConvertRun, writes=("config.json", "model.safetensors")),
     Command("bench", "radd.runs:bench", BenchRun, writes=("bench.json",), human=_human_bench),
-]  # fmt: skip
+]
 
 main = main_for("radd", COMMANDS, description=DESCRIPTION)
 

@@ -337,7 +337,7 @@ def _record(ctx: RunContext, name: str, report: Any) -> Path | None:
 
 
 def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
-    """Train a RADD model with one of the four DCE losses (RADD §4) and save it as a model folder in ``ctx.out``."""
+    """Train a RADD model with one of the four DCE losses (all bound the same NLL); save it to ``ctx.out``."""
     import torch
 
     import radd
@@ -409,7 +409,7 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
 
 
 def sample(run: SampleRun, ctx: RunContext | None = None) -> SampleReport:
-    """Sample with the cached analytic/Euler sampler (RADD §3.3, Algorithm 1) or the any-order AR sampler."""
+    """Sample with the cached analytic/Euler sampler (RADD §3.3) or the any-order AR sampler."""
     import torch
 
     import radd
@@ -455,7 +455,7 @@ def sample(run: SampleRun, ctx: RunContext | None = None) -> SampleReport:
 
 
 def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
-    """Monte Carlo NLL upper bound with the k-, λ- or t-DCE estimator (RADD Eqs. 3.5–3.7)."""
+    """Monte Carlo NLL upper bound with the k-, λ- or t-DCE estimator."""
     import torch
 
     import radd

@@ -157,3 +157,14 @@ def test_help_does_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "--warmup-fraction" in res.stdout and "--budgets" in res.stdout
+
+
+def test_reverse_prints_a_table_of_both_archs(capsys):
+    """The ARM row has no infilling score: the table leaves that cell empty (it was a KeyError)."""
+    assert (
+        main(["reverse", "--facts", "3", "--steps", "2", "--preset", "tiny-1k", "--sample-steps", "2"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "reverse_infill" in out and "num_facts: 3" in out
+    assert main(["reverse", "--facts", "2"]) == 2
+    assert "--facts must be at least 3" in capsys.readouterr().err

@@ -43,8 +43,8 @@ examples:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    cols = list(rows[0])
-    return format_table(cols, [[r[c] for c in cols] for r in rows])
+    cols = list(dict.fromkeys(c for r in rows for c in r))  # rows may differ (the ARM has no infilling score)
+    return format_table(cols, [[r.get(c, "") for c in cols] for r in rows])
 
 
 def _human_rows(r: Any) -> str:

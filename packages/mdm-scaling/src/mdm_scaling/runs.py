@@ -200,7 +200,7 @@ class SpeedRun:
 class ReverseRun:
     """Reverse curse on synthetic 'NAME is DESCRIPTION' facts (both archs)."""
 
-    facts: int = arg(24, help="synthetic facts", min=1)
+    facts: int = arg(24, help="synthetic facts (3 to 256)", min=3, max=256)
     preset: str = arg("tiny-49k", help="size preset")
     steps: int = arg(1000, help="training steps", min=1)
     batch_size: int = arg(32, help="sequences per step", min=1)
@@ -456,7 +456,8 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
     if data is not None:
         val = eval_windows(data.val, 64, run.length).to(next(model.parameters()).device)
         loss = validation_loss(model, val, num_samples=run.eval_samples, generator=make_generator(ctx.seed))
-    _write_model(ctx, model, tok, prefix="model/")
+    if int(os.environ.get("RANK", "0")) == 0:  # under `accelerate launch`, rank 0 writes the model
+        _write_model(ctx, model, tok, prefix="model/")
     steps = tcfg.steps
     tokens = steps * run.batch_size * mean_sequence_length(run.length, 0.0 if run.sft else run.ssl_prob)
     return TrainReport(

@@ -267,6 +267,11 @@ def _write_folder(
             os.replace(p, target)
 
 
+def _main_process() -> bool:
+    """False on the other ranks of a multi-process launch (torch.distributed sets ``RANK``)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _load(model_id: str, tokenizer: str | None, compile_: bool, device: Any) -> tuple[Any, Any]:
     import torch
 
@@ -403,8 +408,11 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
         tok.save(folder)
         model.save_pretrained(folder, overwrite=True, loss=run.loss, steps=res.steps)
 
-    _write_folder(ctx, write)
-    atomic_write_json(ctx.output("train_log.json"), dataclasses.asdict(report) | {"model": str(out)})
+    if (
+        _main_process()
+    ):  # under `accelerate launch`, rank 0 writes the outputs (every rank holds the same model)
+        _write_folder(ctx, write)
+        atomic_write_json(ctx.output("train_log.json"), dataclasses.asdict(report) | {"model": str(out)})
     return report
 
 

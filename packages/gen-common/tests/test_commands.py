@@ -121,6 +121,20 @@ def test_argparse_type_errors_exit_2(capsys):
     assert exc.value.code == 2
 
 
+def test_repeatable_flag():
+    @dataclass(frozen=True)
+    class Multi:
+        source: tuple[str, ...] = arg(("a",), help="a source (repeat the flag)", repeat=True)
+        size: tuple[int, ...] = arg((), help="sizes", repeat=True, min=1)
+
+    seen = []
+    m = main_for("m", [Command("go", lambda run, ctx: seen.append(run) or {}, Multi)])
+    assert m(["go", "--source", "x", "--source", "y y", "--size", "3"]) == 0
+    assert m(["go"]) == 0
+    assert seen == [Multi(source=("x", "y y"), size=(3,)), Multi()]
+    assert m(["go", "--size", "0"]) == 2
+
+
 def test_validate_for_library_callers():
     with pytest.raises(ValueError, match="--count must be at least 1"):
         validate(ToyRun(name="x", count=0))

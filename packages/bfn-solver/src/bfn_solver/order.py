@@ -31,7 +31,7 @@ import torch
 
 from bfn_solver.sampling import CONTINUOUS_METHODS, DISCRETE_METHODS, sample_continuous, sample_discrete
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule, Spacing, time_grid
-from bfn_solver.toys import (
+from bfn_solver.toy import (
     CategoricalJoint,
     ExactCategoricalModel,
     ExactMixtureModel,

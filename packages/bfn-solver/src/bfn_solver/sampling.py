@@ -22,7 +22,7 @@ import torch
 from bfn_solver import continuous as C
 from bfn_solver import discrete as D
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule, Spacing, time_grid
-from gen_common.cli import progress
+from gen_common.cli import progress as progress_bar
 from gen_common.seeding import randn
 
 __all__ = [
@@ -240,7 +240,7 @@ def sample_continuous(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     model_dtype: torch.dtype | None = None,
-    show_progress: bool | None = False,
+    progress: bool | None = False,
 ) -> SampleOutput:
     """Sample continuous data with a noise-prediction BFN ``model(mu, t) -> ε̂`` (``t``: shape (B,), BFN time).
 
@@ -278,7 +278,7 @@ def sample_continuous(
         model, schedule, clip=clip, model_dtype=_infer_model_dtype(model, model_dtype)
     )
     noise = _noise_fn(noise_sampler, shape, generator, dev, dtype)
-    it = progress(range(steps), desc=f"bfn-solver {method}", enabled=show_progress)
+    it = progress_bar(range(steps), desc=f"bfn-solver {method}", enabled=progress)
     out = info.fn(predict, x, grid, noise, final, steps=it)
     if not torch.isfinite(out).all():
         raise FloatingPointError(
@@ -308,7 +308,7 @@ def sample_discrete(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     model_dtype: torch.dtype | None = None,
-    show_progress: bool | None = False,
+    progress: bool | None = False,
 ) -> SampleOutput:
     """Sample class ids of shape ``shape`` (B, ...) from a discrete BFN ``model(theta, t) -> logits``.
 
@@ -358,7 +358,7 @@ def sample_discrete(
         generator=generator,
     )
     noise = _noise_fn(noise_sampler, zshape, generator, dev, dtype)
-    it = progress(range(steps), desc=f"bfn-solver {method}", enabled=show_progress)
+    it = progress_bar(range(steps), desc=f"bfn-solver {method}", enabled=progress)
     logits = info.fn(predict, z, grid, noise, final, steps=it)
     if not torch.isfinite(logits).all():
         raise FloatingPointError(f"{method} produced non-finite logits; check the model's outputs")

@@ -392,6 +392,9 @@ def _add_field(
         )
         return
     kwargs["type"] = _converter(tp, name, optional)
+    if nargs is not None and meta.get("repeat"):
+        kwargs["action"] = "append"  # one value per occurrence; the parsed list becomes the tuple
+        nargs = None
     if nargs is not None:
         kwargs["nargs"] = nargs
     if choices:
@@ -420,6 +423,8 @@ def _add_field(
             help_text += " ('none' to unset)" if default is not None else ""
         if shown and "default" not in help_text:
             help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
+    if kwargs.get("action") == "append" and not required:
+        kwargs["default"] = None  # argparse would append to a default list; None means "the field's default"
     parser.add_argument(name, help=help_text, **kwargs)
 
 
@@ -546,6 +551,8 @@ def parse_config(cls: type, ns: argparse.Namespace | Mapping[str, Any]) -> Any:
                 kwargs[f.name] = values[f.name]
             elif key in values:
                 v = values[key]
+                if v is None and field_meta(f).get("repeat"):
+                    continue  # a repeatable flag never given: the field's default
                 if isinstance(v, list):
                     v = tuple(v)
                 tp, _ = _unwrap_optional(hints.get(f.name, str))

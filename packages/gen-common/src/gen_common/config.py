@@ -151,13 +151,16 @@ def arg(
     metavar: str | None = None,
     choices: tuple[Any, ...] | None = None,
     cli: bool = True,
+    repeat: bool = False,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field that knows its command-line flag and its checks.
 
     ``min``/``max`` are inclusive bounds, ``gt``/``lt`` strict ones (``min=1`` for a count, ``gt=0`` for a rate).
     Every float is checked finite unless ``finite=False``. ``positional=True`` makes a positional argument;
-    ``flag`` overrides the flag name (default ``--field-name``); ``cli=False`` keeps the field off the command line.
+    ``flag`` overrides the flag name (default ``--field-name``); ``cli=False`` keeps the field off the command line;
+    ``repeat=True`` makes a tuple field a repeatable flag (``--source A --source B``) instead of one flag with
+    several values.
     ``validate(config)`` (called by every command, and by a config's ``__post_init__`` when it wants library callers
     checked too) enforces the checks with a one-line ``ValueError``.
     """
@@ -173,6 +176,7 @@ def arg(
         "metavar": metavar,
         "choices": choices,
         "cli": cli,
+        "repeat": repeat,
     }
     kwargs: dict[str, Any] = {"metadata": {_META: meta}}
     if default_factory is not dataclasses.MISSING:

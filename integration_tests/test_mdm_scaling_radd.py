@@ -3,7 +3,7 @@
 import pytest
 import torch
 from mdm_scaling.data import make_batch_fn
-from mdm_scaling.trainer import TrainSettings, train_lm
+from mdm_scaling.training import paper_config, train_lm
 from mdm_scaling.zeroshot import Example, MaskedLMScorer, Task, evaluate_task
 
 from gen_common.text import CharTokenizer
@@ -45,9 +45,9 @@ def test_zero_shot_harness_scores_a_briefly_trained_radd_model():
     train_lm(
         model,
         make_batch_fn(ids, 16, 12),
-        TrainSettings(steps=300, lr=1e-2, log_every=300),
+        paper_config(steps=300, lr=1e-2, log_every=300),
         device="cpu",
-        show_progress=False,
+        progress=False,
     )
     model.eval()
     task = Task(

@@ -68,3 +68,19 @@ def test_crash_inside_safetensors_writer_keeps_the_old_checkpoint(tmp_path, monk
         save_state_dict({"a": torch.zeros(3)}, p)
     assert torch.equal(load_state_dict(p)["a"], torch.ones(3))
     assert _leftovers(tmp_path) == []
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from gen_common.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        mode = stat.S_IMODE(atomic_write_text(tmp_path / "a.txt", "x").stat().st_mode)
+        assert mode == 0o644  # readable by others, as open() would make it (mkstemp alone gives 0600)
+        os.umask(0o077)
+        assert stat.S_IMODE(atomic_write_text(tmp_path / "b.txt", "x").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

@@ -214,6 +214,7 @@ def test_help_lists_commands_and_defaults(capsys):
     ]:
         assert needle in text, needle
     assert "--eps" not in text  # cli=False keeps a field off the command line
+    assert "\nMore text shown by --help" in text  # the docstring's indentation is not printed
 
 
 def test_help_does_not_import_torch():

@@ -27,21 +27,19 @@ CFG = TrainConfig(steps=30, lr=1e-2, ema_decay=0.9, schedule="cosine", warmup_st
 
 
 def test_loss_decreases_and_history_logged():
-    res = train(
-        make_model(), loss_fn, batch_fn, TrainConfig(steps=30, lr=3e-2, log_every=10), show_progress=False
-    )
+    res = train(make_model(), loss_fn, batch_fn, TrainConfig(steps=30, lr=3e-2, log_every=10), progress=False)
     assert [h["step"] for h in res.history] == [10, 20, 30]
     assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
 
 
 def test_resume_is_exact(tmp_path):
     straight = make_model()
-    train(straight, loss_fn, batch_fn, CFG, show_progress=False)
+    train(straight, loss_fn, batch_fn, CFG, progress=False)
     resumed = make_model()
-    first = train(resumed, loss_fn, batch_fn, CFG, out_dir=tmp_path, show_progress=False, stop_after=13)
+    first = train(resumed, loss_fn, batch_fn, CFG, out_dir=tmp_path, progress=False, stop_after=13)
     assert first.steps == 13 and latest_checkpoint(tmp_path).name == "step-00000013"
     again = make_model()  # a fresh process would start from scratch weights
-    second = train(again, loss_fn, batch_fn, CFG, out_dir=tmp_path, show_progress=False)
+    second = train(again, loss_fn, batch_fn, CFG, out_dir=tmp_path, progress=False)
     assert second.resumed_from == 13
     for a, b in zip(straight.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
@@ -78,9 +76,36 @@ def test_non_finite_loss_stops_with_advice():
         return loss_fn(model, batch, gen) * float("nan")
 
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
-        train(make_model(), bad_loss, batch_fn, TrainConfig(steps=3), show_progress=False)
+        train(make_model(), bad_loss, batch_fn, TrainConfig(steps=3), progress=False)
 
 
 def test_bad_config():
     with pytest.raises(ValueError, match="--ema-decay must be less than 1"):
         TrainConfig(ema_decay=1.5)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_tampered_optimizer_state_is_a_one_line_checkpoint_error(tmp_path, capsys):
+    from gen_common.checkpoint import CheckpointError
+
+    cfg = TrainConfig(steps=6, lr=1e-2)
+    train(make_model(), loss_fn, batch_fn, cfg, out_dir=tmp_path, progress=False, stop_after=3)
+    opt = latest_checkpoint(tmp_path) / "optimizer.pt"
+    torch.save({"optimizer": _Evil()}, opt)  # a pickle that would call print() if loaded unsafely
+    with pytest.raises(CheckpointError) as info:
+        train(make_model(), loss_fn, batch_fn, cfg, out_dir=tmp_path, progress=False)
+    msg = str(info.value)
+    assert "\n" not in msg and str(opt) in msg and "weights_only" in msg
+    assert "this must never run" not in capsys.readouterr().out
+    opt.write_bytes(b"\x80\x02garbage")  # truncated
+    with pytest.raises(CheckpointError, match=r"optimizer\.pt is not a loadable optimizer state"):
+        train(make_model(), loss_fn, batch_fn, cfg, out_dir=tmp_path, progress=False)
+
+
+def test_show_progress_is_a_deprecated_alias():
+    res = train(make_model(), loss_fn, batch_fn, TrainConfig(steps=2), show_progress=False)
+    assert res.steps == 2

@@ -128,7 +128,7 @@ def test_unavailable_device_is_a_user_error(capsys):
 def test_train_refuses_an_existing_run_before_training(capsys, tmp_path, monkeypatch):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "history.json").write_text("{}")
-    train_module = importlib.import_module("icl_dynamics.train")  # the package re-exports the function
+    train_module = importlib.import_module("icl_dynamics.training")  # the package re-exports the function
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before refusing the output folder")
@@ -139,14 +139,82 @@ def test_train_refuses_an_existing_run_before_training(capsys, tmp_path, monkeyp
 
 
 def test_thread_choice():
-    from argparse import Namespace
-
-    from icl_dynamics.cli import _threads
+    from icl_dynamics.runs import _threads
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert _threads(Namespace(threads=0), 1000, 20, 3, cpu) == 1  # the issue's train example: tiny products
-    assert _threads(Namespace(threads=0), 10_000, 100, 5, cpu) is None  # the paper's size: torch's default
-    assert _threads(Namespace(threads=0), 1000, 20, 3, cuda) is None
-    assert _threads(Namespace(threads=3), 1000, 20, 3, cpu) == 3
+    assert _threads(0, 1000, 20, 3, cpu) == 1  # the issue's train example: tiny products
+    assert _threads(0, 10_000, 100, 5, cpu) is None  # the paper's size: torch's default
+    assert _threads(0, 1000, 20, 3, cuda) is None
+    assert _threads(3, 1000, 20, 3, cpu) == 3
     with pytest.raises(ValueError, match="threads"):
-        _threads(Namespace(threads=-1), 10, 5, 2, cpu)
+        _threads(-1, 10, 5, 2, cpu)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "--tol", "nan"], "--tol must be a finite number"),
+        (["train", "--tol", "-1"], "--tol must be at least 0"),
+        (["train", "--max-epochs", "0"], "--max-epochs must be at least 1"),
+        (["train", "--lr", "inf"], "--lr must be a finite number"),
+        (["train", "--m", "0"], "--m must be at least 1"),
+        (["theory", "--sigma", "nan"], "--sigma must be a finite number"),
+        (["sweep", "--epochs", "0"], "--epochs must be at least 1"),
+        (["bench", "--threads", "0"], "--threads must be at least 1"),
+    ],
+)
+def test_bad_numbers_are_one_line_errors_that_write_nothing(tmp_path, capsys, args, needle):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and err.startswith("icl-dynamics: error:")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_train_into_a_folder_holding_its_files(capsys, tmp_path):
+    """Refused without --overwrite (nothing touched); --overwrite replaces only the command's files."""
+    argv = [
+        "train",
+        "--x1",
+        "sparse",
+        "--d",
+        "2",
+        "--T",
+        "6",
+        "--m",
+        "40",
+        "--m-test",
+        "0",
+        "--max-epochs",
+        "3",
+    ]
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "ab_sparse_s1.png").write_bytes(b"user's picture")
+    assert main([*argv, "--out", str(out), "--json"]) == 2
+    assert "ab_sparse_s1.png" in json.loads(capsys.readouterr().out)["error"]
+    assert (out / "ab_sparse_s1.png").read_bytes() == b"user's picture"
+    assert sorted(p.name for p in out.iterdir()) == ["ab_sparse_s1.png", "notes.txt"]
+    res = run_json(capsys, [*argv, "--out", str(out), "--overwrite"])
+    assert (out / "ab_sparse_s1.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "model" / "model.safetensors").is_file() and res["epochs"] <= 3
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch folder left
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from icl_dynamics.cli import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['sweep', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "--max-epochs" in res.stdout and "--families" in res.stdout

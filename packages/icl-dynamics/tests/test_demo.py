@@ -11,10 +11,13 @@ demo = importlib.import_module("icl_dynamics.demo")
 
 
 def test_demo_runs_and_reports(tmp_path, monkeypatch):
-    small = demo._small_specs()
-    assert len(small) == 9  # three families × the paper's three initialisations
-    tiny = [replace(s, d=2, T=6, m=80, m_test=40, epochs=20) for s in small]
-    monkeypatch.setattr(demo, "_small_specs", lambda: tiny)
+    from icl_dynamics.sweep import paper_grid
+
+    small = demo.SMALL
+    assert (
+        len(paper_grid(families=small.families, scales=small.scales)) == 9
+    )  # 3 families × the paper's 3 inits
+    monkeypatch.setattr(demo, "SMALL", replace(small, d=2, T=6, m=80, m_test=40, epochs=20))
     result = demo.run_demo(DemoContext(tmp_path, torch.device("cpu"), progress=False))
     assert len(result.tables[0].rows) == 9
     assert {"gaussian_max_rel_error_ab", "sparse_max_final_loss", "ones_max_offdiag"} <= set(result.metrics)

@@ -15,7 +15,7 @@ from icl_dynamics.theory import (
     predict_theory,
     stable_lr,
 )
-from icl_dynamics.train import TrainConfig, train
+from icl_dynamics.training import GDConfig, train
 
 T_SYM = 5
 
@@ -115,7 +115,7 @@ def test_full_matrix_gd_is_the_scalar_dynamics_on_symmetric_data(symmetrize, gau
     mom = signed_moments(gaussian_base)
     a0, b0 = 0.3, 1.1
     model = diagonal_model(2, a0, b0)
-    result = train(model, x, config=TrainConfig(max_epochs=300, tol=0.0, eval_every=0))
+    result = train(model, x, config=GDConfig(max_epochs=300, tol=0.0, eval_every=0))
     a_th, b_th = diagonal_gd(mom, 2, T_SYM, a0, b0, result.lr, 300)
     ab_hist = torch.tensor(result.history["ab"], dtype=torch.float64)  # stops once ab is exactly constant
     torch.testing.assert_close(ab_hist, (a_th * b_th)[: len(ab_hist)], rtol=1e-9, atol=1e-12)
@@ -138,9 +138,9 @@ def test_diagonal_bound_alone_is_not_a_stable_rate_for_full_matrices(symmetrize,
             model.wpv.add_(1e-8 * torch.randn(2, 4, dtype=torch.complex128, generator=gen))
         return model
 
-    fixed = train(perturbed(), x, config=TrainConfig(lr=lr_diag, max_epochs=30, tol=0.0, eval_every=0))
+    fixed = train(perturbed(), x, config=GDConfig(lr=lr_diag, max_epochs=30, tol=0.0, eval_every=0))
     assert max(fixed.history["max_offdiag"]) > 1e-2
-    auto = train(perturbed(), x, config=TrainConfig(max_epochs=30, tol=0.0, eval_every=0))
+    auto = train(perturbed(), x, config=GDConfig(max_epochs=30, tol=0.0, eval_every=0))
     assert auto.lr < lr_diag
     assert auto.history["max_offdiag"][-1] < auto.history["max_offdiag"][0]
 

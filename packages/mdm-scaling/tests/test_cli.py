@@ -62,7 +62,7 @@ def test_convert_train_eval_generate(capsys, tmp_path):
         capsys, "convert", str(tmp_path / "off.safetensors"), "--n-head", "2", "--out", str(tmp_path / "conv")
     )
     assert code == 0
-    assert res["class"] == "MaskedDiffusionLM"
+    assert res["model_class"] == "MaskedDiffusionLM"
     code, err = run_json(
         capsys, "convert", str(tmp_path / "off.safetensors"), "--out", str(tmp_path / "conv2")
     )
@@ -104,3 +104,67 @@ def test_convert_train_eval_generate(capsys, tmp_path):
     code, err = run_json(capsys, "generate", "--model", str(out / "model"), "--prompt", "xyz")
     assert code == 2
     assert "alphabet" in err["error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["generate", "--model", "m", "--cfg", "nan"], "--cfg must be a finite number"),
+        (["generate", "--model", "m", "--temperature", "inf"], "--temperature must be a finite number"),
+        (["train", "--arch", "mdm", "--steps", "0"], "--steps must be at least 1"),
+        (["train", "--arch", "mdm", "--lr", "nan"], "--lr must be a finite number"),
+        (["eval", "--model", "m", "--num-samples", "0"], "--num-samples must be at least 1"),
+        (["sweep", "--budgets", "1e9", "nan"], "--budgets must be a finite number"),
+        (["speed", "--mdm-steps", "8", "0"], "--mdm-steps must be at least 1"),
+    ],
+)
+def test_bad_numbers_are_one_line_errors_that_write_nothing(tmp_path, capsys, args, needle):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and err.startswith("mdm-scaling: error:")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_train_output_policy(tmp_path, capsys):
+    text = tmp_path / "corpus.txt"
+    text.write_text("abcab cabca bcabc " * 200)
+    out = tmp_path / "m"
+    base = ["train", "--arch", "arm", "--preset", "tiny-1k", "--steps", "2", "--length", "8", "--batch-size", "2",
+            "--eval-samples", "1", "--text", str(text), "--out", str(out)]  # fmt: skip
+    assert run_json(capsys, *base)[0] == 0
+    (out / "model" / "notes.txt").write_text("mine")
+    code, err = run_json(capsys, *base)
+    assert code == 2 and "--overwrite" in err["error"]
+    code, res = run_json(capsys, *base[:6], "4", *base[7:], "--overwrite")  # resumes at step 2, trains to 4
+    assert code == 0 and res["resumed_from"] == 2 and res["steps"] == 4
+    assert (out / "model" / "notes.txt").read_text() == "mine"
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mdm_scaling.cli import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['sweep', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "--warmup-fraction" in res.stdout and "--budgets" in res.stdout
+
+
+def test_reverse_prints_a_table_of_both_archs(capsys):
+    """The ARM row has no infilling score: the table leaves that cell empty (it was a KeyError)."""
+    assert (
+        main(["reverse", "--facts", "3", "--steps", "2", "--preset", "tiny-1k", "--sample-steps", "2"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "reverse_infill" in out and "num_facts: 3" in out
+    assert main(["reverse", "--facts", "2"]) == 2
+    assert "--facts must be at least 3" in capsys.readouterr().err

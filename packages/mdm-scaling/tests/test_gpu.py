@@ -8,7 +8,7 @@ from mdm_scaling.config import ModelConfig
 from mdm_scaling.data import make_batch_fn
 from mdm_scaling.generation import arm_generate, mdm_generate
 from mdm_scaling.model import AutoregressiveLM, MaskedDiffusionLM
-from mdm_scaling.trainer import TrainSettings, train_lm
+from mdm_scaling.training import paper_config, train_lm
 
 from gen_common.testing import assert_close
 
@@ -47,10 +47,10 @@ def test_bf16_compiled_training_step():
     r = train_lm(
         m,
         make_batch_fn(ids, 8, 32),
-        TrainSettings(steps=5, lr=1e-3),
+        paper_config(steps=5, lr=1e-3),
         device="cuda",
         compile=True,
-        show_progress=False,
+        progress=False,
     )
     assert math.isfinite(r.final_loss)
     assert next(m.parameters()).is_cuda

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 from radd.cli import main
@@ -157,7 +159,7 @@ def test_user_errors_exit_2(tmp_path, trained, capsys):
 )
 def test_non_positive_counts_are_user_errors(trained, capsys, args):
     assert main([*args, "--model", str(trained / "m"), "--json"]) == 2
-    assert "must be >= 1" in _json(capsys)["error"]
+    assert "must be at least 1" in _json(capsys)["error"]
 
 
 def test_missing_extra_is_a_user_error(trained, tmp_path, capsys, monkeypatch):
@@ -171,3 +173,76 @@ def test_missing_extra_is_a_user_error(trained, tmp_path, capsys, monkeypatch):
     code = main(["sample", "--model", str(trained / "m"), "--tokenizer", str(tmp_path), "--json"])
     assert code == 2
     assert "radd[hf]" in _json(capsys)["error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["sample", "--temperature", "nan"], "--temperature must be a finite number"),
+        (["sample", "--temperature", "-1"], "--temperature must be at least 0"),
+        (["sample", "--top-p", "1.5"], "--top-p must be at most 1"),
+        (["train", "--steps", "0"], "--steps must be at least 1"),
+        (["train", "--lr", "nan"], "--lr must be a finite number"),
+        (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
+    ],
+)
+def test_bad_numbers_are_one_line_errors_that_write_nothing(trained, tmp_path, capsys, args, needle):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    extra = ["--model", str(trained / "m")] if args[0] == "sample" else []
+    assert main([*args, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and err.startswith("radd: error:")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_overwrite_replaces_only_the_commands_files(trained, tmp_path, capsys):
+    out = tmp_path / "t"
+    base = ["train", "--out", str(out), "--text", str(trained / "text.txt"), "--length", "16", "--hidden", "8",
+            "--layers", "1", "--heads", "2", "--steps", "2", "--batch-size", "2", "--eval-samples", "1", "--json"]  # fmt: skip
+    assert main(base) == 0
+    (out / "notes.txt").write_text("mine")
+    first = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(base) == 2  # a finished model is not replaced silently
+    assert "--overwrite" in _json(capsys)["error"]
+    # --overwrite with a longer run resumes from the checkpoint at step 2 and replaces only the command's files
+    assert main([*base[:-3], "--steps", "4", "--overwrite", "--json"]) == 0
+    r = _json(capsys)
+    assert r["resumed_from"] == 2 and r["steps"] == 4
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "model.safetensors").read_bytes() != first
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch folder left behind
+
+
+def test_tampered_optimizer_state_on_resume_is_one_line(trained, tmp_path, capsys):
+    out = tmp_path / "t"
+    base = ["train", "--out", str(out), "--text", str(trained / "text.txt"), "--length", "16", "--hidden", "8",
+            "--layers", "1", "--heads", "2", "--steps", "2", "--batch-size", "2", "--eval-samples", "1", "--json"]  # fmt: skip
+    assert main(base) == 0
+    capsys.readouterr()
+    opt = next((out / "checkpoints").glob("step-*/optimizer.pt"))
+    opt.write_bytes(b"\x80\x04\x95 not a torch file")
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+    assert main([*base[:-3], "--steps", "4", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(opt) in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == before
+    assert (
+        main([*base[:-3], "--steps", "4", "--overwrite", "--no-resume", "--json"]) == 0
+    )  # the way out it names
+    assert _json(capsys)["resumed_from"] == 0
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from radd.cli import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['sample', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "--temperature" in res.stdout and "--warmup-steps" in res.stdout

@@ -44,7 +44,7 @@ def test_short_training_run_beats_the_unigram_baseline():
         TrainConfig(steps=100, lr=1e-2, warmup_steps=5, log_every=20),
         loss="lambda_dce",
         device="cpu",
-        show_progress=False,
+        progress=False,
     )
     after = float(radd.estimate_nll(model, val, 16, "k", torch.Generator().manual_seed(0)).mean()) / 16
     assert before > baseline  # an untrained model predicts uniformly: log V > unigram entropy
@@ -61,7 +61,7 @@ def test_every_loss_trains(loss):
         TrainConfig(steps=8, lr=1e-2, log_every=4),
         loss=loss,
         device="cpu",
-        show_progress=False,
+        progress=False,
     )
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in res.history)
 
@@ -69,11 +69,11 @@ def test_every_loss_trains(loss):
 def test_resume_is_exact(tmp_path):
     cfg = TrainConfig(steps=6, lr=1e-2, log_every=2, ema_decay=0.9)
     _, data, a = _setup()
-    train_radd(a, data.batch_fn(8), cfg, device="cpu", show_progress=False)
+    train_radd(a, data.batch_fn(8), cfg, device="cpu", progress=False)
     _, data, b = _setup()
-    train_radd(b, data.batch_fn(8), cfg, out_dir=tmp_path, device="cpu", show_progress=False, stop_after=3)
+    train_radd(b, data.batch_fn(8), cfg, out_dir=tmp_path, device="cpu", progress=False, stop_after=3)
     _, data, b = _setup()
-    res = train_radd(b, data.batch_fn(8), cfg, out_dir=tmp_path, device="cpu", show_progress=False)
+    res = train_radd(b, data.batch_fn(8), cfg, out_dir=tmp_path, device="cpu", progress=False)
     assert res.resumed_from == 3
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k

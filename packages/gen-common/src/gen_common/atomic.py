@@ -1,6 +1,7 @@
 """Atomic file writes: a temporary file in the target's folder, flushed, then renamed over the target.
 
-A crash or Ctrl-C leaves either the old file or the new one, never half of one.
+A crash or Ctrl-C leaves either the old file or the new one, never half of one. The file gets the permissions a
+plain ``open(path, "w")`` would give it (0666 less the user's umask), not ``mkstemp``'s private 0600.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from typing import IO, Any
 __all__ = ["atomic_path", "atomic_write", "atomic_write_json", "atomic_write_text"]
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on error removed.
@@ -26,6 +33,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: saved models and plots must be readable as usual
     tmp_path = Path(tmp)
     try:
         yield tmp_path

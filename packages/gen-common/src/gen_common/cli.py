@@ -50,6 +50,7 @@ import argparse
 import dataclasses
 import enum
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -483,7 +484,7 @@ def add_common_args(
 
 def _add_command(sub: Any, cmd: Command) -> None:
     summary = cmd.summary()
-    doc = (cmd.config.__doc__ or "").strip()
+    doc = inspect.cleandoc(cmd.config.__doc__ or "")  # the docstring's indentation is not part of the text
     if doc.startswith(cmd.config.__name__ + "("):
         doc = summary
     p = sub.add_parser(

@@ -27,7 +27,7 @@ import torch
 
 from gen_common.atomic import atomic_path, atomic_write_json, atomic_write_text
 from gen_common.checkpoint import CheckpointError, load_state_dict, save_state_dict
-from gen_common.cli import progress
+from gen_common.cli import progress as progress_bar
 from gen_common.config import TrainConfig, config_to_dict
 from gen_common.device import resolve_device
 from gen_common.seeding import make_generator, split_seed
@@ -208,6 +208,35 @@ def _save_checkpoint(
     return final
 
 
+def _read_trainer_state(ckpt: Path) -> dict[str, Any]:
+    path = ckpt / "trainer_state.json"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        int(state["step"]), list(state["history"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path} cannot be read ({type(exc).__name__}); delete {ckpt} to resume from an earlier checkpoint, "
+            "or start over without resuming"
+        ) from exc
+    return state
+
+
+def _load_optimizer_state(ckpt: Path) -> dict[str, Any]:
+    """``optimizer.pt`` with ``weights_only=True``: a corrupt or tampered file is refused (nothing in it runs)."""
+    path = ckpt / "optimizer.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError (refused object), RuntimeError/EOFError (truncated), OSError
+        raise CheckpointError(
+            f"{path} is not a loadable optimizer state (corrupt, or holds objects that weights_only loading "
+            f"refuses: {type(exc).__name__}); delete {ckpt} to resume from an earlier checkpoint, or start over "
+            "without resuming"
+        ) from exc
+    if not isinstance(state, dict) or not {"optimizer", "scheduler", "rng"} <= set(state):
+        raise CheckpointError(f"{path} does not hold an optimizer state written by gen_common.training")
+    return state
+
+
 def train(
     model: torch.nn.Module,
     loss_fn: Callable[[torch.nn.Module, Any, torch.Generator], Any],
@@ -217,10 +246,11 @@ def train(
     out_dir: str | Path | None = None,
     resume: bool = True,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
     extra_state: Mapping[str, Any] | None = None,
     stop_after: int | None = None,
+    show_progress: bool | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``config.steps`` optimizer steps (resuming from ``out_dir`` when it holds a
     checkpoint and ``resume``). After training, the model holds the EMA weights if EMA is on.
@@ -228,8 +258,11 @@ def train(
     ``stop_after=k`` runs at most k steps in this call and checkpoints there (time-sliced or preemptible jobs);
     calling again with the same arguments continues exactly where it stopped.
 
-    Returns the loss history (one entry per ``log_every`` steps, and the last step).
+    Returns the loss history (one entry per ``log_every`` steps, and the last step). ``show_progress`` is the
+    deprecated name of ``progress``.
     """
+    if show_progress is not None and progress is None:
+        progress = show_progress
     dev = resolve_device(device)
     mp = config.mixed_precision
     if mp == "auto":
@@ -253,7 +286,7 @@ def train(
     if out is not None and resume:
         ckpt = latest_checkpoint(out)
         if ckpt is not None:
-            state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+            state = _read_trainer_state(ckpt)
             model.load_state_dict(load_state_dict(ckpt / "model.safetensors", device=acc.device))
             if ema is not None:
                 if not (ckpt / "ema.safetensors").is_file():
@@ -261,7 +294,7 @@ def train(
                         f"{ckpt} has no EMA weights but ema_decay is set; resume with the same config"
                     )
                 ema.load_state_dict(load_state_dict(ckpt / "ema.safetensors"))
-            opt_state = torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True)
+            opt_state = _load_optimizer_state(ckpt)
             optimizer.load_state_dict(opt_state["optimizer"])
             scheduler.load_state_dict(opt_state["scheduler"])
             torch.set_rng_state(opt_state["rng"])
@@ -272,7 +305,7 @@ def train(
     model, optimizer = acc.prepare(model, optimizer)
     model.train()
     end = config.steps if stop_after is None else min(config.steps, start + max(0, stop_after))
-    bar = progress(total=config.steps, initial=start, desc="train", enabled=show_progress)
+    bar = progress_bar(total=config.steps, initial=start, desc="train", enabled=progress)
     run_loss, run_n = 0.0, 0
     step = start
     try:

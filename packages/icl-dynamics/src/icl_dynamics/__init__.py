@@ -3,39 +3,59 @@
 Reproduces Zheng et al., "On Mesa-Optimization in Autoregressively Trained Transformers: Emergence and
 Capability" (NeurIPS 2024, arXiv 2405.16845): AR data x_{t+1} = W x_t (`data`), the linear causal
 self-attention model with O(T) prefix predictions (`model`, `prefix`), its loss and analytic gradient
-(`objective`), full-batch GD until converged (`train`), the closed-form predictions (`theory`), the
-Appendix-B grid (`sweep`), figures (`plots`) and the benchmark (`bench`).
+(`objective`), full-batch GD until converged (`training`, `GDConfig`), the closed-form predictions (`theory`), the
+Appendix-B grid (`sweep`), figures (`plotting`) and the benchmark (`bench`).
 """
 
-from icl_dynamics.data import X1Dist, ar_sequences, generate_sequences, random_phases
-from icl_dynamics.model import LinearSelfAttention, LSAConfig, predict
-from icl_dynamics.objective import ARProblem, LossGrad, ar_loss, loss_and_grad
-from icl_dynamics.prefix import PrefixGram, embed
-from icl_dynamics.theory import (
-    Moments,
-    TheoryPrediction,
-    diagonal_gd,
-    empirical_moments,
-    expected_loss,
-    expected_mse_last,
-    gradient_flow,
-    moments,
-    predict_theory,
-    stable_lr,
-)
-from icl_dynamics.train import TrainConfig, TrainingDivergedError, TrainResult, evaluate_last, train
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
+# Names are imported on first use (PEP 562): `icl-dynamics --help` and `import icl_dynamics.cli` do not import
+# torch.
+_LAZY = {
+    "ARProblem": "objective",
+    "GDConfig": "config",
+    "LSAConfig": "model",
+    "LinearSelfAttention": "model",
+    "LossGrad": "objective",
+    "Moments": "theory",
+    "PrefixGram": "prefix",
+    "TheoryPrediction": "theory",
+    "TrainResult": "training",
+    "TrainingDivergedError": "training",
+    "X1Dist": "data",
+    "ar_loss": "objective",
+    "ar_sequences": "data",
+    "diagonal_gd": "theory",
+    "embed": "prefix",
+    "empirical_moments": "theory",
+    "evaluate_last": "training",
+    "expected_loss": "theory",
+    "expected_mse_last": "theory",
+    "generate_sequences": "data",
+    "gradient_flow": "theory",
+    "loss_and_grad": "objective",
+    "moments": "theory",
+    "predict": "model",
+    "predict_theory": "theory",
+    "random_phases": "data",
+    "stable_lr": "theory",
+    "train": "training",
+}
+
 __all__ = [
     "ARProblem",
+    "GDConfig",
     "LSAConfig",
     "LinearSelfAttention",
     "LossGrad",
     "Moments",
     "PrefixGram",
     "TheoryPrediction",
-    "TrainConfig",
     "TrainResult",
     "TrainingDivergedError",
     "X1Dist",
@@ -57,3 +77,16 @@ __all__ = [
     "stable_lr",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'icl_dynamics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"icl_dynamics.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

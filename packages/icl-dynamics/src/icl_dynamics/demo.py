@@ -7,59 +7,42 @@ m = 10 000 with the paper's learning rates and epochs.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
+from gen_common.cli import RunContext
 from gen_common.demo import DemoContext, DemoResult, Table
-from gen_common.device import num_threads
-from icl_dynamics.plots import plot_records
-from icl_dynamics.sweep import PAPER_INITS, RunSpec, make_data, paper_grid, run_one
+from icl_dynamics.runs import PlotRun, SweepRun, plot, sweep
+from icl_dynamics.sweep import load_runs
 
-
-def _small_specs() -> list[RunSpec]:
-    base = RunSpec(
-        "gaussian",
-        1.0,
-        0.1,
-        0.1,
-        d=3,
-        T=20,
-        m=2000,
-        m_test=2000,
-        lr=None,
-        epochs=600,
-        balanced=True,
-        tol=1e-5,
-    )
-    return [
-        replace(base, family=fam, scale=scale, a0=a0, b0=b0)
-        for fam, scale in (("gaussian", 1.0), ("sparse", 1.0), ("ones", 1.0))
-        for a0, b0 in PAPER_INITS
-    ]
+# The presets are the sweep command's own configs: `icl-dynamics sweep` with these values is the demo.
+# small: the paper's three families at scale 1 and its three initialisations, d = 3, T = 20, variance-reduced data,
+# the stable rate until ab settles (one CPU thread: the products are tiny; measured 42 s wall on one thread vs
+# 7 min on two at load ~6 on 2 cores). large: the paper's Appendix-B grid with its rates and epochs.
+SMALL = SweepRun(
+    scales=(1.0,), lr_mode="auto", d=3, T=20, m=2000, m_test=2000, epochs=600, balanced=True, resume=False
+)
+LARGE = SweepRun(resume=False)
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
-    specs = _small_specs() if ctx.scale == "small" else paper_grid(seed=ctx.seed + 1)
-    if ctx.scale == "small":
-        specs = [replace(s, seed=ctx.seed + 1) for s in specs]
-    records: list[dict[str, Any]] = []
-    data: dict[tuple[Any, ...], Any] = {}
-    # The small runs are tiny matrix products: one CPU thread is faster, and several times faster on a busy
-    # machine (measured: 42 s wall on one thread vs 7 min on two at load ~6 on 2 cores).
-    small_cpu = ctx.scale == "small" and ctx.device.type == "cpu"
-    with num_threads(1 if small_cpu else None):
-        for spec in specs:
-            key = spec.data_key()
-            if key not in data:
-                data.clear()
-                data[key] = make_data(spec, ctx.device)
-            records.append(run_one(spec, device=ctx.device, data=data[key], show_progress=ctx.progress))
-    figures = plot_records(records, ctx.out_dir)
+    preset = SMALL if ctx.scale == "small" else LARGE
+    run_ctx = RunContext(
+        device=str(ctx.device),
+        seed=ctx.seed,
+        out=ctx.out_dir / "sweep",
+        overwrite=True,
+        progress=ctx.progress,
+    )
+    order = [row["run_id"] for row in sweep(preset, run_ctx).rows]  # the grid's order: family, scale, init
+    by_id = {r["run_id"]: r for r in load_runs(run_ctx.out)}
+    records: list[dict[str, Any]] = [by_id[i] for i in order]
+    figures = plot(PlotRun(runs=run_ctx.out), RunContext(out=ctx.out_dir, overwrite=True)).figures
+    first = records[0]["spec"]
 
     rows = []
     metrics: dict[str, Any] = {}
     for r in records:
-        s, spec = r["summary"], r["spec"]
+        s = r["summary"]
         rows.append(
             [
                 r["run_id"],
@@ -84,10 +67,9 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     sparse = [r for r in records if r["spec"]["family"] == "sparse"]
     if sparse:
         metrics["sparse_max_final_loss"] = max(r["summary"]["final_loss"] for r in sparse)
-    first = specs[0]
     summary = (
-        f"One-layer linear causal self-attention trained by full-batch GD on AR sequences (d={first.d}, "
-        f"T={first.T}, m={first.m}). Gaussian and sparse x₁ satisfy the paper's data condition: the weights stay "
+        f"One-layer linear causal self-attention trained by full-batch GD on AR sequences (d={first['d']}, "
+        f"T={first['T']}, m={first['m']}). Gaussian and sparse x₁ satisfy the paper's data condition: the weights stay "
         "diagonal and ab lands on the closed form ab* = (T−2)m₄/[(T−2)m₆ + (d−1)m₂₄H_{T−2}] from every "
         "initialisation (sparse: ab* = 1/c² with loss → 0). All-ones x₁ violates it: off-diagonal weights grow "
         "and ab leaves the formula."

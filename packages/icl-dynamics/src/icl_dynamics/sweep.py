@@ -18,12 +18,12 @@ from typing import Any
 import torch
 
 from gen_common.atomic import atomic_write_json, atomic_write_text
-from gen_common.cli import progress
+from gen_common.cli import progress as progress_bar
 from gen_common.seeding import make_generator, split_seed
 from icl_dynamics.data import FAMILIES, X1Dist, generate_sequences
 from icl_dynamics.model import LinearSelfAttention, LSAConfig
 from icl_dynamics.theory import moments, predict_theory
-from icl_dynamics.train import TrainConfig, train
+from icl_dynamics.training import GDConfig, train
 
 __all__ = ["PAPER_INITS", "PAPER_SETTINGS", "RunSpec", "load_runs", "paper_grid", "run_one", "run_sweep"]
 
@@ -94,10 +94,14 @@ def paper_grid(
     dtype: str = "complex64",
     seed: int = 1,
     masked: bool = False,
+    scales: Sequence[float] | None = None,
+    balanced: bool = False,
 ) -> list[RunSpec]:
     """The Appendix-B runs. ``lr_mode="paper"`` uses the paper's rates and epochs; ``"auto"`` the stable
     rate and training until converged (``epochs`` then caps the epochs, default 3000). ``masked`` adds the
-    all-ones runs with the off-diagonal gradients of the two mesa blocks masked (the paper's masked runs)."""
+    all-ones runs with the off-diagonal gradients of the two mesa blocks masked (the paper's masked runs).
+    ``scales`` keeps only those scales of each family (default: all of the paper's); ``balanced`` draws
+    variance-reduced training data (see `X1Dist.sample`)."""
     if lr_mode not in ("paper", "auto"):
         raise ValueError(f"lr_mode must be 'paper' or 'auto', got {lr_mode!r}")
     unknown = [f for f in families if f not in FAMILIES or f == "custom"]
@@ -105,7 +109,7 @@ def paper_grid(
         raise ValueError(f"unknown families {unknown}; the grid has gaussian, sparse, ones")
     specs = []
     for (family, scale), (lr, paper_epochs) in PAPER_SETTINGS.items():
-        if family not in families:
+        if family not in families or (scales is not None and scale not in scales):
             continue
         for a0, b0 in PAPER_INITS:
             if lr_mode == "paper":
@@ -113,7 +117,9 @@ def paper_grid(
             else:
                 run_lr, run_epochs = None, epochs if epochs is not None else 3000
             specs.append(
-                RunSpec(family, scale, a0, b0, d, T, m, m_test, run_lr, run_epochs, "none", dtype, seed)
+                RunSpec(
+                    family, scale, a0, b0, d, T, m, m_test, run_lr, run_epochs, "none", dtype, seed, balanced
+                )
             )
     if masked and "ones" in families:
         specs += [replace(s, grad_mask="offdiag") for s in specs if s.family == "ones"]
@@ -130,17 +136,17 @@ def run_one(
     *,
     device: torch.device | str = "cpu",
     data: tuple[torch.Tensor, torch.Tensor] | None = None,
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Train one run of the grid and return its JSON-ready record."""
     if data is None:
         data = make_data(spec, device)
     x, x_test = data
     model = LinearSelfAttention(LSAConfig(spec.d, spec.a0, spec.b0, spec.dtype)).to(device)
-    cfg = TrainConfig(lr=spec.lr, max_epochs=spec.epochs, tol=spec.tol, grad_mask=spec.grad_mask)
+    cfg = GDConfig(lr=spec.lr, max_epochs=spec.epochs, tol=spec.tol, grad_mask=spec.grad_mask)
     if spec.lr is not None:
         cfg = replace(cfg, tol=0.0, patience=1 << 62)  # the paper's runs have a fixed epoch budget
-    result = train(model, x, config=cfg, x_test=x_test, show_progress=show_progress)
+    result = train(model, x, config=cfg, x_test=x_test, progress=progress)
     theory = predict_theory(moments(spec.dist, spec.d), spec.d, spec.T)
     summary = result.summary()
     summary["predicted_ab"] = theory.predicted_ab
@@ -230,7 +236,7 @@ def run_sweep(
     *,
     device: torch.device | str = "cpu",
     resume: bool = True,
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     on_run: Callable[[dict[str, Any], bool], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) ``specs``; returns the summary rows. ``on_run(record, skipped)`` sees every run."""
@@ -239,7 +245,7 @@ def run_sweep(
     run_dir.mkdir(parents=True, exist_ok=True)
     cached: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
     records = []
-    bar = progress(specs, total=len(specs), desc="sweep runs", enabled=show_progress, leave=True)
+    bar = progress_bar(specs, total=len(specs), desc="sweep runs", enabled=progress, leave=True)
     for spec in bar:
         path = run_dir / f"{spec.run_id}.json"
         if path.exists():
@@ -260,7 +266,7 @@ def run_sweep(
         if key not in cached:
             cached.clear()  # one setting's data at a time: the three inits of a setting run back to back
             cached[key] = make_data(spec, device)
-        record = run_one(spec, device=device, data=cached[key], show_progress=show_progress)
+        record = run_one(spec, device=device, data=cached[key], progress=progress)
         atomic_write_json(path, record)
         records.append(record)
         if on_run is not None:

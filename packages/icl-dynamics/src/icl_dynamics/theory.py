@@ -215,7 +215,7 @@ def stable_lr(mom: Moments, d: int, T: int, a0: float, b0: float, *, safety: flo
     λ_max ≤ A(√(δ² + 4 max(c₀², c*²)) + |c₀ − c*|). We return ``safety``·2/λ_max: it scales as 1/(T m₆)
     (the reference's guidance); the paper's hand-tuned Appendix-B rates are 0.1–1.2× this limit. It covers the
     diagonal (a, b) dynamics only: the other blocks of full matrices are 2–5× stiffer, which
-    `icl_dynamics.train.automatic_lr` measures.
+    `icl_dynamics.training.automatic_lr` measures.
     """
     if not 0 < safety < 1:
         raise ValueError(f"safety must be in (0, 1), got {safety}")

@@ -3,45 +3,74 @@ matched MDM/ARM training, IsoFLOP scaling laws, unsupervised CFG, zero-shot scor
 curse and distribution shift. The absorbing process, losses, likelihood estimators and samplers come from radd.
 """
 
-from mdm_scaling.compute import RunPlan, mean_sequence_length, plan_run, training_flops
-from mdm_scaling.config import PAPER_PRESETS, PRESETS, ModelConfig, non_embedding_params, preset
-from mdm_scaling.convert import (
-    convert_smdm_state_dict,
-    infer_smdm_config,
-    load_smdm_checkpoint,
-    to_smdm_state_dict,
-)
-from mdm_scaling.data import TokenData, eval_windows, make_batch_fn
-from mdm_scaling.generation import ARMOutput, arm_generate, mdm_generate
-from mdm_scaling.guidance import UnsupervisedCFG, cfg_combine
-from mdm_scaling.model import AutoregressiveLM, KVCache, MaskedDiffusionLM, load_model
-from mdm_scaling.objectives import arm_loss, mdm_loss, mdm_sft_loss, validation_loss
-from mdm_scaling.reverse import FactSet, make_facts, reverse_curse_eval, run_reverse_study
-from mdm_scaling.scaling import (
-    ScalingFit,
-    compute_gap,
-    fit_scaling_laws,
-    plot_frontier,
-    plot_isoflops,
-    read_runs,
-    write_runs,
-)
-from mdm_scaling.shift import run_shift_study, shift_table, stdlib_docstrings
-from mdm_scaling.speed import matched_quality_speedup, speed_table
-from mdm_scaling.sweep import SweepConfig, run_sweep
-from mdm_scaling.trainer import TrainSettings, train_lm, train_pair
-from mdm_scaling.zeroshot import (
-    CausalLMScorer,
-    Example,
-    MaskedLMScorer,
-    Task,
-    cloze_task,
-    evaluate_task,
-    evaluate_tasks,
-    load_jsonl_task,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Names are imported on first use (PEP 562): `mdm-scaling --help` and `import mdm_scaling.cli` do not import torch.
+_LAZY = {
+    "ARMOutput": "generation",
+    "AutoregressiveLM": "model",
+    "CausalLMScorer": "zeroshot",
+    "Example": "zeroshot",
+    "FactSet": "reverse",
+    "KVCache": "model",
+    "MaskedDiffusionLM": "model",
+    "MaskedLMScorer": "zeroshot",
+    "ModelConfig": "config",
+    "PAPER_PRESETS": "config",
+    "PRESETS": "config",
+    "RunPlan": "compute",
+    "ScalingFit": "scaling",
+    "SweepConfig": "sweep",
+    "Task": "zeroshot",
+    "TokenData": "data",
+    "UnsupervisedCFG": "guidance",
+    "arm_generate": "generation",
+    "arm_loss": "objectives",
+    "cfg_combine": "guidance",
+    "cloze_task": "zeroshot",
+    "compute_gap": "scaling",
+    "convert_smdm_state_dict": "convert",
+    "eval_windows": "data",
+    "evaluate_task": "zeroshot",
+    "evaluate_tasks": "zeroshot",
+    "fit_scaling_laws": "scaling",
+    "infer_smdm_config": "convert",
+    "load_jsonl_task": "zeroshot",
+    "load_model": "model",
+    "load_smdm_checkpoint": "convert",
+    "make_batch_fn": "data",
+    "make_facts": "reverse",
+    "matched_quality_speedup": "speed",
+    "mdm_generate": "generation",
+    "mdm_loss": "objectives",
+    "mdm_sft_loss": "objectives",
+    "mean_sequence_length": "compute",
+    "non_embedding_params": "config",
+    "paper_config": "training",
+    "plan_run": "compute",
+    "plot_frontier": "scaling",
+    "plot_isoflops": "scaling",
+    "preset": "config",
+    "read_runs": "scaling",
+    "reverse_curse_eval": "reverse",
+    "run_reverse_study": "reverse",
+    "run_shift_study": "shift",
+    "run_sweep": "sweep",
+    "shift_table": "shift",
+    "speed_table": "speed",
+    "stdlib_docstrings": "shift",
+    "to_smdm_state_dict": "convert",
+    "train_lm": "training",
+    "train_pair": "training",
+    "training_flops": "compute",
+    "validation_loss": "objectives",
+    "write_runs": "scaling",
+}
 
 __all__ = [
     "PAPER_PRESETS",
@@ -60,7 +89,6 @@ __all__ = [
     "SweepConfig",
     "Task",
     "TokenData",
-    "TrainSettings",
     "UnsupervisedCFG",
     "arm_generate",
     "arm_loss",
@@ -84,6 +112,7 @@ __all__ = [
     "mdm_sft_loss",
     "mean_sequence_length",
     "non_embedding_params",
+    "paper_config",
     "plan_run",
     "plot_frontier",
     "plot_isoflops",
@@ -103,3 +132,16 @@ __all__ = [
     "validation_loss",
     "write_runs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mdm_scaling' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mdm_scaling.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -10,7 +10,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["PAPER_PRESETS", "PRESETS", "ModelConfig", "non_embedding_params", "preset", "preset_names"]
+from gen_common.config import arg, validate
+
+__all__ = [
+    "PAPER_PRESETS",
+    "PRESETS",
+    "ModelConfig",
+    "SweepConfig",
+    "non_embedding_params",
+    "preset",
+    "preset_names",
+]
 
 
 @dataclass(frozen=True)
@@ -149,3 +159,29 @@ def preset(name: str, *, vocab_size: int = 32000, block_size: int = 2048, **over
         name=key,
     )
     return cfg.replace(**overrides) if overrides else cfg
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The IsoFLOP grid: budgets x sizes x archs, and the settings every run of it shares."""
+
+    budgets: tuple[float, ...] = arg((3e9, 1e10, 3e10), help="FLOP budgets C", gt=0)
+    sizes: tuple[str, ...] = arg(("tiny-4k", "tiny-12k", "tiny-33k", "tiny-103k"), help="size presets")
+    archs: tuple[str, ...] = arg(("mdm", "arm"), help="architectures")
+    batch_size: int = arg(16, help="sequences per step", min=1)
+    length: int = arg(32, help="training sequence length L", min=1)
+    lr: float = arg(5e-3, help="peak learning rate", gt=0)
+    ssl_prob: float = arg(0.0, help="stochastic sequence length probability (the paper: 0.01)", min=0, max=1)
+    eval_windows: int = arg(64, help="validation windows per run", min=1)
+    eval_samples: int = arg(16, help="Monte Carlo draws of the MDM bound per window (the paper: 128)", min=1)
+    min_steps: int = arg(20, help="skip (budget, size) pairs buying fewer steps", min=1)
+    max_steps: int = arg(20000, help="skip (budget, size) pairs buying more steps", min=1)
+    seed: int = arg(0, help="seed of the sweep", cli=False)
+
+    def __post_init__(self) -> None:
+        bad = [a for a in self.archs if a not in ("mdm", "arm")]
+        if bad:
+            raise ValueError(f"unknown arch(s) {bad}: use arm, mdm")
+        if not self.budgets or not self.sizes:
+            raise ValueError("a sweep needs at least one budget and one size")
+        validate(self)

@@ -259,12 +259,12 @@ def run_reverse_study(
     evaluate both directions. Returns ``{"rows": [{arch, same, reverse, reverse_infill?}], ...}``."""
     from gen_common.seeding import make_generator
     from mdm_scaling.config import preset
-    from mdm_scaling.trainer import TrainSettings, train_pair
+    from mdm_scaling.training import paper_config, train_pair
 
     fs = FactSet.build(num_facts, seed)
     mcfg = preset(size, vocab_size=fs.tokenizer.vocab_size, block_size=fs.length + 1)
-    settings = TrainSettings(steps=steps, lr=lr, warmup_fraction=0.05, log_every=max(1, steps), seed=seed)
-    models = train_pair(fs.batch_fn(batch_size), mcfg, settings, device=device, show_progress=progress)
+    settings = paper_config(steps, lr, warmup_fraction=0.05, log_every=max(1, steps), seed=seed)
+    models = train_pair(fs.batch_fn(batch_size), mcfg, settings, device=device, progress=progress)
     rows = []
     for arch, m in models.items():
         res = reverse_curse_eval(

@@ -93,7 +93,7 @@ def run_shift_study(
     from gen_common.text import bundled_corpus
     from mdm_scaling.config import preset
     from mdm_scaling.data import TokenData, make_batch_fn
-    from mdm_scaling.trainer import TrainSettings, train_pair
+    from mdm_scaling.training import paper_config, train_pair
 
     data = TokenData.from_text(text if text is not None else bundled_corpus())
     assert data.tokenizer is not None
@@ -101,9 +101,9 @@ def run_shift_study(
         shifted_text if shifted_text is not None else stdlib_docstrings(), errors="replace"
     )
     mcfg = preset(size, vocab_size=data.vocab_size, block_size=length + 1)
-    settings = TrainSettings(steps=steps, lr=lr, log_every=max(1, steps), seed=seed)
+    settings = paper_config(steps, lr, log_every=max(1, steps), seed=seed)
     models = train_pair(
-        make_batch_fn(data.train, batch_size, length), mcfg, settings, device=device, show_progress=progress
+        make_batch_fn(data.train, batch_size, length), mcfg, settings, device=device, progress=progress
     )
     return shift_table(
         models, data.val, shifted, length=length, windows=windows, num_samples=num_samples, seed=seed

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,39 +17,16 @@ import torch
 
 from gen_common.seeding import make_generator, split_seed
 from mdm_scaling.compute import plan_run
-from mdm_scaling.config import non_embedding_params, preset
+from mdm_scaling.config import SweepConfig, non_embedding_params, preset
 from mdm_scaling.data import TokenData, eval_windows, make_batch_fn
 from mdm_scaling.model import AutoregressiveLM, MaskedDiffusionLM
 from mdm_scaling.objectives import validation_loss
 from mdm_scaling.scaling import read_runs, write_runs
-from mdm_scaling.trainer import TrainSettings, train_lm
+from mdm_scaling.training import paper_config, train_lm
 
 __all__ = ["ARCHS", "SweepConfig", "build_model", "run_sweep"]
 
 ARCHS = {"mdm": MaskedDiffusionLM, "arm": AutoregressiveLM}
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    budgets: tuple[float, ...] = (3e9, 1e10, 3e10)
-    sizes: tuple[str, ...] = ("tiny-4k", "tiny-12k", "tiny-33k", "tiny-103k")
-    archs: tuple[str, ...] = ("mdm", "arm")
-    batch_size: int = 16
-    length: int = 32
-    lr: float = 5e-3
-    ssl_prob: float = 0.0  # stochastic sequence length (the paper: 0.01)
-    eval_windows: int = 64
-    eval_samples: int = 16  # Monte Carlo draws of the MDM bound per window (the paper: 128)
-    min_steps: int = 20  # skip (budget, size) pairs that buy fewer steps: too few to mean anything
-    max_steps: int = 20000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        bad = [a for a in self.archs if a not in ARCHS]
-        if bad:
-            raise ValueError(f"unknown arch(s) {bad}: use {sorted(ARCHS)}")
-        if not self.budgets or not self.sizes:
-            raise ValueError("a sweep needs at least one budget and one size")
 
 
 def build_model(arch: str, size: str, vocab_size: int, block_size: int, seed: int) -> torch.nn.Module:
@@ -90,12 +66,12 @@ def run_sweep(
                     continue
                 seed = split_seed(config.seed, s_i)
                 model = build_model(arch, size, data.vocab_size, config.length + 1, seed)
-                settings = TrainSettings(
-                    steps=plan.steps, lr=config.lr, log_every=max(1, plan.steps), seed=split_seed(seed, b_i)
+                settings = paper_config(
+                    plan.steps, config.lr, log_every=max(1, plan.steps), seed=split_seed(seed, b_i)
                 )
                 batch_fn = make_batch_fn(data.train, bsz, config.length, config.ssl_prob)
                 t0 = time.perf_counter()
-                result = train_lm(model, batch_fn, settings, device=device, show_progress=progress)
+                result = train_lm(model, batch_fn, settings, device=device, progress=progress)
                 secs = time.perf_counter() - t0
                 model.eval()
                 loss = validation_loss(

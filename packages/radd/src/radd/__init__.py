@@ -6,17 +6,48 @@ The generic parts (losses, `estimate_nll`, `sample`, `sample_ordered`, `expected
 any masked model: a callable mapping ids in [0, V] (V = mask) of shape (B, L) to (B, L, V) logits/log-probs.
 """
 
-from radd import losses
-from radd.exact import ExactToy, MaskCosts, dce_integral, estimator_expectation, exact_nll, mask_costs
-from radd.likelihood import ESTIMATORS, estimate_nll, perplexity
-from radd.losses import LOSSES, get_loss, k_dce_loss, lambda_dce_loss, t_dce_loss, t_dse_loss
-from radd.model import RADD, RADDConfig
-from radd.ordered import generation_order, sample_ordered
-from radd.process import mask_exactly, mask_independently, uniform_draws
-from radd.sampling import SampleOutput, expected_nfe, initial_tokens, reveal_rates, sample
-from radd.schedules import GeometricSchedule, LogLinearSchedule, NoiseSchedule, get_schedule
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Names are imported on first use (PEP 562): `radd --help` and `import radd.cli` do not import torch.
+_LAZY = {
+    "ESTIMATORS": "likelihood",
+    "ExactToy": "exact",
+    "GeometricSchedule": "schedules",
+    "LOSSES": "losses",
+    "LogLinearSchedule": "schedules",
+    "MaskCosts": "exact",
+    "NoiseSchedule": "schedules",
+    "RADD": "model",
+    "RADDConfig": "model",
+    "SampleOutput": "sampling",
+    "dce_integral": "exact",
+    "estimate_nll": "likelihood",
+    "estimator_expectation": "exact",
+    "exact_nll": "exact",
+    "expected_nfe": "sampling",
+    "generation_order": "ordered",
+    "get_loss": "losses",
+    "get_schedule": "schedules",
+    "initial_tokens": "sampling",
+    "k_dce_loss": "losses",
+    "lambda_dce_loss": "losses",
+    "losses": "losses",
+    "mask_costs": "exact",
+    "mask_exactly": "process",
+    "mask_independently": "process",
+    "perplexity": "likelihood",
+    "reveal_rates": "sampling",
+    "sample": "sampling",
+    "sample_ordered": "ordered",
+    "t_dce_loss": "losses",
+    "t_dse_loss": "losses",
+    "uniform_draws": "process",
+}
 
 __all__ = [
     "ESTIMATORS",
@@ -52,3 +83,17 @@ __all__ = [
     "t_dse_loss",
     "uniform_draws",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'radd' has no attribute {name!r}")
+    mod = importlib.import_module(f"radd.{module}")
+    value = mod if module == name else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -3,108 +3,89 @@ text, and measure NFE vs steps for the cached and uncached samplers against ``ex
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
 
 import radd
+from gen_common.cli import RunContext
+from gen_common.config import TrainConfig
 from gen_common.demo import DemoContext, DemoResult, Table
 from gen_common.plotting import new_figure, save_figure
-from gen_common.training import TrainConfig
-from radd.data import TokenData, load_text
-from radd.model import RADD, RADDConfig
-from radd.tokenizers import CharTokenizerAdapter
-from radd.training import train_radd
+from radd.runs import BenchRun, EvalRun, SampleRun, TrainRun, bench, evaluate, sample, train
 
+# The presets are the commands' own configs: `radd train/eval/sample/bench` with these values is the demo.
 SMALL = dict(
-    length=64,
-    hidden=64,
-    layers=2,
-    heads=4,
-    steps=800,  # ~30 s of training on an idle 2-core CPU
-    batch=32,
-    lr=3e-3,
-    nfe_steps=(4, 8, 16, 32, 64, 128, 256),
+    train=TrainRun(
+        length=64,
+        hidden=64,
+        layers=2,
+        heads=4,
+        batch_size=32,
+        eval_samples=1,  # the demo bounds the NLL with all three estimators itself
+        resume=False,
+        # ~30 s of training on an idle 2-core CPU
+        train=TrainConfig(
+            steps=800, lr=3e-3, warmup_steps=20, schedule="cosine", min_lr_ratio=0.1, log_every=26
+        ),
+    ),
+    bench=BenchRun(steps=(4, 8, 16, 32, 64, 128, 256), num_samples=16, nfe_samples=16, repeats=1),
 )
 LARGE = dict(
-    length=128,
-    hidden=256,
-    layers=4,
-    heads=4,
-    steps=3000,
-    batch=64,
-    lr=1e-3,
-    nfe_steps=(8, 16, 32, 64, 128, 256, 512, 1024),
+    train=TrainRun(
+        length=128,
+        hidden=256,
+        layers=4,
+        heads=4,
+        batch_size=64,
+        eval_samples=1,  # the demo bounds the NLL with all three estimators itself
+        resume=False,
+        train=TrainConfig(
+            steps=3000, lr=1e-3, warmup_steps=20, schedule="cosine", min_lr_ratio=0.1, log_every=100
+        ),
+    ),
+    bench=BenchRun(steps=(8, 16, 32, 64, 128, 256, 512, 1024), num_samples=16, nfe_samples=16, repeats=1),
 )
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
-    p = SMALL if ctx.scale == "small" else LARGE
-    dev = ctx.device
+    preset = SMALL if ctx.scale == "small" else LARGE
+    p = dict(preset, steps=preset["train"].train.steps)
     t_start = time.perf_counter()
-    text = load_text()
-    tok = CharTokenizerAdapter.from_corpus(text)
-    data = TokenData.from_ids(tok.encode(text), p["length"])
-    V, L = tok.vocab_size, p["length"]
-    torch.manual_seed(ctx.seed)
-    model = RADD(RADDConfig(vocab_size=V, max_length=L, hidden_size=p["hidden"], num_layers=p["layers"],
-                            num_heads=p["heads"], dropout=0.0))  # fmt: skip
-    t0 = time.perf_counter()
-    res = train_radd(
-        model,
-        data.batch_fn(p["batch"]),
-        TrainConfig(
-            steps=p["steps"],
-            lr=p["lr"],
-            warmup_steps=20,
-            schedule="cosine",
-            min_lr_ratio=0.1,
-            log_every=max(1, p["steps"] // 30),
-            seed=ctx.seed,
-        ),
-        loss="lambda_dce",
-        device=dev,
-        show_progress=ctx.progress,
+    folder = ctx.path("radd-model")
+    run_ctx = RunContext(
+        device=str(ctx.device), seed=ctx.seed, out=folder, overwrite=True, progress=ctx.progress
     )
-    train_s = time.perf_counter() - t0
-    model.eval()
+    quiet = dataclasses.replace(run_ctx, out=None, progress=False)
+    model_id = str(folder)
+    trained = train(p["train"], run_ctx)
+    train_s = trained.train_seconds
+    L = p["train"].length
+    res = trained
+    model = radd.RADD.from_pretrained(folder)  # what `radd sample --model` loads
+    baseline = trained.val_unigram_baseline_nats
 
     # Likelihood: the three estimators on the same validation windows, against the unigram baseline.
-    val = data.val_windows(32).to(dev)
-    baseline = data.unigram_baseline(val.cpu(), V)
     est_rows = []
     for est in ("k", "lambda", "t"):
-        nll, se = radd.estimate_nll(
-            model, val, 16, est, torch.Generator().manual_seed(ctx.seed), return_stderr=True
-        )
-        per_tok = float(nll.double().mean()) / L
-        se_tok = float(se.double().pow(2).sum().sqrt()) / len(val) / L
-        est_rows.append([est, round(per_tok, 4), round(se_tok, 4)])
+        ev = evaluate(EvalRun(model=model_id, estimator=est, num_samples=16, num_sequences=32), quiet)
+        est_rows.append([est, round(ev.nll_bound_nats_per_token, 4), round(ev.stderr_nats_per_token, 4)])
     nll_k = est_rows[0][1]
 
-    # Samples: unconditional (cached analytic sampler, L steps) and with a prefix.
-    gen = torch.Generator().manual_seed(ctx.seed)
-    uncond = radd.sample(model, 3, L, L, generator=gen, device=dev)
-    prefix = tok.encode("The ")
-    cond = radd.sample(model, 2, L, L, prefix=prefix, generator=gen, device=dev)
-    ordered = radd.sample_ordered(model, 1, L, order="forward", generator=gen, device=dev)
-    samples = [tok.decode(s) for s in torch.cat([uncond.tokens, cond.tokens, ordered.tokens]).cpu()]
-    kinds = ["diffusion"] * 3 + ["diffusion, prefix 'The '"] * 2 + ["ordered (left to right)"]
+    # Samples: unconditional (cached analytic sampler, L steps), with a prefix, and any-order AR left to right.
+    runs = [
+        ("diffusion", SampleRun(model=model_id, num_samples=3)),
+        ("diffusion, prefix 'The '", SampleRun(model=model_id, num_samples=2, prefix="The ")),
+        ("ordered (left to right)", SampleRun(model=model_id, num_samples=1, ordered="forward")),
+    ]
+    sample_rows = [[kind, text] for kind, cfg in runs for text in sample(cfg, quiet).samples]
 
     # NFE vs steps: cached and uncached, measured, against the formula; wall-clock alongside.
-    nfe_rows = []
-    for n in p["nfe_steps"]:
-        timings = {}
-        outs = {}
-        for cache in (True, False):
-            t1 = time.perf_counter()
-            outs[cache] = radd.sample(
-                model, 16, L, n, cache=cache, generator=torch.Generator().manual_seed(n), device=dev
-            )
-            timings[cache] = time.perf_counter() - t1
-        same = bool(torch.equal(outs[True].tokens, outs[False].tokens))
-        nfe_rows.append([n, round(radd.expected_nfe(n, L), 2), round(outs[True].nfe, 2), outs[False].nfe,
-                         round(timings[False], 3), round(timings[True], 3), "yes" if same else "NO"])  # fmt: skip
+    bench_rows = bench(dataclasses.replace(p["bench"], model=model_id, length=L), quiet).rows
+    nfe_rows = [[r["steps"], round(r["expected_nfe"], 2), round(r["measured_nfe"], 2), r["steps"],
+                 round(r["uncached_s"], 3), round(r["cached_s"], 3), "yes" if r["identical"] else "NO"]
+                for r in bench_rows]  # fmt: skip
 
     figures = []
     fig, ax = new_figure(1, 2, size=(10, 3.8))
@@ -179,7 +160,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
                 ],
                 nfe_rows,
             ),
-            Table("samples", ["sampler", "text"], [[k, s] for k, s in zip(kinds, samples)]),
+            Table("samples", ["sampler", "text"], sample_rows),
         ],
         figures=figures,
     )

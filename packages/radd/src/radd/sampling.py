@@ -175,8 +175,8 @@ def sample(
         raise ValueError("steps must be >= 1")
     if remasking not in ("random", "confidence"):
         raise ValueError(f"unknown remasking {remasking!r}: use 'random' or 'confidence'")
-    if temperature < 0:
-        raise ValueError("temperature must be >= 0")
+    if not temperature >= 0 or temperature == float("inf"):  # NaN fails the first test
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     mid = resolve_mask_id(model, mask_id)
     dev = torch.device(device) if device is not None else model_device(model)
     x, keep = initial_tokens(num_samples, length, mid, prefix=prefix, suffix=suffix, given=given, device=dev)

@@ -41,12 +41,17 @@ def train_radd(
     out_dir: str | Path | None = None,
     resume: bool = True,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
     stop_after: int | None = None,
+    show_progress: bool | None = None,
     **loss_kwargs: Any,
 ) -> TrainResult:
-    """Train ``model`` in place (it holds the EMA weights afterwards when EMA is on)."""
+    """Train ``model`` in place (it holds the EMA weights afterwards when EMA is on).
+
+    ``show_progress`` is the deprecated name of ``progress``."""
+    if show_progress is not None and progress is None:
+        progress = show_progress
     return train(
         model,
         loss_fn_for(loss, **loss_kwargs),
@@ -55,7 +60,7 @@ def train_radd(
         out_dir=out_dir,
         resume=resume,
         device=device,
-        show_progress=show_progress,
+        progress=progress,
         on_log=on_log,
         extra_state={"loss": loss},
         stop_after=stop_after,

@@ -5,9 +5,9 @@ import torch
 from icl_dynamics.data import X1Dist, generate_sequences
 from icl_dynamics.model import LinearSelfAttention, LSAConfig
 from icl_dynamics.theory import empirical_moments, moments, predict_theory
-from icl_dynamics.train import TrainConfig, TrainingDivergedError, train
+from icl_dynamics.training import GDConfig, TrainingDivergedError, train
 
-train_module = importlib.import_module("icl_dynamics.train")  # the package re-exports the function `train`
+train_module = importlib.import_module("icl_dynamics.training")  # the package re-exports the function `train`
 
 
 def data(dist, m, d=3, T=20, seed=0, balanced=False, dtype="complex64"):
@@ -56,8 +56,8 @@ def test_plain_gaussian_data_follow_their_own_moments():
     small finite-sample correction through their off-diagonal entries."""
     x = data(X1Dist.gaussian(1.0), 4000, seed=3)
     emp = predict_theory(empirical_moments(x[:, 0]), 3, 20)
-    diag = train(model(), x, config=TrainConfig(eval_every=0, grad_mask="diagonal"))
-    full = train(model(), x, config=TrainConfig(eval_every=0))
+    diag = train(model(), x, config=GDConfig(eval_every=0, grad_mask="diagonal"))
+    full = train(model(), x, config=GDConfig(eval_every=0))
     assert diag.ab == pytest.approx(emp.predicted_ab, rel=0.02)
     assert full.ab == pytest.approx(diag.ab, rel=0.02)
 
@@ -75,8 +75,8 @@ def test_sparse_recovers_w_exactly():
 def test_all_ones_grows_off_diagonals_and_leaves_the_formula():
     """All-ones x₁ violates the data condition: off-diagonal weights grow from 0, ab ≠ ab*."""
     x = data(X1Dist.ones(), 1000)
-    ones = train(model(), x, config=TrainConfig(eval_every=0))
-    gauss = train(model(), data(X1Dist.gaussian(1.0), 1000, balanced=True), config=TrainConfig(eval_every=0))
+    ones = train(model(), x, config=GDConfig(eval_every=0))
+    gauss = train(model(), data(X1Dist.gaussian(1.0), 1000, balanced=True), config=GDConfig(eval_every=0))
     off = ones.history["max_offdiag"]
     assert off[0] == 0.0
     assert off[-1] > 0.06
@@ -87,12 +87,12 @@ def test_all_ones_grows_off_diagonals_and_leaves_the_formula():
 
 def test_masks_keep_their_entries_at_zero():
     x = data(X1Dist.ones(), 500)
-    diag = train(model(), x, config=TrainConfig(grad_mask="diagonal", max_epochs=200, eval_every=0))
+    diag = train(model(), x, config=GDConfig(grad_mask="diagonal", max_epochs=200, eval_every=0))
     assert diag.model.max_offdiag == 0.0
     # With everything else masked the dynamics are the diagonal ones; their fixed point is the closed form
     # with x₁'s moments even for all-ones x₁ (sign symmetry is only needed to keep the other entries at 0).
     assert diag.ab == pytest.approx(predict_theory(moments(X1Dist.ones(), 3), 3, 20).predicted_ab, rel=0.03)
-    off = train(model(), x, config=TrainConfig(grad_mask="offdiag", max_epochs=50, eval_every=0))
+    off = train(model(), x, config=GDConfig(grad_mask="offdiag", max_epochs=50, eval_every=0))
     d = 3
     block_kq = off.model.wkq.detach()[d:, :d]
     block_pv = off.model.wpv.detach()[:, :d]
@@ -105,18 +105,22 @@ def test_masks_keep_their_entries_at_zero():
 def test_divergence_is_reported_and_automatic_rate_backs_off(monkeypatch):
     x = data(X1Dist.gaussian(1.0), 200)
     with pytest.raises(TrainingDivergedError, match="smaller learning rate"):
-        train(model(), x, config=TrainConfig(lr=5.0, max_epochs=200, eval_every=0))
+        train(model(), x, config=GDConfig(lr=5.0, max_epochs=200, eval_every=0))
     monkeypatch.setattr(train_module, "automatic_lr", lambda *a, **k: 5.0)
-    result = train(model(), x, config=TrainConfig(max_epochs=200, max_restarts=8, eval_every=0))
+    result = train(model(), x, config=GDConfig(max_epochs=200, max_restarts=8, eval_every=0))
     assert result.restarts > 0
     assert result.lr < 5.0
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="grad_mask"):
-        TrainConfig(grad_mask="upper")
+    with pytest.raises(ValueError, match="grad-mask"):
+        GDConfig(grad_mask="upper")
     with pytest.raises(ValueError, match="lr"):
-        TrainConfig(lr=-1.0)
+        GDConfig(lr=-1.0)
+    with pytest.raises(ValueError, match="--tol must be a finite number"):
+        GDConfig(tol=float("nan"))
+    with pytest.raises(ValueError, match="--max-epochs must be at least 1"):
+        GDConfig(max_epochs=0)
     with pytest.raises(ValueError, match="dimension"):
         train(model(d=4), data(X1Dist.gaussian(1.0), 10))
 
@@ -125,7 +129,7 @@ def test_config_validation():
 def test_paper_setting_gaussian_ab_matches_the_closed_form():
     """The paper's size (d = 5, T = 100, m = 10 000): ab within 2% of ab* = 0.19191 (variance-reduced x₁)."""
     x = data(X1Dist.gaussian(1.0), 10_000, d=5, T=100, balanced=True)
-    result = train(model(d=5), x, config=TrainConfig(eval_every=0, max_epochs=1000))
+    result = train(model(d=5), x, config=GDConfig(eval_every=0, max_epochs=1000))
     pred = predict_theory(moments(X1Dist.gaussian(1.0), 5), 5, 100)
     assert result.ab == pytest.approx(pred.predicted_ab, rel=0.02)
     assert result.model.max_offdiag < 0.05

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from gen_common.cli import progress
+from gen_common.cli import progress as progress_bar
+from icl_dynamics.config import GRAD_MASKS, GDConfig
 from icl_dynamics.model import LinearSelfAttention, LSAConfig, active_masks, check_sequences
 from icl_dynamics.objective import ARProblem, hessian_top_eigenvalue, loss_and_grad
 from icl_dynamics.prefix import embed, last_gram
@@ -27,7 +28,7 @@ from icl_dynamics.theory import empirical_moments, predict_theory, stable_lr
 
 __all__ = [
     "GRAD_MASKS",
-    "TrainConfig",
+    "GDConfig",
     "TrainResult",
     "TrainingDivergedError",
     "automatic_lr",
@@ -35,37 +36,9 @@ __all__ = [
     "train",
 ]
 
-GRAD_MASKS = ("none", "offdiag", "diagonal")
-
 
 class TrainingDivergedError(ValueError):
     """Gradient descent blew up; the message names a smaller learning rate to try."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    lr: float | None = None  # None: automatic_lr (theory bound and measured Hessian curvature)
-    lr_safety: float = 0.5  # fraction of the 2/λ_max stability limit used by the automatic rate
-    max_epochs: int = 3000
-    tol: float = 1e-5  # converged when |Δab| ≤ tol·|ab| ...
-    patience: int = 5  # ... for this many consecutive epochs
-    min_epochs: int = 1
-    grad_mask: str = (
-        "none"  # none | offdiag (paper's masked experiment: off-diagonals of both blocks) | diagonal
-    )
-    eval_every: int = 1  # test ratio / MSE at the last position every k epochs (0: never)
-    snapshot_every: int = 0  # keep full W^{KQ}, W^{PV} every k epochs (0: only the final ones)
-    strategy: str = "auto"  # prefix-Gram strategy: auto | cumsum | blocked | direct
-    cache_bytes: int = 2 << 30  # largest cached prefix-Gram tensor for strategy "auto"
-    max_restarts: int = 3  # automatic rate only: on divergence restart with η/4 this many times
-
-    def __post_init__(self) -> None:
-        if self.grad_mask not in GRAD_MASKS:
-            raise ValueError(f"unknown grad_mask {self.grad_mask!r}; choose one of {', '.join(GRAD_MASKS)}")
-        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.max_epochs < 0 or self.patience < 1 or self.tol < 0:
-            raise ValueError("need max_epochs >= 0, patience >= 1 and tol >= 0")
 
 
 @dataclass
@@ -167,16 +140,16 @@ def train(
     model: LinearSelfAttention,
     x_train: torch.Tensor,
     *,
-    config: TrainConfig | None = None,
+    config: GDConfig | None = None,
     x_test: torch.Tensor | None = None,
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place by full-batch GD on ``x_train`` (m, T, d); returns trajectories and summary.
 
     ``x_test`` (m', T', d) is evaluated at its last position every ``eval_every`` epochs (ratio, MSE).
     """
-    cfg = config or TrainConfig()
+    cfg = config or GDConfig()
     dev, dtype = model.wkq.device, model.wkq.dtype
     x = check_sequences(x_train, model.d).to(device=dev, dtype=dtype)
     problem = ARProblem(x, cfg.strategy, cache_bytes=cfg.cache_bytes)
@@ -194,7 +167,7 @@ def train(
     while True:
         try:
             history, snapshots, steps, converged = _descend(
-                model, problem, test, lr, masks, cfg, show_progress, on_epoch
+                model, problem, test, lr, masks, cfg, progress, on_epoch
             )
             break
         except TrainingDivergedError:
@@ -223,7 +196,7 @@ def _descend(
     test: tuple[torch.Tensor, torch.Tensor] | None,
     lr: float,
     masks: tuple[torch.Tensor, torch.Tensor] | None,
-    cfg: TrainConfig,
+    cfg: GDConfig,
     show_progress: bool | None,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
 ) -> tuple[dict[str, list[Any]], list[tuple[int, torch.Tensor, torch.Tensor]], int, bool]:
@@ -234,7 +207,7 @@ def _descend(
     loss0 = None
     calm = 0
     converged = False
-    bar = progress(total=cfg.max_epochs, desc="GD epochs", enabled=show_progress)
+    bar = progress_bar(total=cfg.max_epochs, desc="GD epochs", enabled=show_progress)
     epoch = 0
     try:
         while True:

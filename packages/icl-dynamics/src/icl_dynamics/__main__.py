@@ -1,0 +1,3 @@
+from icl_dynamics.cli import main
+
+raise SystemExit(main())

@@ -229,3 +229,23 @@ def test_help_does_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "--steps" in res.stdout
+
+
+def test_publish_moves_files_through_the_output_policy(tmp_path):
+    def write(folder: Path) -> None:
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_text("w")
+        (folder / "sub").mkdir()
+        (folder / "sub" / "x.txt").write_text("x")
+
+    ctx = RunContext(out=tmp_path)
+    paths = ctx.publish(write, prefix="m-")
+    assert sorted(p.name for p in paths) == ["m-config.json", "m-model.safetensors", "x.txt"]
+    assert (tmp_path / "m-sub" / "x.txt").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-config.json", "m-model.safetensors", "m-sub"]
+    # a second run refuses before moving anything, and leaves no scratch folder behind
+    (tmp_path / "m-config.json").write_text("mine")
+    with pytest.raises(FileExistsError):
+        RunContext(out=tmp_path).publish(write, prefix="m-")
+    assert (tmp_path / "m-config.json").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -266,6 +266,30 @@ class RunContext:
         self._claimed.add(name)
         return path
 
+    def publish(
+        self, write: Callable[[Path], Any], *, prefix: str = "", last: tuple[str, ...] = ("config.json",)
+    ) -> list[Path]:
+        """Let ``write(folder)`` write files (e.g. ``save_pretrained``) into a scratch folder inside the output
+        folder, then move each to ``output(prefix + relative name)``: every refusal comes before the first move, and
+        names ending in ``last`` move last (a folder with a config holds the weights that belong to it). Returns the
+        final paths in the order written files were found (sorted)."""
+        import os
+        import tempfile
+
+        if self.out is None:
+            raise ValueError("this command writes files: give an output folder (--out DIR)")
+        out = Path(self.out).expanduser()
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".gen-publish-", dir=out) as tmp:
+            write(Path(tmp))
+            files = sorted(p for p in Path(tmp).rglob("*") if p.is_file())
+            names = [prefix + p.relative_to(tmp).as_posix() for p in files]
+            targets = [self.output(n) for n in names]
+            order = sorted(range(len(files)), key=lambda i: (names[i].endswith(last), names[i]))
+            for i in order:
+                os.replace(files[i], targets[i])
+            return targets
+
     def bar(self, iterable: Iterable[T] | None = None, **kwargs: Any) -> Any:
         """A progress bar that follows the context's ``progress`` setting."""
         return progress(iterable, enabled=self.progress, **kwargs)

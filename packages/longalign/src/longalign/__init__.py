@@ -9,6 +9,16 @@ fine-tuning with LoRA (`train_reward`).
 from __future__ import annotations
 
 from longalign.pipeline import LongPromptPipeline
+from longalign.preference import (
+    CLIP_MEAN,
+    CLIP_STD,
+    DecomposedPreference,
+    PreferenceOutput,
+    common_direction,
+    decompose_preference,
+    preference_score,
+    reward_crop,
+)
 from longalign.segments import (
     SPLITTERS,
     SegmentEncoder,
@@ -21,7 +31,15 @@ from longalign.segments import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
     "SPLITTERS",
+    "DecomposedPreference",
+    "PreferenceOutput",
+    "common_direction",
+    "decompose_preference",
+    "preference_score",
+    "reward_crop",
     "LongPromptPipeline",
     "SegmentEncoder",
     "SegmentEncoding",

@@ -101,9 +101,11 @@ def _output_dropout_hook(p: float):
     return hook
 
 
-def add_lora(unet: nn.Module, spec: LoraSpec | None = None, adapter_name: str = "default") -> list[nn.Parameter]:
+def add_lora(
+    unet: nn.Module, spec: LoraSpec | None = None, adapter_name: str = "default", seed: int | None = 0
+) -> list[nn.Parameter]:
     """Inject a trainable LoRA (peft, via the UNet's ``add_adapter``) on the release's targets; freeze the rest.
-    Returns the LoRA parameters (float32)."""
+    The initial weights are drawn under ``seed`` (None: from the global RNG). Returns the LoRA parameters (float32)."""
     from peft import LoraConfig
 
     spec = spec or LoraSpec()
@@ -116,7 +118,10 @@ def add_lora(unet: nn.Module, spec: LoraSpec | None = None, adapter_name: str = 
         target_modules=targets,
     )
     unet.requires_grad_(False)
-    unet.add_adapter(config, adapter_name=adapter_name)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        unet.add_adapter(config, adapter_name=adapter_name)
     params = []
     for name, module in unet.named_modules():
         drop = getattr(module, "lora_dropout", None)

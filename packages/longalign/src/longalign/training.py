@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from gen_common.training import TrainConfig, TrainResult, train
-from longalign.lora import LoraSpec, add_lora, load_lora, load_release_lora, merge_release_lora, save_lora
+from longalign.lora import LoraSpec, add_lora, load_lora, load_release_lora, merge_release_lora
 from longalign.reward import RewardConfig, RewardObjective
 from longalign.segments import SegmentEncoder
 
@@ -59,8 +59,8 @@ def train_reward(
     show_progress: bool | None = None,
     stop_after: int | None = None,
 ) -> tuple[RewardObjective, TrainResult]:
-    """Stage 2: fine-tune a fresh LoRA on ``pipe``'s UNet with the reweighted reward. Saves the LoRA as a diffusers
-    file in ``out_dir/lora`` at the end; checkpoints (LoRA + optimizer + RNG) go to ``out_dir`` and resume exactly."""
+    """Stage 2: fine-tune a fresh LoRA on ``pipe``'s UNet with the reweighted reward (in place; save it with
+    `longalign.lora.save_lora`). Checkpoints (LoRA + optimizer + RNG) go to ``out_dir`` and resume exactly."""
     prompts = [p for p in prompts if p.strip()]
     if not prompts:
         raise ValueError("no prompts to train on: give at least one non-empty prompt")
@@ -80,8 +80,6 @@ def train_reward(
         stop_after=stop_after,
         extra_state={"reward": vars(reward), "lora": vars(lora or LoraSpec())},
     )
-    if out_dir is not None and result.steps == config.steps:
-        save_lora(pipe.unet, Path(out_dir) / "lora", overwrite=True)
     return objective, result
 
 
@@ -165,8 +163,6 @@ def train_align(
         stop_after=stop_after,
         extra_state={"caption_dropout": caption_dropout},
     )
-    if out_dir is not None and result.steps == config.steps:
-        save_lora(pipe.unet, Path(out_dir) / "lora", overwrite=True)
     return objective, result
 
 

@@ -59,7 +59,7 @@ def _show_bench(r: dict[str, Any]) -> str:
 COMMANDS = [
     Command("encode", "longalign.runs:encode", EncodeRun, writes=("embeds.safetensors",), human=_show_encode),
     Command(
-        "sample", "longalign.runs:sample", SampleRun, writes=("sample-*.png", "contact_sheet.png"),
+        "sample", "longalign.runs:sample", SampleRun, writes=("images/sample-*.png", "contact_sheet.png"),
         out_default="runs/longalign-samples",
     ),
     Command("score", "longalign.runs:score", ScoreRun, writes=("scores.json",), human=_show_score),

@@ -165,9 +165,9 @@ def sample(run: SampleRun, ctx: RunContext | None = None) -> dict[str, Any]:
         img = long_pipe(p, negative_prompt=run.negative_prompt, generator=gen, **kwargs).images[0]
         images.append(img)
         if ctx.out is not None:
-            with atomic_path(ctx.output(f"sample-{i:03d}.png")) as tmp:
+            with atomic_path(ctx.output(f"images/sample-{i:03d}.png")) as tmp:
                 img.save(tmp, format="PNG")
-            files.append(str(ctx.output(f"sample-{i:03d}.png")))
+            files.append(str(ctx.output(f"images/sample-{i:03d}.png")))
     report: dict[str, Any] = {"images": len(images), "size": list(images[0].size), "files": files}
     if ctx.out is not None:
         report["contact_sheet"] = str(contact_sheet(images, prompts, ctx.output("contact_sheet.png")))
@@ -179,8 +179,8 @@ def sample(run: SampleRun, ctx: RunContext | None = None) -> dict[str, Any]:
 class ScoreRun:
     """Score images against long prompts with a decomposed preference model (relevant, irrelevant, reweighted)."""
 
-    images: Path = arg(help="a folder of images (sorted by name) or one image")
-    prompts: Path = arg(help="a file with one prompt per line, one per image")
+    images: Path = arg(positional=True, help="a folder of images (sorted by name) or one image")
+    prompts: Path = arg(positional=True, help="a file with one prompt per line, one per image")
     preference: str = arg("tiny", help=PREF_HELP)
     weight: float = arg(0.3, help="w in relevant + w * irrelevant (1: the plain score)")
     direction: Literal["batch", "ema"] = arg("batch", help="common text direction: the batch's mean, or an EMA")
@@ -250,7 +250,7 @@ def score(run: ScoreRun, ctx: RunContext | None = None) -> dict[str, Any]:
 class TrainRewardRun:
     """Stage 2: LoRA fine-tuning on the reweighted decomposed preference reward (checkpoints and resumes)."""
 
-    prompts: Path = arg(help="training prompts, one per line")
+    prompts: Path = arg(positional=True, help="training prompts, one per line")
     model: str = arg("tiny", help=MODEL_HELP)
     preference: str = arg("tiny", help=PREF_HELP)
     reweight: float = arg(0.3, help="w: reward = relevant + w * irrelevant (paper 0.3; 1 = plain score)")
@@ -343,7 +343,7 @@ def _plot_history(history: list[dict[str, float]], path: Path) -> None:
 class TrainAlignRun:
     """Stage 1: LoRA on ε-MSE over (image, long caption) pairs with caption dropout (checkpoints and resumes)."""
 
-    data: Path = arg(help="a folder of images, each with a same-named .txt caption")
+    data: Path = arg(positional=True, help="a folder of images, each with a same-named .txt caption")
     model: str = arg("tiny", help=MODEL_HELP)
     steps: int = arg(1000, help="optimizer steps", min=1)
     lr: float = arg(3e-5, help="AdamW learning rate (release 3e-5)", gt=0)
@@ -413,7 +413,7 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
 class ConvertRun:
     """Convert a released LongSD lora_vis.pt (flat fp16 up/down list) into a diffusers LoRA file for the model."""
 
-    release_lora: Path = arg(help="the release's lora_vis.pt (or sd15-reward-*.pt)")
+    release_lora: Path = arg(positional=True, help="the release's lora_vis.pt (or sd15-reward-*.pt)")
     model: str = arg("tiny", help=MODEL_HELP + " (its UNet defines the module order)")
 
 

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-
 from longalign.cli import main
 
 
@@ -65,7 +64,9 @@ def test_sample_then_score(capsys, tmp_path):
         capsys, "sample", "--prompts", str(prompts), "--steps", "2", "--scheduler", "ddim", "--out", str(out)
     )
     assert code == 0 and rep["images"] == 2 and (out / "contact_sheet.png").is_file()
-    code, sc = run_json(capsys, "score", str(out / "images"), str(prompts), "--weight", "1.0", "--out", str(tmp_path / "s"))
+    code, sc = run_json(
+        capsys, "score", str(out / "images"), str(prompts), "--weight", "1.0", "--out", str(tmp_path / "s")
+    )
     assert code == 0 and sc["images"] == 2
     for row in sc["per_image"]:
         assert row["score"] == pytest.approx(row["relevant"] + row["irrelevant"], abs=1e-5)
@@ -79,12 +80,23 @@ def test_train_reward_writes_a_reloadable_lora(capsys, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("A red house. A blue door.\n")
     out = tmp_path / "run"
-    argv = ["train-reward", str(prompts), "--steps", "1", "--stride", "250", "--grad-every", "2", "--rank", "4"]
+    argv = [
+        "train-reward",
+        str(prompts),
+        "--steps",
+        "1",
+        "--stride",
+        "250",
+        "--grad-every",
+        "2",
+        "--rank",
+        "4",
+    ]
     code, rep = run_json(capsys, *argv, "--lr", "1e-3", "--out", str(out))
     assert code == 0 and rep["steps"] == 1
-    from gen_common.testing.diffusers_tiny import tiny_sd_pipeline
-
     from longalign.lora import load_lora
+
+    from gen_common.testing.diffusers_tiny import tiny_sd_pipeline
 
     pipe = load_lora(tiny_sd_pipeline(0), out / "lora")
     assert sum("lora_" in n for n, _ in pipe.unet.named_parameters()) > 0

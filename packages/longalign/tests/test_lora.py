@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from longalign.lora import (
     LoraSpec,
     add_lora,
@@ -150,7 +149,10 @@ def _official_lora_module(tmp_path):
     if not (OFFICIAL / "HEAD").exists() and not (OFFICIAL / ".git").exists():
         pytest.skip(f"official LongAlign checkout not found at {OFFICIAL} (set LONGALIGN_OFFICIAL_REPO)")
     src = subprocess.run(
-        ["git", "-C", str(OFFICIAL), "show", "HEAD:modules/lora.py"], capture_output=True, text=True, check=True
+        ["git", "-C", str(OFFICIAL), "show", "HEAD:modules/lora.py"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     (tmp_path / "official_lora.py").write_text(src)
     sys.path.insert(0, str(tmp_path))
@@ -178,7 +180,9 @@ def test_converter_matches_official_monkeypatch(tmp_path):
     ref = unet_out(ref_unet)
     # the release's own reload + merge, as sample.py does it
     merged_ref = fresh_pipe().unet
-    official.monkeypatch_or_replace_lora_extended(merged_ref, list(tensors), r=4, target_replace_module=targets)
+    official.monkeypatch_or_replace_lora_extended(
+        merged_ref, list(tensors), r=4, target_replace_module=targets
+    )
     official.collapse_lora(merged_ref, targets)
     official.monkeypatch_remove_lora(merged_ref)
     ours = merge_release_lora(fresh_pipe().unet, tensors)

@@ -17,9 +17,9 @@ def test_readme_quick_start_runs(tmp_path, monkeypatch):
 
 
 def test_demo_runs_and_shows_the_claims(tmp_path):
-    from gen_common.demo import DemoContext
-
     from longalign.demo import run_demo
+
+    from gen_common.demo import DemoContext
 
     res = run_demo(DemoContext(out_dir=tmp_path, device=torch.device("cpu"), scale="small", seed=0))
     m = res.metrics

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from gen_common.training import TrainConfig
 from longalign import DecomposedPreference, SegmentEncoder
 from longalign.lora import LoraSpec, add_lora
 from longalign.reward import RewardConfig, RewardObjective, ddim_grid, gradient_steps, reward_rollout
 from longalign.training import train_reward
+
+from gen_common.training import TrainConfig
 
 PROMPTS = ["A red house on a hill. The sky is blue.", "Two black cats. One sleeps on a green sofa."]
 
@@ -89,9 +89,9 @@ def test_ddim_arithmetic_matches_closed_form():
 
 @pytest.fixture(scope="module")
 def objective_setup():
-    from gen_common.testing.diffusers_tiny import clip_tokenizer
-
     from longalign.toys import tiny_clip_model
+
+    from gen_common.testing.diffusers_tiny import clip_tokenizer
 
     pipe = fresh_pipe()
     add_lora(pipe.unet, LoraSpec(rank=4))
@@ -133,9 +133,9 @@ def test_a_few_steps_raise_the_score(objective_setup):
 
 @pytest.mark.filterwarnings("ignore:batch of 1")
 def test_train_reward_resumes_exactly(tmp_path):
-    from gen_common.testing.diffusers_tiny import clip_tokenizer
-
     from longalign.toys import tiny_clip_model
+
+    from gen_common.testing.diffusers_tiny import clip_tokenizer
 
     def run(out, stop_after=None):
         torch.manual_seed(0)  # LoRA dropout draws from the global RNG, which checkpoints save and restore

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from longalign import SegmentEncoder, split_default, split_official
 
 
@@ -103,8 +102,8 @@ def test_truncation_warns_with_rows(tokenizer, text_encoder):
     with pytest.warns(UserWarning, match=r"max_length=12 rows: \d+ row\(s\) cut"):
         out = enc(["One two three four five. Six seven eight nine ten. Eleven twelve thirteen fourteen."])
     assert int(out.lengths[0]) == 12 and out.truncated[0] > 0
+    enc.max_length = 240
     with pytest.warns(UserWarning, match="77-token window"):
-        enc.max_length = 240
         enc(["word " * 100])
 
 

@@ -39,7 +39,9 @@ def per_segment_encode(encoder: Any, prompt: str) -> torch.Tensor:
     rows = []
     drop = encoder._drop_ids()
     for seg in encoder.segments(prompt):
-        ids = encoder.tokenizer([seg], truncation=True, max_length=encoder.window, return_tensors="pt").input_ids
+        ids = encoder.tokenizer(
+            [seg], truncation=True, max_length=encoder.window, return_tensors="pt"
+        ).input_ids
         h = encoder._encode_ids(ids)[0]
         keep = torch.ones(ids.shape[1], dtype=torch.bool)
         for d in drop:

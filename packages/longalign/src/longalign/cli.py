@@ -18,7 +18,7 @@ from longalign.runs import (
 DESCRIPTION = (
     "LongAlign (Liu et al., ICLR 2025): segment-level encoding of long prompts for Stable Diffusion, decomposed "
     "CLIP preference scores (text-relevant vs text-irrelevant), and reweighted reward fine-tuning with LoRA. "
-    'Every command runs offline on tiny models with --model tiny / --preference tiny.'
+    "Every command runs offline on tiny models with --model tiny / --preference tiny."
 )
 
 
@@ -59,17 +59,28 @@ def _show_bench(r: dict[str, Any]) -> str:
 COMMANDS = [
     Command("encode", "longalign.runs:encode", EncodeRun, writes=("embeds.safetensors",), human=_show_encode),
     Command(
-        "sample", "longalign.runs:sample", SampleRun, writes=("images/sample-*.png", "contact_sheet.png"),
+        "sample",
+        "longalign.runs:sample",
+        SampleRun,
+        writes=("images/sample-*.png", "contact_sheet.png"),
         out_default="runs/longalign-samples",
     ),
     Command("score", "longalign.runs:score", ScoreRun, writes=("scores.json",), human=_show_score),
     Command(
-        "train-align", "longalign.runs:train_align_run", TrainAlignRun, writes=("lora/*",),
-        out_default="runs/longalign-align", resumable=True,
+        "train-align",
+        "longalign.runs:train_align_run",
+        TrainAlignRun,
+        writes=("lora/*",),
+        out_default="runs/longalign-align",
+        resumable=True,
     ),
     Command(
-        "train-reward", "longalign.runs:train_reward_run", TrainRewardRun,
-        writes=("lora/*", "reward_curve.png"), out_default="runs/longalign-reward", resumable=True,
+        "train-reward",
+        "longalign.runs:train_reward_run",
+        TrainRewardRun,
+        writes=("lora/*", "reward_curve.png"),
+        out_default="runs/longalign-reward",
+        resumable=True,
     ),
     Command("convert", "longalign.runs:convert", ConvertRun, writes=("lora/*",)),
     Command("bench", "longalign.runs:bench", BenchRun, human=_show_bench),

@@ -20,7 +20,12 @@ __all__ = ["run_demo"]
 def _identities(pref: Any, seed: int) -> dict[str, float]:
     from longalign.preference import decompose_preference, preference_score
 
-    prompts = ["A red cube. A blue ball.", "A green field at noon.", "Night sky. A moon.", "Two cats on a sofa."]
+    prompts = [
+        "A red cube. A blue ball.",
+        "A green field at noon.",
+        "Night sky. A moon.",
+        "Two cats on a sofa.",
+    ]
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(4, 3, 32, 32, generator=g)
     t = pref.text_features(prompts).double()
@@ -29,17 +34,19 @@ def _identities(pref: Any, seed: int) -> dict[str, float]:
     rel, irr = decompose_preference(f, t, v)
     eta = t @ v
     preference_score(f, t, v, weight=0.0).sum().backward()
+    f = f.detach()
     return {
         "max |relevant + irrelevant − t·f|": float((rel + irr - (t * f).sum(-1)).abs().max()),
         "max |(t − ηv)·v|": float(((t - eta[:, None] * v) @ v).abs().max()),
         "max |∇_f score(w=0) · v|": float((f.grad @ v).abs().max()),
-        "max |score(w=1) − t·f|": float((preference_score(f, t, v, weight=1.0) - (t * f).sum(-1)).abs().max()),
+        "max |score(w=1) − t·f|": float(
+            (preference_score(f, t, v, weight=1.0) - (t * f).sum(-1)).abs().max()
+        ),
     }
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
     from gen_common.testing.diffusers_tiny import clip_tokenizer, tiny_sd_pipeline
-
     from longalign.bench import long_prompt
     from longalign.lora import LoraSpec, add_lora
     from longalign.pipeline import LongPromptPipeline
@@ -57,10 +64,16 @@ def run_demo(ctx: DemoContext) -> DemoResult:
 
     # 1. plain (truncated at 77 tokens) vs segment-encoded generation, same seed and sampler
     steps = 10
-    plain = pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(ctx.seed)).images[0]
-    seg = long_pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(ctx.seed)).images[0]
+    plain = pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(ctx.seed)).images[
+        0
+    ]
+    seg = long_pipe(
+        prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(ctx.seed)
+    ).images[0]
     tail = prompt.split(". ")[-1]
-    plain_tail = pipe(tail, num_inference_steps=steps, generator=torch.Generator().manual_seed(ctx.seed)).images[0]
+    plain_tail = pipe(
+        tail, num_inference_steps=steps, generator=torch.Generator().manual_seed(ctx.seed)
+    ).images[0]
     sheet = contact_sheet(
         [plain, seg, plain_tail],
         ["plain CLIP (first 77 tokens)", "segment encoding (all sentences)", f"last sentence alone: {tail}"],
@@ -106,6 +119,8 @@ def run_demo(ctx: DemoContext) -> DemoResult:
             f"{rows[0][1]:.4f} → {rows[-1][1]:.4f} on the training batch."
         ),
         metrics=metrics,
-        tables=[Table("reward fine-tuning (w = 0.3)", ["step", "score", "relevant", "irrelevant", "loss"], rows)],
+        tables=[
+            Table("reward fine-tuning (w = 0.3)", ["step", "score", "relevant", "irrelevant", "loss"], rows)
+        ],
         figures=[sheet],
     )

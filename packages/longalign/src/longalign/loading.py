@@ -21,7 +21,9 @@ def resolve_model_path(name_or_path: str) -> Path:
     return resolve_pretrained(name_or_path)
 
 
-def load_pipeline(model: str, device: str | torch.device = "auto", dtype: str | None = None, seed: int = 0) -> Any:
+def load_pipeline(
+    model: str, device: str | torch.device = "auto", dtype: str | None = None, seed: int = 0
+) -> Any:
     """A `StableDiffusionPipeline` ("tiny" builds gen_common's offline toy pipeline), progress bars off."""
     from diffusers import StableDiffusionPipeline
 
@@ -50,7 +52,6 @@ def load_preference(model: str, device: str | torch.device = "auto", **kwargs: A
     dev = resolve_device(device)
     if model == TINY:
         from gen_common.testing.diffusers_tiny import clip_tokenizer
-
         from longalign.toys import tiny_clip_model
 
         clip = tiny_clip_model(seed=kwargs.pop("seed", 0))
@@ -60,10 +61,14 @@ def load_preference(model: str, device: str | torch.device = "auto", **kwargs: A
     path = resolve_model_path(model)
     cfg = path / "config.json"
     if not cfg.is_file():
-        raise ValueError(f"{path} has no config.json: a preference model folder needs a transformers CLIP model")
+        raise ValueError(
+            f"{path} has no config.json: a preference model folder needs a transformers CLIP model"
+        )
     import json
 
     conf = json.loads(cfg.read_text(encoding="utf-8"))
     if "text_config" not in conf or "vision_config" not in conf:
-        raise ValueError(f"{path} lacks a text or a vision tower (config.json needs text_config and vision_config)")
+        raise ValueError(
+            f"{path} lacks a text or a vision tower (config.json needs text_config and vision_config)"
+        )
     return DecomposedPreference.from_pretrained(str(path), **kwargs).to(dev)

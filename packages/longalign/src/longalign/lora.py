@@ -90,7 +90,9 @@ def lora_target_modules(unet: nn.Module, ancestors: Sequence[str] = LORA_ANCESTO
                 seen.add(full)
                 names.append(full)
     if not names:
-        raise ValueError(f"no Linear/Conv2d under {list(ancestors)} in {type(unet).__name__}: not a diffusers UNet?")
+        raise ValueError(
+            f"no Linear/Conv2d under {list(ancestors)} in {type(unet).__name__}: not a diffusers UNet?"
+        )
     return names
 
 
@@ -123,7 +125,7 @@ def add_lora(
             torch.manual_seed(seed)
         unet.add_adapter(config, adapter_name=adapter_name)
     params = []
-    for name, module in unet.named_modules():
+    for module in unet.modules():
         drop = getattr(module, "lora_dropout", None)
         if isinstance(drop, nn.ModuleDict) and adapter_name in drop:
             if spec.dropout_on == "output" and spec.dropout > 0:
@@ -155,7 +157,11 @@ def _adapter_config(unet: nn.Module, adapter_name: str) -> dict[str, Any]:
 
 
 def write_lora_file(
-    path: str | os.PathLike[str], state_dict: dict[str, torch.Tensor], config: dict[str, Any], *, overwrite: bool = False
+    path: str | os.PathLike[str],
+    state_dict: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Atomically write a diffusers LoRA file: peft keys under ``unet.`` and the LoraConfig as
     ``lora_adapter_metadata`` (what ``save_lora_weights(..., unet_lora_adapter_metadata=...)`` writes)."""
@@ -167,14 +173,23 @@ def write_lora_file(
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; choose another path or pass overwrite=True")
     tensors = {f"unet.{k}": v.detach().to("cpu", torch.float32).contiguous() for k, v in state_dict.items()}
-    meta = {"format": "pt", "lora_adapter_metadata": json.dumps({f"unet.{k}": v for k, v in config.items()}, indent=2, sort_keys=True)}
+    meta = {
+        "format": "pt",
+        "lora_adapter_metadata": json.dumps(
+            {f"unet.{k}": v for k, v in config.items()}, indent=2, sort_keys=True
+        ),
+    }
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return target
 
 
 def save_lora(
-    unet: nn.Module, directory: str | os.PathLike[str], adapter_name: str = "default", *, overwrite: bool = False
+    unet: nn.Module,
+    directory: str | os.PathLike[str],
+    adapter_name: str = "default",
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``pytorch_lora_weights.safetensors`` (peft keys under ``unet.`` + the LoraConfig as metadata) into
     ``directory``; ``pipe.load_lora_weights(directory)`` reloads it to identical outputs."""
@@ -196,14 +211,16 @@ def load_lora(pipe: Any, path: str | os.PathLike[str], adapter_name: str | None 
     if not file.is_file():
         raise FileNotFoundError(f"no LoRA file at {file}")
     with safe_open(str(file), framework="pt") as fh:
-        keys = [k for k in fh.keys() if k.startswith("unet.")]
+        keys = [k for k in fh.keys() if k.startswith("unet.")]  # noqa: SIM118 (safe_open is not a dict)
         shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in keys}
     modules = dict(pipe.unet.named_modules())
     for k, shape in shapes.items():
         mod_name = k[len("unet.") :].rsplit(".lora_", 1)[0]
         base = modules.get(mod_name)
         if base is None:
-            raise ValueError(f"{file}: {k} names no module of this UNet; the LoRA was trained for another model")
+            raise ValueError(
+                f"{file}: {k} names no module of this UNet; the LoRA was trained for another model"
+            )
         base = getattr(base, "base_layer", base)
         expect_in = base.in_features if isinstance(base, nn.Linear) else base.in_channels
         expect_out = base.out_features if isinstance(base, nn.Linear) else base.out_channels
@@ -219,7 +236,9 @@ def load_lora(pipe: Any, path: str | os.PathLike[str], adapter_name: str | None 
 
 
 # -- the release's lora_vis.pt -----------------------------------------------------------------------------------
-def _pairs(unet: nn.Module, tensors: Sequence[torch.Tensor]) -> list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]]:
+def _pairs(
+    unet: nn.Module, tensors: Sequence[torch.Tensor]
+) -> list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]]:
     """Match the flat release list [up₀, down₀, up₁, down₁, …] to the targets in traversal order, checking shapes."""
     if len(tensors) % 2:
         raise ValueError(f"a release LoRA list holds up/down pairs; got {len(tensors)} tensors")
@@ -235,7 +254,12 @@ def _pairs(unet: nn.Module, tensors: Sequence[torch.Tensor]) -> list[tuple[str, 
         up, down = tensors[2 * i], tensors[2 * i + 1]
         m = getattr(modules[name], "base_layer", modules[name])
         if isinstance(m, nn.Linear):
-            ok = up.ndim == 2 and down.ndim == 2 and up.shape[0] == m.out_features and down.shape[1] == m.in_features
+            ok = (
+                up.ndim == 2
+                and down.ndim == 2
+                and up.shape[0] == m.out_features
+                and down.shape[1] == m.in_features
+            )
         else:
             ok = (
                 up.ndim == 4
@@ -262,7 +286,9 @@ def load_release_lora(path: str | os.PathLike[str]) -> list[torch.Tensor]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{p} is not a readable torch file of tensors ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(
+            f"{p} is not a readable torch file of tensors ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(obj, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in obj):
         raise ValueError(f"{p} is not a release LoRA (a flat list of up/down tensors)")
     return list(obj)

@@ -39,7 +39,9 @@ class LongPromptPipeline:
             negative_prompt = ""
         negs = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
         if len(negs) != len(prompts):
-            raise ValueError(f"{len(negs)} negative prompts for {len(prompts)} prompts: give one or one per prompt")
+            raise ValueError(
+                f"{len(negs)} negative prompts for {len(prompts)} prompts: give one or one per prompt"
+            )
         both = self.encoder(prompts + negs).embeds
         return both[: len(prompts)], both[len(prompts) :]
 
@@ -48,7 +50,9 @@ class LongPromptPipeline:
     ) -> Any:
         for k in ("prompt_embeds", "negative_prompt_embeds"):
             if k in kwargs:
-                raise TypeError(f"{k} is computed from the prompt; call the wrapped .pipe directly to pass your own")
+                raise TypeError(
+                    f"{k} is computed from the prompt; call the wrapped .pipe directly to pass your own"
+                )
         pe, npe = self.encode(prompt, negative_prompt)
         unet = getattr(self.pipe, "unet", None)
         dtype = next(unet.parameters()).dtype if unet is not None else pe.dtype

@@ -62,7 +62,9 @@ def decompose_preference(
     if v.ndim == 2:
         v = v[0]
     if v.shape != text_features.shape[-1:]:
-        raise ValueError(f"direction has shape {tuple(direction.shape)}; expected ({text_features.shape[-1]},)")
+        raise ValueError(
+            f"direction has shape {tuple(direction.shape)}; expected ({text_features.shape[-1]},)"
+        )
     eta = text_features @ v
     relevant = ((text_features - eta[:, None] * v) * image_features).sum(-1)
     irrelevant = eta * (image_features @ v)
@@ -220,7 +222,12 @@ class DecomposedPreference(torch.nn.Module):
         """Unit image features (B, D) of images (B, 3, H, W) in [0, 1]; differentiable w.r.t. the images."""
         dtype = next(self.model.parameters()).dtype
         x = reward_crop(
-            images, self.image_size, crop_ratio=self.crop_ratio, mean=self.mean, std=self.std, generator=generator
+            images,
+            self.image_size,
+            crop_ratio=self.crop_ratio,
+            mean=self.mean,
+            std=self.std,
+            generator=generator,
         ).to(self.device, dtype)
         if self.backend == "open_clip":
             f = self.model.encode_image(x)
@@ -234,7 +241,9 @@ class DecomposedPreference(torch.nn.Module):
         if self.backend == "open_clip":
             t = self.model.encode_text(self.tokenizer(texts).to(self.device))
         else:
-            tok = self.tokenizer(texts, padding="max_length", truncation=True, max_length=77, return_tensors="pt")
+            tok = self.tokenizer(
+                texts, padding="max_length", truncation=True, max_length=77, return_tensors="pt"
+            )
             t = _features(self.model.get_text_features(**{k: v.to(self.device) for k, v in tok.items()}))
         return t / t.norm(dim=-1, keepdim=True)
 

@@ -78,7 +78,11 @@ def reward_rollout(
         t_batch = torch.full((2 * b,), t, device=noise.device, dtype=torch.long)
         x_in = x.detach().repeat(2, 1, 1, 1).to(embeds.dtype)  # the UNet input never carries the graph
         if t in grad_set:
-            out = checkpoint(call, x_in, t_batch, use_reentrant=False) if use_checkpoint else call(x_in, t_batch)
+            out = (
+                checkpoint(call, x_in, t_batch, use_reentrant=False)
+                if use_checkpoint
+                else call(x_in, t_batch)
+            )
         else:
             with torch.no_grad():
                 out = call(x_in, t_batch)
@@ -134,7 +138,9 @@ class RewardObjective(torch.nn.Module):
         if config.unet_checkpointing and hasattr(self.unet, "enable_gradient_checkpointing"):
             self.unet.enable_gradient_checkpointing()
         vae_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        self.latent_side = (config.resolution // vae_factor) if config.resolution else self.unet.config.sample_size
+        self.latent_side = (
+            (config.resolution // vae_factor) if config.resolution else self.unet.config.sample_size
+        )
 
     # Only the trainable tensors are state: the frozen model comes from its own files.
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:  # type: ignore[override]
@@ -144,7 +150,9 @@ class RewardObjective(torch.nn.Module):
         params = {n: p for n, p in self.named_parameters() if p.requires_grad}
         missing = set(params) - set(state)
         if strict and (missing or set(state) - set(params)):
-            raise KeyError(f"checkpoint does not match the LoRA: {len(missing)} missing, e.g. {sorted(missing)[:2]}")
+            raise KeyError(
+                f"checkpoint does not match the LoRA: {len(missing)} missing, e.g. {sorted(missing)[:2]}"
+            )
         with torch.no_grad():
             for n, p in params.items():
                 if n in state:
@@ -163,7 +171,9 @@ class RewardObjective(torch.nn.Module):
         """The step's prompts, x_T and gradient offset, all from ``generator`` (so resuming is exact)."""
         idx = torch.randint(0, len(prompts), (self.config.batch_size,), generator=generator).tolist()
         c = self.unet.config.in_channels
-        noise = torch.randn(self.config.batch_size, c, self.latent_side, self.latent_side, generator=generator)
+        noise = torch.randn(
+            self.config.batch_size, c, self.latent_side, self.latent_side, generator=generator
+        )
         offset = int(torch.randint(0, self.config.grad_every, (1,), generator=generator))
         return {"prompts": [prompts[i] for i in idx], "noise": noise, "offset": offset}
 

@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 MODEL_HELP = 'Stable Diffusion pipeline: "tiny" (offline toy), a local diffusers folder, or a hub id (online)'
-PREF_HELP = 'preference model: "tiny" (offline toy CLIP), a local transformers CLIP folder, or a hub id (online)'
+PREF_HELP = (
+    'preference model: "tiny" (offline toy CLIP), a local transformers CLIP folder, or a hub id (online)'
+)
 
 
 def read_prompts(prompt: str | None, prompts: Path | None) -> list[str]:
@@ -56,7 +58,9 @@ class EncodeRun:
     prompt: str | None = arg(None, help="one prompt")
     prompts: Path | None = arg(None, help="a file with one prompt per line")
     max_length: int = arg(240, help="rows of the encoding (the release: 240)", min=1)
-    splitter: Literal["default", "official"] = arg("default", help="sentence splitter (official: the release's regex)")
+    splitter: Literal["default", "official"] = arg(
+        "default", help="sentence splitter (official: the release's regex)"
+    )
 
 
 def encode(run: EncodeRun, ctx: RunContext | None = None) -> dict[str, Any]:
@@ -105,10 +109,14 @@ class SampleRun:
     prompt: str | None = arg(None, help="one prompt")
     prompts: Path | None = arg(None, help="a file with one prompt per line")
     negative_prompt: str = arg("", help='negative prompt (encoded the same way; "" as the release)')
-    scheduler: Literal["unipc", "lcm", "ddim", "pipeline"] = arg("unipc", help="unipc: the paper's sampler; pipeline: keep the model's")
+    scheduler: Literal["unipc", "lcm", "ddim", "pipeline"] = arg(
+        "unipc", help="unipc: the paper's sampler; pipeline: keep the model's"
+    )
     steps: int = arg(25, help="sampling steps (paper: UniPC 25, LCM 4)", min=1)
     guidance: float = arg(7.5, help="classifier-free guidance scale", min=0)
-    lora: tuple[str, ...] = arg((), help="LoRA files/folders to merge first, in order (diffusers files or release .pt)")
+    lora: tuple[str, ...] = arg(
+        (), help="LoRA files/folders to merge first, in order (diffusers files or release .pt)"
+    )
     max_length: int = arg(240, help="rows of the segment encoding", min=1)
     splitter: Literal["default", "official"] = arg("default", help="sentence splitter")
     size: int | None = arg(None, help="image side in pixels (default: the model's)", min=8)
@@ -183,8 +191,12 @@ class ScoreRun:
     prompts: Path = arg(positional=True, help="a file with one prompt per line, one per image")
     preference: str = arg("tiny", help=PREF_HELP)
     weight: float = arg(0.3, help="w in relevant + w * irrelevant (1: the plain score)")
-    direction: Literal["batch", "ema"] = arg("batch", help="common text direction: the batch's mean, or an EMA")
-    splitter: Literal["default", "official"] = arg("default", help="sentence splitter for segment text features")
+    direction: Literal["batch", "ema"] = arg(
+        "batch", help="common text direction: the batch's mean, or an EMA"
+    )
+    splitter: Literal["default", "official"] = arg(
+        "default", help="sentence splitter for segment text features"
+    )
 
 
 def _load_images(path: Path) -> tuple[list[Path], Any]:
@@ -224,7 +236,12 @@ def score(run: ScoreRun, ctx: RunContext | None = None) -> dict[str, Any]:
     if len(prompts) != len(files):
         raise ValueError(f"{len(files)} images but {len(prompts)} prompts: give one prompt per image")
     pm = load_preference(
-        run.preference, ctx.device, weight=run.weight, direction=run.direction, splitter=run.splitter, seed=ctx.seed
+        run.preference,
+        ctx.device,
+        weight=run.weight,
+        direction=run.direction,
+        splitter=run.splitter,
+        seed=ctx.seed,
     )
     with torch.no_grad():
         out = pm(images.to(pm.device), prompts, generator=ctx.generator())
@@ -275,8 +292,8 @@ def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict
     from dataclasses import replace
 
     from gen_common.seeding import seed_everything
-    from longalign.lora import LoraSpec
     from longalign.loading import load_pipeline, load_preference
+    from longalign.lora import LoraSpec
     from longalign.reward import RewardConfig
     from longalign.segments import SegmentEncoder
     from longalign.training import REWARD_TRAIN, train_reward
@@ -285,10 +302,14 @@ def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict
     prompts = read_prompts(None, run.prompts)
     seed_everything(ctx.seed)
     pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
-    pref = load_preference(run.preference, ctx.device, weight=run.reweight, direction=run.direction, seed=ctx.seed)
+    pref = load_preference(
+        run.preference, ctx.device, weight=run.reweight, direction=run.direction, seed=ctx.seed
+    )
     out = ctx.output("checkpoints") if ctx.out is not None else None
-    cfg = replace(REWARD_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed)
-    objective, result = train_reward(
+    cfg = replace(
+        REWARD_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed
+    )
+    _, result = train_reward(
         pipe,
         prompts,
         pref,
@@ -370,15 +391,17 @@ def _load_pairs(folder: Path, side: int) -> tuple[Any, list[str]]:
         captions.append(cap.read_text(encoding="utf-8").strip())
     if not captions:
         raise ValueError(f"{p} holds no image/caption pairs")
-    return F.interpolate(images, size=(side, side), mode="bilinear", antialias=True, align_corners=False), captions
+    return F.interpolate(
+        images, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+    ), captions
 
 
 def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
     from gen_common.seeding import seed_everything
-    from longalign.lora import LoraSpec, save_lora
     from longalign.loading import load_pipeline
+    from longalign.lora import LoraSpec, save_lora
     from longalign.training import ALIGN_TRAIN, train_align
 
     ctx = RunContext.of(ctx)
@@ -387,7 +410,9 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
     side = run.size or pipe.unet.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     images, captions = _load_pairs(run.data, side)
     out = ctx.output("checkpoints") if ctx.out is not None else None
-    cfg = replace(ALIGN_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed)
+    cfg = replace(
+        ALIGN_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed
+    )
     _, result = train_align(
         pipe,
         images,
@@ -400,7 +425,11 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
         device=ctx.device,
         show_progress=ctx.progress,
     )
-    report: dict[str, Any] = {"steps": result.steps, "resumed_from": result.resumed_from, "final_loss": result.final_loss}
+    report: dict[str, Any] = {
+        "steps": result.steps,
+        "resumed_from": result.resumed_from,
+        "final_loss": result.final_loss,
+    }
     if out is not None:
         path = ctx.output("lora/pytorch_lora_weights.safetensors")
         save_lora(pipe.unet, path.parent, overwrite=True)
@@ -418,8 +447,8 @@ class ConvertRun:
 
 
 def convert(run: ConvertRun, ctx: RunContext | None = None) -> dict[str, Any]:
-    from longalign.lora import load_release_lora, release_to_peft, write_lora_file
     from longalign.loading import load_pipeline
+    from longalign.lora import load_release_lora, release_to_peft, write_lora_file
 
     ctx = RunContext.of(ctx)
     tensors = load_release_lora(run.release_lora)

@@ -65,7 +65,9 @@ def split_sentences(text: str, splitter: str | Callable[[str], list[str]] = "def
     try:
         return SPLITTERS[splitter](text)
     except KeyError:
-        raise ValueError(f"unknown splitter {splitter!r}: use one of {sorted(SPLITTERS)} or a callable") from None
+        raise ValueError(
+            f"unknown splitter {splitter!r}: use one of {sorted(SPLITTERS)} or a callable"
+        ) from None
 
 
 @dataclass
@@ -125,7 +127,9 @@ class SegmentEncoder:
     def from_pipe(cls, pipe: Any, **kwargs: Any) -> SegmentEncoder:
         """The encoder of a diffusers Stable Diffusion pipeline (its tokenizer and text encoder)."""
         if getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None:
-            raise ValueError(f"{type(pipe).__name__} has no tokenizer/text_encoder to build a SegmentEncoder from")
+            raise ValueError(
+                f"{type(pipe).__name__} has no tokenizer/text_encoder to build a SegmentEncoder from"
+            )
         return cls(pipe.tokenizer, pipe.text_encoder, **kwargs)
 
     # -- pieces ---------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from longalign.lora import LoraSpec, add_lora, load_lora, load_release_lora, mer
 from longalign.reward import RewardConfig, RewardObjective
 from longalign.segments import SegmentEncoder
 
-__all__ = ["AlignObjective", "REWARD_TRAIN", "ALIGN_TRAIN", "merge_loras", "train_align", "train_reward"]
+__all__ = ["ALIGN_TRAIN", "REWARD_TRAIN", "AlignObjective", "merge_loras", "train_align", "train_reward"]
 
 # The release's optimiser settings: AdamW lr 3e-5, weight decay 1e-2, grad clip 0.3, constant with warmup.
 REWARD_TRAIN = TrainConfig(steps=100, lr=3e-5, weight_decay=1e-2, grad_clip=0.3, warmup_steps=0, log_every=1)
@@ -136,7 +136,9 @@ def train_align(
 ) -> tuple[AlignObjective, TrainResult]:
     """Stage 1: LoRA on ε-MSE over (image, long caption) pairs; ``images`` (N, 3, H, W) in [0, 1]."""
     if images.ndim != 4 or images.shape[0] != len(captions):
-        raise ValueError(f"{images.shape[0] if images.ndim == 4 else '?'} images for {len(captions)} captions")
+        raise ValueError(
+            f"{images.shape[0] if images.ndim == 4 else '?'} images for {len(captions)} captions"
+        )
     if images.shape[0] == 0:
         raise ValueError("no training pairs")
     add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)

@@ -8,7 +8,7 @@ import torch
 
 @pytest.fixture(scope="session")
 def sd_pipe():
-    from gen_common.testing.diffusers_tiny import tiny_sd_pipeline
+    from longalign.toys import tiny_sd_pipeline
 
     return tiny_sd_pipeline(seed=0)
 

@@ -96,7 +96,7 @@ def test_train_reward_writes_a_reloadable_lora(capsys, tmp_path):
     assert code == 0 and rep["steps"] == 1
     from longalign.lora import load_lora
 
-    from gen_common.testing.diffusers_tiny import tiny_sd_pipeline
+    from longalign.toys import tiny_sd_pipeline
 
     pipe = load_lora(tiny_sd_pipeline(0), out / "lora")
     assert sum("lora_" in n for n, _ in pipe.unet.named_parameters()) > 0

@@ -23,7 +23,7 @@ OFFICIAL = Path(os.environ.get("LONGALIGN_OFFICIAL_REPO", "/work/.mirror/luping-
 
 
 def fresh_pipe():
-    from gen_common.testing.diffusers_tiny import tiny_sd_pipeline
+    from longalign.toys import tiny_sd_pipeline
 
     return tiny_sd_pipeline(seed=0)
 

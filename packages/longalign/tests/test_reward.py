@@ -13,7 +13,7 @@ PROMPTS = ["A red house on a hill. The sky is blue.", "Two black cats. One sleep
 
 
 def fresh_pipe():
-    from gen_common.testing.diffusers_tiny import tiny_sd_pipeline
+    from longalign.toys import tiny_sd_pipeline
 
     return tiny_sd_pipeline(seed=0)
 
@@ -91,7 +91,7 @@ def test_ddim_arithmetic_matches_closed_form():
 def objective_setup():
     from longalign.toys import tiny_clip_model
 
-    from gen_common.testing.diffusers_tiny import clip_tokenizer
+    from longalign.toys import tiny_tokenizer as clip_tokenizer
 
     pipe = fresh_pipe()
     add_lora(pipe.unet, LoraSpec(rank=4))
@@ -101,7 +101,9 @@ def objective_setup():
 
 def test_only_lora_parameters_get_gradients(objective_setup):
     pipe, pref = objective_setup
-    obj = RewardObjective(pipe, SegmentEncoder.from_pipe(pipe), pref, RewardConfig(batch_size=2)).train()
+    obj = RewardObjective(
+        pipe, SegmentEncoder.from_pipe(pipe), pref, RewardConfig(batch_size=2, stride=100, grad_every=5)
+    ).train()
     batch = obj.make_batch(PROMPTS, 0, torch.Generator().manual_seed(0))
     loss, metrics = obj(batch, torch.Generator().manual_seed(0))
     loss.backward()
@@ -135,7 +137,7 @@ def test_a_few_steps_raise_the_score(objective_setup):
 def test_train_reward_resumes_exactly(tmp_path):
     from longalign.toys import tiny_clip_model
 
-    from gen_common.testing.diffusers_tiny import clip_tokenizer
+    from longalign.toys import tiny_tokenizer as clip_tokenizer
 
     def run(out, stop_after=None):
         torch.manual_seed(0)  # LoRA dropout draws from the global RNG, which checkpoints save and restore

@@ -29,16 +29,18 @@ def _identities(pref: Any, seed: int) -> dict[str, float]:
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(4, 3, 32, 32, generator=g)
     t = pref.text_features(prompts).double()
-    f = pref.image_features(images, generator=g).detach().double().requires_grad_(True)
+    with torch.no_grad():
+        f = pref.image_features(images, generator=g).double()
     v = t.mean(0) / t.mean(0).norm()
     rel, irr = decompose_preference(f, t, v)
     eta = t @ v
-    preference_score(f, t, v, weight=0.0).sum().backward()
-    f = f.detach()
+    f_var = f.clone().requires_grad_(True)
+    preference_score(f_var, t, v, weight=0.0).sum().backward()
+    grad = f_var.grad
     return {
         "max |relevant + irrelevant − t·f|": float((rel + irr - (t * f).sum(-1)).abs().max()),
         "max |(t − ηv)·v|": float(((t - eta[:, None] * v) @ v).abs().max()),
-        "max |∇_f score(w=0) · v|": float((f.grad @ v).abs().max()),
+        "max |∇_f score(w=0) · v|": float((grad @ v).abs().max()),
         "max |score(w=1) − t·f|": float(
             (preference_score(f, t, v, weight=1.0) - (t * f).sum(-1)).abs().max()
         ),
@@ -46,17 +48,16 @@ def _identities(pref: Any, seed: int) -> dict[str, float]:
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
-    from gen_common.testing.diffusers_tiny import clip_tokenizer, tiny_sd_pipeline
     from longalign.bench import long_prompt
     from longalign.lora import LoraSpec, add_lora
     from longalign.pipeline import LongPromptPipeline
     from longalign.preference import DecomposedPreference
     from longalign.reward import RewardConfig, RewardObjective
     from longalign.runs import contact_sheet
-    from longalign.toys import tiny_clip_model
+    from longalign.toys import tiny_clip_model, tiny_sd_pipeline, tiny_tokenizer
 
     large = ctx.scale == "large"
-    pipe = tiny_sd_pipeline(seed=ctx.seed, device=ctx.device)
+    pipe = tiny_sd_pipeline(seed=ctx.seed).to(ctx.device)
     prompt = long_prompt(15)
     n_tokens = len(pipe.tokenizer(prompt, truncation=False, verbose=False).input_ids)
     long_pipe = LongPromptPipeline.from_pipe(pipe, max_length=240)
@@ -81,7 +82,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     )
 
     # 2. identities on a tiny CLIP
-    pref = DecomposedPreference(tiny_clip_model(seed=ctx.seed), clip_tokenizer(), image_size=32, weight=0.3)
+    pref = DecomposedPreference(tiny_clip_model(seed=ctx.seed), tiny_tokenizer(), image_size=32, weight=0.3)
     pref.to(ctx.device)
     ident = _identities(pref, ctx.seed)
 

@@ -30,7 +30,7 @@ def load_pipeline(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     if model == TINY:
-        from gen_common.testing.diffusers_tiny import tiny_sd_pipeline
+        from longalign.toys import tiny_sd_pipeline
 
         pipe = tiny_sd_pipeline(seed=seed)
     else:
@@ -51,12 +51,11 @@ def load_preference(model: str, device: str | torch.device = "auto", **kwargs: A
 
     dev = resolve_device(device)
     if model == TINY:
-        from gen_common.testing.diffusers_tiny import clip_tokenizer
-        from longalign.toys import tiny_clip_model
+        from longalign.toys import tiny_clip_model, tiny_tokenizer
 
         clip = tiny_clip_model(seed=kwargs.pop("seed", 0))
         kwargs.setdefault("image_size", clip.config.vision_config.image_size)
-        return DecomposedPreference(clip, clip_tokenizer(), **kwargs).to(dev)
+        return DecomposedPreference(clip, tiny_tokenizer(), **kwargs).to(dev)
     kwargs.pop("seed", None)
     path = resolve_model_path(model)
     cfg = path / "config.json"

@@ -95,7 +95,6 @@ def test_train_reward_writes_a_reloadable_lora(capsys, tmp_path):
     code, rep = run_json(capsys, *argv, "--lr", "1e-3", "--out", str(out))
     assert code == 0 and rep["steps"] == 1
     from longalign.lora import load_lora
-
     from longalign.toys import tiny_sd_pipeline
 
     pipe = load_lora(tiny_sd_pipeline(0), out / "lora")

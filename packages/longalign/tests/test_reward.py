@@ -90,7 +90,6 @@ def test_ddim_arithmetic_matches_closed_form():
 @pytest.fixture(scope="module")
 def objective_setup():
     from longalign.toys import tiny_clip_model
-
     from longalign.toys import tiny_tokenizer as clip_tokenizer
 
     pipe = fresh_pipe()
@@ -136,7 +135,6 @@ def test_a_few_steps_raise_the_score(objective_setup):
 @pytest.mark.filterwarnings("ignore:batch of 1")
 def test_train_reward_resumes_exactly(tmp_path):
     from longalign.toys import tiny_clip_model
-
     from longalign.toys import tiny_tokenizer as clip_tokenizer
 
     def run(out, stop_after=None):

@@ -100,7 +100,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        rows.append([step, m["score"], m["relevant"], m["irrelevant"], float(loss)])
+        rows.append([step, m["score"], m["relevant"], m["irrelevant"], float(loss.detach())])
 
     metrics: dict[str, Any] = {
         "prompt tokens": n_tokens,

@@ -113,3 +113,29 @@ def test_bad_arguments(tokenizer, text_encoder):
     enc = SegmentEncoder(tokenizer, text_encoder)
     with pytest.raises(ValueError, match="no prompts"):
         enc([])
+
+
+def test_long_prompt_pipeline_feeds_the_stock_pipeline(sd_pipe):
+    from diffusers import UniPCMultistepScheduler
+
+    from longalign import LongPromptPipeline
+
+    pipe = LongPromptPipeline.from_pipe(sd_pipe, max_length=120)
+    old = sd_pipe.scheduler
+    sd_pipe.scheduler = UniPCMultistepScheduler.from_config(old.config)
+    try:
+        prompt = " ".join(["A red boat on a lake."] * 15)  # 92 tokens, 105 rows
+        kw = {"num_inference_steps": 3, "output_type": "pt"}
+        img = pipe(prompt, generator=torch.Generator().manual_seed(0), **kw).images
+        enc = SegmentEncoder.from_pipe(sd_pipe, max_length=120)
+        ref = sd_pipe(
+            prompt_embeds=enc([prompt]).embeds,
+            negative_prompt_embeds=enc([""]).embeds,
+            generator=torch.Generator().manual_seed(0),
+            **kw,
+        ).images
+        torch.testing.assert_close(img, ref, atol=1e-5, rtol=0)  # prompt and "" share one encoder call
+        with pytest.raises(ValueError, match="negative prompts"):
+            pipe([prompt, prompt], negative_prompt=["", "", ""])
+    finally:
+        sd_pipe.scheduler = old

@@ -117,7 +117,6 @@ def test_bad_arguments(tokenizer, text_encoder):
 
 def test_long_prompt_pipeline_feeds_the_stock_pipeline(sd_pipe):
     from diffusers import UniPCMultistepScheduler
-
     from longalign import LongPromptPipeline
 
     pipe = LongPromptPipeline.from_pipe(sd_pipe, max_length=120)

@@ -45,6 +45,8 @@ _LAZY = {
     "train_align": "longalign.training",
     "merge_loras": "longalign.training",
     "load_pipeline": "longalign.loading",
+    "T5Branch": "longalign.t5branch",
+    "TextAdapter": "longalign.t5branch",
     "load_preference": "longalign.loading",
 }
 

@@ -98,11 +98,11 @@ def objective_setup():
     return pipe, pref
 
 
-def test_only_lora_parameters_get_gradients(objective_setup):
+@pytest.mark.parametrize("sampler", ["ddim", "lcm"])
+def test_only_lora_parameters_get_gradients(objective_setup, sampler):
     pipe, pref = objective_setup
-    obj = RewardObjective(
-        pipe, SegmentEncoder.from_pipe(pipe), pref, RewardConfig(batch_size=2, stride=100, grad_every=5)
-    ).train()
+    cfg = RewardConfig(batch_size=2, stride=100, grad_every=5, sampler=sampler)
+    obj = RewardObjective(pipe, SegmentEncoder.from_pipe(pipe), pref, cfg).train()
     batch = obj.make_batch(PROMPTS, 0, torch.Generator().manual_seed(0))
     loss, metrics = obj(batch, torch.Generator().manual_seed(0))
     loss.backward()
@@ -162,3 +162,18 @@ def test_train_reward_resumes_exactly(tmp_path):
     assert res_b.resumed_from == 1
     for k, v in obj.state_dict().items():
         torch.testing.assert_close(obj_b.state_dict()[k], v, atol=0, rtol=0)
+
+
+def test_lcm_variant_runs_backward_at_all_four_steps():
+    from diffusers import DDIMScheduler
+    from longalign.reward import LCM_TIMESTEPS, lcm_rollout
+
+    ac = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).alphas_cumprod
+    unet = ToyUNet()
+    g = torch.Generator().manual_seed(0)
+    noise, renoise = torch.randn(2, 4, 3, 3, generator=g), torch.randn(3, 2, 4, 3, 3, generator=g)
+    x0 = lcm_rollout(unet, ac, torch.randn(2, 5, 8), noise, renoise)
+    x0.square().sum().backward()
+    assert sorted(unet.back) == sorted(LCM_TIMESTEPS) and not any(unet.inputs_require_grad)
+    # the last x̂₀ comes from the last step's input, which is x̂₀ of the previous step re-noised to t = 249
+    assert x0.shape == noise.shape and float(unet.theta.grad.abs()) > 0

@@ -17,7 +17,17 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["RewardConfig", "RewardObjective", "ddim_grid", "gradient_steps", "reward_rollout"]
+__all__ = [
+    "LCM_TIMESTEPS",
+    "RewardConfig",
+    "RewardObjective",
+    "ddim_grid",
+    "gradient_steps",
+    "lcm_rollout",
+    "reward_rollout",
+]
+
+LCM_TIMESTEPS = (999, 749, 499, 249)
 
 
 def ddim_grid(num_train_timesteps: int = 1000, stride: int = 20) -> list[int]:
@@ -95,6 +105,41 @@ def reward_rollout(
     return x0
 
 
+def lcm_rollout(
+    unet: Callable[..., Any],
+    alphas_cumprod: torch.Tensor,
+    cond: torch.Tensor,
+    noise: torch.Tensor,
+    renoise: torch.Tensor,
+    *,
+    timesteps: Sequence[int] = LCM_TIMESTEPS,
+    prediction_type: str = "epsilon",
+    use_checkpoint: bool = True,
+) -> torch.Tensor:
+    """The LCM variant (official ``unet_reward_lcm.py``): 4 steps t = 999, 749, 499, 249 without CFG, every step
+    with gradients (detached UNet input, checkpointed), x̂₀ re-noised with fresh noise ``renoise[i]`` to the next
+    timestep; returns the last x̂₀."""
+    if renoise.shape[0] < len(timesteps) - 1:
+        raise ValueError(f"renoise needs {len(timesteps) - 1} draws, got {renoise.shape[0]}")
+    ac = alphas_cumprod.to(noise.device, torch.float32)
+
+    def call(x_in: torch.Tensor, t_in: torch.Tensor) -> torch.Tensor:
+        out = unet(x_in, t_in, cond)
+        return out.sample if hasattr(out, "sample") else (out[0] if isinstance(out, tuple) else out)
+
+    x, x0 = noise, noise
+    for i, t in enumerate(timesteps):
+        t_batch = torch.full((noise.shape[0],), t, device=noise.device, dtype=torch.long)
+        x_in = x.detach().to(cond.dtype)
+        out = checkpoint(call, x_in, t_batch, use_reentrant=False) if use_checkpoint else call(x_in, t_batch)
+        a, s = ac[t].sqrt(), (1 - ac[t]).sqrt()
+        _, x0 = _eps_from_output(out.float(), x, a, s, prediction_type)
+        if i + 1 < len(timesteps):
+            t_next = timesteps[i + 1]
+            x = ac[t_next].sqrt() * x0 + (1 - ac[t_next]).sqrt() * renoise[i].to(x0)
+    return x0
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     """Stage-2 settings (official defaults: 50 DDIM steps, CFG 7.5, gradients every 10th step, w = 0.3)."""
@@ -107,12 +152,17 @@ class RewardConfig:
     unet_checkpointing: bool = True  # the UNet's own gradient checkpointing inside the blocks
     resolution: int | None = None  # image side; None: the UNet's sample_size × the VAE factor
     batch_size: int = 1
+    sampler: str = (
+        "ddim"  # "ddim": the 50-step CFG rollout; "lcm": the LCM variant (4 steps, all with gradients)
+    )
 
     def __post_init__(self) -> None:
         if self.stride < 1 or self.grad_every < 1:
             raise ValueError("stride and grad_every must be >= 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.sampler not in ("ddim", "lcm"):
+            raise ValueError(f"unknown sampler {self.sampler!r}: use 'ddim' or 'lcm'")
 
 
 class RewardObjective(torch.nn.Module):
@@ -175,12 +225,30 @@ class RewardObjective(torch.nn.Module):
             self.config.batch_size, c, self.latent_side, self.latent_side, generator=generator
         )
         offset = int(torch.randint(0, self.config.grad_every, (1,), generator=generator))
-        return {"prompts": [prompts[i] for i in idx], "noise": noise, "offset": offset}
+        batch = {"prompts": [prompts[i] for i in idx], "noise": noise, "offset": offset}
+        if self.config.sampler == "lcm":
+            batch["renoise"] = torch.randn(len(LCM_TIMESTEPS) - 1, *noise.shape, generator=generator)
+        return batch
 
-    def rollout(self, prompts: Sequence[str], noise: torch.Tensor, offset: int) -> torch.Tensor:
+    def rollout(
+        self, prompts: Sequence[str], noise: torch.Tensor, offset: int, renoise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] decoded from the last step's x̂₀ (differentiable)."""
         dtype = next(self.unet.parameters()).dtype
         cond = self.encoder(list(prompts)).embeds.to(noise.device, dtype)
+        if self.config.sampler == "lcm":
+            if renoise is None:
+                raise ValueError("the LCM rollout needs the batch's renoise draws (make_batch makes them)")
+            x0 = lcm_rollout(
+                self.unet,
+                self.alphas_cumprod,
+                cond,
+                noise,
+                renoise,
+                prediction_type=self.prediction_type,
+                use_checkpoint=self.config.use_checkpoint,
+            )
+            return self._decode(x0)
         if self._uncond is None or self._uncond.shape[1:] != cond.shape[1:]:
             self._uncond = self.encoder([""]).embeds.to(noise.device, dtype)
         uncond = self._uncond.expand(cond.shape[0], -1, -1)
@@ -197,12 +265,15 @@ class RewardObjective(torch.nn.Module):
             prediction_type=self.prediction_type,
             use_checkpoint=self.config.use_checkpoint,
         )
+        return self._decode(x0)
+
+    def _decode(self, x0: torch.Tensor) -> torch.Tensor:
         vae_dtype = next(self.vae.parameters()).dtype
         img = self.vae.decode((x0 / self.vae.config.scaling_factor).to(vae_dtype)).sample
         return (img.float() * 0.5 + 0.5).clamp(0, 1)
 
     def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None):
-        images = self.rollout(batch["prompts"], batch["noise"], int(batch["offset"]))
+        images = self.rollout(batch["prompts"], batch["noise"], int(batch["offset"]), batch.get("renoise"))
         out = self.preference(images, batch["prompts"], weight=self.config.reweight, generator=generator)
         loss = 0.5 * (1.0 - out.score.mean())
         return loss, {

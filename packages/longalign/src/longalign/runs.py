@@ -283,6 +283,9 @@ class TrainRewardRun:
     stride: int = arg(20, help="DDIM grid spacing (20: 50 steps)", min=1)
     grad_every: int = arg(10, help="gradients at grid[r::grad_every]", min=1)
     checkpointing: bool = arg(True, help="gradient checkpointing")
+    sampler: Literal["ddim", "lcm"] = arg(
+        "ddim", help="ddim: 50-step CFG rollout; lcm: the 4-step LCM variant"
+    )
     checkpoint_every: int = arg(50, help="steps between checkpoints", min=0)
     max_length: int = arg(240, help="rows of the segment encoding", min=1)
     dtype: str | None = arg(None, help="model dtype (default: bf16 on CUDA)")
@@ -321,6 +324,7 @@ def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict
             use_checkpoint=run.checkpointing,
             unet_checkpointing=run.checkpointing,
             batch_size=run.batch_size,
+            sampler=run.sampler,
         ),
         lora=LoraSpec(rank=run.rank, alpha=run.alpha, dropout=run.dropout),
         config=cfg,

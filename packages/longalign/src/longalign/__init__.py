@@ -41,6 +41,7 @@ _LAZY = {
     "ddim_grid": "longalign.reward",
     "gradient_steps": "longalign.reward",
     "reward_rollout": "longalign.reward",
+    "lcm_rollout": "longalign.reward",
     "train_reward": "longalign.training",
     "train_align": "longalign.training",
     "merge_loras": "longalign.training",

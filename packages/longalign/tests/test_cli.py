@@ -91,6 +91,8 @@ def test_train_reward_writes_a_reloadable_lora(capsys, tmp_path):
         "2",
         "--rank",
         "4",
+        "--batch-size",
+        "2",
     ]
     code, rep = run_json(capsys, *argv, "--lr", "1e-3", "--out", str(out))
     assert code == 0 and rep["steps"] == 1

@@ -151,7 +151,9 @@ class RewardConfig:
     use_checkpoint: bool = True  # torch checkpoint around each gradient step's UNet call
     unet_checkpointing: bool = True  # the UNet's own gradient checkpointing inside the blocks
     resolution: int | None = None  # image side; None: the UNet's sample_size × the VAE factor
-    batch_size: int = 1
+    batch_size: int = (
+        8  # the release: 8 per GPU (batch size 1 zeroes the relevant part with the batch direction)
+    )
     sampler: str = (
         "ddim"  # "ddim": the 50-step CFG rollout; "lcm": the LCM variant (4 steps, all with gradients)
     )

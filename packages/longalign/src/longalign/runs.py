@@ -275,7 +275,7 @@ class TrainRewardRun:
     init_lora: tuple[str, ...] = arg((), help="stage-1 LoRAs to merge first (diffusers files or release .pt)")
     steps: int = arg(100, help="optimizer steps", min=1)
     lr: float = arg(3e-5, help="AdamW learning rate (release 3e-5)", gt=0)
-    batch_size: int = arg(1, help="prompts per step (release: 8 per GPU)", min=1)
+    batch_size: int = arg(8, help="prompts per step and process (release: 8 per GPU)", min=1)
     rank: int = arg(32, help="LoRA rank", min=1)
     alpha: float | None = arg(None, help="LoRA alpha (default: rank, scale 1)")
     dropout: float = arg(0.1, help="LoRA dropout", min=0, lt=1)

@@ -68,6 +68,14 @@ def train_reward(
     merge_loras(pipe, init_loras)
     add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)
     enc = encoder or SegmentEncoder.from_pipe(pipe)
+    if (
+        getattr(preference, "gather", None) is None
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+    ):
+        from accelerate.utils import gather
+
+        preference.gather = gather  # the common direction: mean of per-process means, as the release
     objective = RewardObjective(pipe, enc, preference, reward)
     result = train(
         objective,

@@ -1,0 +1,3 @@
+from longalign.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,496 @@
+"""One library function per command, each taking its frozen config and a `RunContext` (the CLI, the demo and a
+notebook all call these). torch and diffusers are imported inside the functions so ``longalign --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gen_common.cli import RunContext, arg
+
+__all__ = [
+    "BenchRun",
+    "ConvertRun",
+    "EncodeRun",
+    "SampleRun",
+    "ScoreRun",
+    "TrainAlignRun",
+    "TrainRewardRun",
+    "bench",
+    "convert",
+    "encode",
+    "read_prompts",
+    "sample",
+    "score",
+    "train_align_run",
+    "train_reward_run",
+]
+
+MODEL_HELP = 'Stable Diffusion pipeline: "tiny" (offline toy), a local diffusers folder, or a hub id (online)'
+PREF_HELP = (
+    'preference model: "tiny" (offline toy CLIP), a local transformers CLIP folder, or a hub id (online)'
+)
+
+
+def read_prompts(prompt: str | None, prompts: Path | None) -> list[str]:
+    """The prompts of a run: ``--prompt`` and/or one per non-empty line of ``--prompts FILE``."""
+    out = [prompt] if prompt else []
+    if prompts is not None:
+        p = Path(prompts)
+        if not p.is_file():
+            raise FileNotFoundError(f"no prompt file at {p}")
+        out += [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not out:
+            raise ValueError(f"{p} holds no prompts: write one prompt per line")
+    if not out:
+        raise ValueError("give a prompt (--prompt TEXT) or a prompt file (--prompts FILE)")
+    return out
+
+
+# -- encode ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EncodeRun:
+    """Segment-encode long prompts; report rows kept versus plain 77-token CLIP."""
+
+    model: str = arg("tiny", help=MODEL_HELP)
+    prompt: str | None = arg(None, help="one prompt")
+    prompts: Path | None = arg(None, help="a file with one prompt per line")
+    max_length: int = arg(240, help="rows of the encoding (the release: 240)", min=1)
+    splitter: Literal["default", "official"] = arg(
+        "default", help="sentence splitter (official: the release's regex)"
+    )
+
+
+def encode(run: EncodeRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    import warnings
+
+    import torch
+
+    from gen_common.checkpoint import save_state_dict
+    from longalign.loading import load_pipeline
+    from longalign.segments import SegmentEncoder
+
+    ctx = RunContext.of(ctx)
+    prompts = read_prompts(run.prompt, run.prompts)
+    pipe = load_pipeline(run.model, ctx.device, seed=ctx.seed)
+    enc = SegmentEncoder.from_pipe(pipe, max_length=run.max_length, splitter=run.splitter)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = enc(prompts)
+    tok = pipe.tokenizer
+    n_tokens = [len(tok(p, truncation=False, verbose=False).input_ids) for p in prompts]
+    report = {
+        "prompts": len(prompts),
+        "segments": [len(s) for s in out.segments],
+        "rows": out.lengths.tolist(),
+        "rows_cut": out.truncated,
+        "prompt_tokens": n_tokens,
+        "plain_clip_tokens_dropped": [max(0, n - 77) for n in n_tokens],
+        "shape": list(out.embeds.shape),
+        "warnings": [str(w.message) for w in caught],
+    }
+    if ctx.out is not None:
+        save_state_dict(
+            {"embeds": out.embeds.detach().cpu().contiguous(), "lengths": out.lengths.to(torch.int64)},
+            ctx.output("embeds.safetensors"),
+        )
+        report["file"] = str(ctx.output("embeds.safetensors"))
+    return report
+
+
+# -- sample -------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SampleRun:
+    """Generate images from long prompts with a stock pipeline and segment encoding; write PNGs and a contact sheet."""
+
+    model: str = arg("tiny", help=MODEL_HELP)
+    prompt: str | None = arg(None, help="one prompt")
+    prompts: Path | None = arg(None, help="a file with one prompt per line")
+    negative_prompt: str = arg("", help='negative prompt (encoded the same way; "" as the release)')
+    scheduler: Literal["unipc", "lcm", "ddim", "pipeline"] = arg(
+        "unipc", help="unipc: the paper's sampler; pipeline: keep the model's"
+    )
+    steps: int = arg(25, help="sampling steps (paper: UniPC 25, LCM 4)", min=1)
+    guidance: float = arg(7.5, help="classifier-free guidance scale", min=0)
+    lora: tuple[str, ...] = arg(
+        (), help="LoRA files/folders to merge first, in order (diffusers files or release .pt)"
+    )
+    max_length: int = arg(240, help="rows of the segment encoding", min=1)
+    splitter: Literal["default", "official"] = arg("default", help="sentence splitter")
+    size: int | None = arg(None, help="image side in pixels (default: the model's)", min=8)
+    dtype: str | None = arg(None, help="float32, bfloat16 or float16 (default: bf16 on CUDA)")
+
+
+def _set_scheduler(pipe: Any, name: str) -> None:
+    import diffusers
+
+    classes = {"unipc": "UniPCMultistepScheduler", "lcm": "LCMScheduler", "ddim": "DDIMScheduler"}
+    if name in classes:
+        pipe.scheduler = getattr(diffusers, classes[name]).from_config(pipe.scheduler.config)
+
+
+def contact_sheet(images: list[Any], captions: list[str], path: Path) -> Path:
+    """A grid of images with the start of each prompt as its title (PNG)."""
+    import textwrap
+
+    from gen_common.plotting import new_figure, save_figure
+
+    n = len(images)
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = new_figure(rows, cols, size=(3.2 * cols, 3.6 * rows))
+    flat = list(getattr(axes, "flat", [axes]))
+    for i, ax in enumerate(flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i])
+            ax.set_title("\n".join(textwrap.wrap(captions[i][:120], 36)), fontsize=7)
+    return save_figure(fig, path)
+
+
+def sample(run: SampleRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    import torch
+
+    from gen_common.atomic import atomic_path
+    from longalign.loading import load_pipeline
+    from longalign.pipeline import LongPromptPipeline
+    from longalign.training import merge_loras
+
+    ctx = RunContext.of(ctx)
+    prompts = read_prompts(run.prompt, run.prompts)
+    pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
+    merge_loras(pipe, run.lora)
+    _set_scheduler(pipe, run.scheduler)
+    long_pipe = LongPromptPipeline.from_pipe(pipe, max_length=run.max_length, splitter=run.splitter)
+    kwargs: dict[str, Any] = {"num_inference_steps": run.steps, "guidance_scale": run.guidance}
+    if run.size:
+        kwargs.update(height=run.size, width=run.size)
+    images, files = [], []
+    for i, p in enumerate(ctx.bar(prompts, desc="sample", total=len(prompts))):
+        gen = torch.Generator().manual_seed(ctx.seed + i)
+        img = long_pipe(p, negative_prompt=run.negative_prompt, generator=gen, **kwargs).images[0]
+        images.append(img)
+        if ctx.out is not None:
+            with atomic_path(ctx.output(f"images/sample-{i:03d}.png")) as tmp:
+                img.save(tmp, format="PNG")
+            files.append(str(ctx.output(f"images/sample-{i:03d}.png")))
+    report: dict[str, Any] = {"images": len(images), "size": list(images[0].size), "files": files}
+    if ctx.out is not None:
+        report["contact_sheet"] = str(contact_sheet(images, prompts, ctx.output("contact_sheet.png")))
+    return report
+
+
+# -- score ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreRun:
+    """Score images against long prompts with a decomposed preference model (relevant, irrelevant, reweighted)."""
+
+    images: Path = arg(positional=True, help="a folder of images (sorted by name) or one image")
+    prompts: Path = arg(positional=True, help="a file with one prompt per line, one per image")
+    preference: str = arg("tiny", help=PREF_HELP)
+    weight: float = arg(0.3, help="w in relevant + w * irrelevant (1: the plain score)")
+    direction: Literal["batch", "ema"] = arg(
+        "batch", help="common text direction: the batch's mean, or an EMA"
+    )
+    splitter: Literal["default", "official"] = arg(
+        "default", help="sentence splitter for segment text features"
+    )
+
+
+def _load_images(path: Path) -> tuple[list[Path], Any]:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+    elif p.is_file():
+        files = [p]
+    else:
+        raise FileNotFoundError(f"no image or folder at {p}")
+    if not files:
+        raise ValueError(f"{p} holds no .png/.jpg/.webp images")
+    arrs = []
+    for f in files:
+        try:
+            arrs.append(np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0)
+        except Exception as exc:
+            raise ValueError(f"cannot read image {f} ({type(exc).__name__})") from exc
+    if len({a.shape for a in arrs}) != 1:
+        raise ValueError("images differ in size; resize them to one size first")
+    return files, torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
+
+
+def score(run: ScoreRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    import torch
+
+    from gen_common.atomic import atomic_write_json
+    from longalign.loading import load_preference
+
+    ctx = RunContext.of(ctx)
+    prompts = read_prompts(None, run.prompts)
+    files, images = _load_images(run.images)
+    if len(prompts) != len(files):
+        raise ValueError(f"{len(files)} images but {len(prompts)} prompts: give one prompt per image")
+    pm = load_preference(
+        run.preference,
+        ctx.device,
+        weight=run.weight,
+        direction=run.direction,
+        splitter=run.splitter,
+        seed=ctx.seed,
+    )
+    with torch.no_grad():
+        out = pm(images.to(pm.device), prompts, generator=ctx.generator())
+    rows = [
+        {"image": f.name, "score": float(s), "relevant": float(r), "irrelevant": float(i)}
+        for f, s, r, i in zip(files, out.score, out.relevant, out.irrelevant)
+    ]
+    report = {
+        "images": len(files),
+        "weight": run.weight,
+        "mean_score": float(out.score.mean()),
+        "mean_relevant": float(out.relevant.mean()),
+        "mean_irrelevant": float(out.irrelevant.mean()),
+        "per_image": rows,
+    }
+    if ctx.out is not None:
+        atomic_write_json(ctx.output("scores.json"), report)
+    return report
+
+
+# -- training ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainRewardRun:
+    """Stage 2: LoRA fine-tuning on the reweighted decomposed preference reward (checkpoints and resumes)."""
+
+    prompts: Path = arg(positional=True, help="training prompts, one per line")
+    model: str = arg("tiny", help=MODEL_HELP)
+    preference: str = arg("tiny", help=PREF_HELP)
+    reweight: float = arg(0.3, help="w: reward = relevant + w * irrelevant (paper 0.3; 1 = plain score)")
+    direction: Literal["batch", "ema"] = arg("batch", help="common text direction")
+    init_lora: tuple[str, ...] = arg((), help="stage-1 LoRAs to merge first (diffusers files or release .pt)")
+    steps: int = arg(100, help="optimizer steps", min=1)
+    lr: float = arg(3e-5, help="AdamW learning rate (release 3e-5)", gt=0)
+    batch_size: int = arg(8, help="prompts per step and process (release: 8 per GPU)", min=1)
+    rank: int = arg(32, help="LoRA rank", min=1)
+    alpha: float | None = arg(None, help="LoRA alpha (default: rank, scale 1)")
+    dropout: float = arg(0.1, help="LoRA dropout", min=0, lt=1)
+    guidance: float = arg(7.5, help="CFG scale of the rollout", min=0)
+    stride: int = arg(20, help="DDIM grid spacing (20: 50 steps)", min=1)
+    grad_every: int = arg(10, help="gradients at grid[r::grad_every]", min=1)
+    checkpointing: bool = arg(True, help="gradient checkpointing")
+    sampler: Literal["ddim", "lcm"] = arg(
+        "ddim", help="ddim: 50-step CFG rollout; lcm: the 4-step LCM variant"
+    )
+    checkpoint_every: int = arg(50, help="steps between checkpoints", min=0)
+    max_length: int = arg(240, help="rows of the segment encoding", min=1)
+    dtype: str | None = arg(None, help="model dtype (default: bf16 on CUDA)")
+
+
+def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from gen_common.seeding import seed_everything
+    from longalign.loading import load_pipeline, load_preference
+    from longalign.lora import LoraSpec
+    from longalign.reward import RewardConfig
+    from longalign.segments import SegmentEncoder
+    from longalign.training import REWARD_TRAIN, train_reward
+
+    ctx = RunContext.of(ctx)
+    prompts = read_prompts(None, run.prompts)
+    seed_everything(ctx.seed)
+    pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
+    pref = load_preference(
+        run.preference, ctx.device, weight=run.reweight, direction=run.direction, seed=ctx.seed
+    )
+    out = ctx.output("checkpoints") if ctx.out is not None else None
+    cfg = replace(
+        REWARD_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed
+    )
+    _, result = train_reward(
+        pipe,
+        prompts,
+        pref,
+        reward=RewardConfig(
+            guidance_scale=run.guidance,
+            stride=run.stride,
+            grad_every=run.grad_every,
+            reweight=run.reweight,
+            use_checkpoint=run.checkpointing,
+            unet_checkpointing=run.checkpointing,
+            batch_size=run.batch_size,
+            sampler=run.sampler,
+        ),
+        lora=LoraSpec(rank=run.rank, alpha=run.alpha, dropout=run.dropout),
+        config=cfg,
+        encoder=SegmentEncoder.from_pipe(pipe, max_length=run.max_length),
+        init_loras=run.init_lora,
+        out_dir=out,
+        device=ctx.device,
+        show_progress=ctx.progress,
+    )
+    report: dict[str, Any] = {
+        "steps": result.steps,
+        "resumed_from": result.resumed_from,
+        "first_score": result.history[0].get("score") if result.history else None,
+        "last_score": result.history[-1].get("score") if result.history else None,
+        "history": result.history,
+    }
+    if out is not None:
+        from longalign.lora import save_lora
+
+        path = ctx.output("lora/pytorch_lora_weights.safetensors")
+        save_lora(pipe.unet, path.parent, overwrite=True)
+        report["lora"] = str(path)
+        _plot_history(result.history, ctx.output("reward_curve.png"))
+    return report
+
+
+def _plot_history(history: list[dict[str, float]], path: Path) -> None:
+    from gen_common.plotting import new_figure, save_figure
+
+    fig, ax = new_figure(size=(5, 3.2))
+    steps = [h["step"] for h in history]
+    for key in ("score", "relevant", "irrelevant"):
+        if history and key in history[0]:
+            ax.plot(steps, [h[key] for h in history], label=key)
+    ax.set_xlabel("step")
+    ax.legend()
+    save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class TrainAlignRun:
+    """Stage 1: LoRA on ε-MSE over (image, long caption) pairs with caption dropout (checkpoints and resumes)."""
+
+    data: Path = arg(positional=True, help="a folder of images, each with a same-named .txt caption")
+    model: str = arg("tiny", help=MODEL_HELP)
+    steps: int = arg(1000, help="optimizer steps", min=1)
+    lr: float = arg(3e-5, help="AdamW learning rate (release 3e-5)", gt=0)
+    batch_size: int = arg(4, help="pairs per step", min=1)
+    caption_dropout: float = arg(0.1, help="probability of training on the empty caption", min=0, max=1)
+    rank: int = arg(32, help="LoRA rank", min=1)
+    dropout: float = arg(0.1, help="LoRA dropout", min=0, lt=1)
+    size: int | None = arg(None, help="training image side (default: the model's)", min=8)
+    checkpoint_every: int = arg(100, help="steps between checkpoints", min=0)
+
+
+def _load_pairs(folder: Path, side: int) -> tuple[Any, list[str]]:
+    import torch.nn.functional as F
+
+    p = Path(folder)
+    if not p.is_dir():
+        raise FileNotFoundError(f"no data folder at {p}")
+    files, images = _load_images(p) if any(p.iterdir()) else ([], None)
+    captions = []
+    for f in files:
+        cap = f.with_suffix(".txt")
+        if not cap.is_file():
+            raise ValueError(f"{f.name} has no caption file {cap.name}")
+        captions.append(cap.read_text(encoding="utf-8").strip())
+    if not captions:
+        raise ValueError(f"{p} holds no image/caption pairs")
+    return F.interpolate(
+        images, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+    ), captions
+
+
+def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from gen_common.seeding import seed_everything
+    from longalign.loading import load_pipeline
+    from longalign.lora import LoraSpec, save_lora
+    from longalign.training import ALIGN_TRAIN, train_align
+
+    ctx = RunContext.of(ctx)
+    seed_everything(ctx.seed)
+    pipe = load_pipeline(run.model, ctx.device, seed=ctx.seed)
+    side = run.size or pipe.unet.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    images, captions = _load_pairs(run.data, side)
+    out = ctx.output("checkpoints") if ctx.out is not None else None
+    cfg = replace(
+        ALIGN_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed
+    )
+    _, result = train_align(
+        pipe,
+        images,
+        captions,
+        batch_size=run.batch_size,
+        caption_dropout=run.caption_dropout,
+        lora=LoraSpec(rank=run.rank, dropout=run.dropout),
+        config=cfg,
+        out_dir=out,
+        device=ctx.device,
+        show_progress=ctx.progress,
+    )
+    report: dict[str, Any] = {
+        "steps": result.steps,
+        "resumed_from": result.resumed_from,
+        "final_loss": result.final_loss,
+    }
+    if out is not None:
+        path = ctx.output("lora/pytorch_lora_weights.safetensors")
+        save_lora(pipe.unet, path.parent, overwrite=True)
+        report["lora"] = str(path)
+    return report
+
+
+# -- convert --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConvertRun:
+    """Convert a released LongSD lora_vis.pt (flat fp16 up/down list) into a diffusers LoRA file for the model."""
+
+    release_lora: Path = arg(positional=True, help="the release's lora_vis.pt (or sd15-reward-*.pt)")
+    model: str = arg("tiny", help=MODEL_HELP + " (its UNet defines the module order)")
+
+
+def convert(run: ConvertRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    from longalign.loading import load_pipeline
+    from longalign.lora import load_release_lora, release_to_peft, write_lora_file
+
+    ctx = RunContext.of(ctx)
+    tensors = load_release_lora(run.release_lora)
+    pipe = load_pipeline(run.model, "cpu", seed=ctx.seed)
+    sd, cfg = release_to_peft(pipe.unet, tensors)
+    report: dict[str, Any] = {"pairs": len(tensors) // 2, "rank": cfg["r"], "tensors": len(sd)}
+    if ctx.out is not None:
+        path = ctx.output("lora/pytorch_lora_weights.safetensors")
+        write_lora_file(path, sd, cfg, overwrite=True)
+        report["file"] = str(path)
+    return report
+
+
+# -- bench ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchRun:
+    """Batched vs per-segment encoding speed; reward-step time and memory with vs without checkpointing."""
+
+    model: str = arg("tiny", help=MODEL_HELP)
+    preference: str = arg("tiny", help=PREF_HELP)
+    sentences: int = arg(10, help="sentences in the benchmark prompt", min=1)
+    repeats: int = arg(5, help="timed repeats (medians)", min=1)
+    reward: bool = arg(True, help="also benchmark one reward step with and without checkpointing")
+    stride: int = arg(20, help="DDIM grid spacing of the reward step", min=1)
+    dtype: str | None = arg(None, help="model dtype (default: bf16 on CUDA)")
+
+
+def bench(run: BenchRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    from longalign.bench import bench_encoding, bench_reward_step
+    from longalign.loading import load_pipeline
+
+    ctx = RunContext.of(ctx)
+    pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
+    report: dict[str, Any] = {"device": str(ctx.torch_device())}
+    report["encoding"] = bench_encoding(pipe, sentences=run.sentences, repeats=run.repeats)
+    if run.reward:
+        from longalign.loading import load_preference
+
+        pref = load_preference(run.preference, ctx.device, seed=ctx.seed)
+        report["reward_step"] = bench_reward_step(pipe, pref, stride=run.stride, seed=ctx.seed)
+    return report

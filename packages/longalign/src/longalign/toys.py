@@ -1,0 +1,75 @@
+"""Tiny offline models for tests, the demo and `--model tiny` (weights from configs under a fixed seed)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+__all__ = ["tiny_clip_model", "tiny_sd_pipeline", "tiny_tokenizer"]
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_tokenizer() -> Any:
+    """gen_common's offline CLIP tokenizer, built once per process (building it parses CLIP's 49k merges)."""
+    from gen_common.testing.diffusers_tiny import clip_tokenizer
+
+    return clip_tokenizer()
+
+
+def tiny_sd_pipeline(seed: int = 0) -> Any:
+    """gen_common's tiny offline `StableDiffusionPipeline` with the shared tokenizer (fresh weights every call)."""
+    import diffusers
+
+    from gen_common.testing import diffusers_tiny as dt
+
+    pipe = diffusers.StableDiffusionPipeline(
+        unet=dt.tiny_unet(seed=seed),
+        vae=dt.tiny_vae(seed=seed),
+        text_encoder=dt.tiny_clip_text_model(seed=seed),
+        tokenizer=tiny_tokenizer(),
+        scheduler=diffusers.DDIMScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            clip_sample=False,
+            set_alpha_to_one=False,
+            steps_offset=1,
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_clip_model(seed: int = 0, dim: int = 32, projection_dim: int = 16, image_size: int = 32) -> Any:
+    """A two-tower transformers `CLIPModel` at toy size with CLIP's vocabulary (use gen_common's `clip_tokenizer`)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    text = {
+        "vocab_size": 49408,
+        "hidden_size": dim,
+        "intermediate_size": 37,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 77,
+        "bos_token_id": 49406,
+        "eos_token_id": 49407,
+        "pad_token_id": 49407,
+    }
+    vision = {
+        "hidden_size": dim,
+        "intermediate_size": 37,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "image_size": image_size,
+        "patch_size": 8,
+    }
+    cfg = CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return CLIPModel(cfg).eval()

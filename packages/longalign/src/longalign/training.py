@@ -1,0 +1,180 @@
+"""The two training stages on gen_common's loop (accelerate, bf16 on CUDA, atomic checkpoints, exact resume).
+
+- `train_reward` (stage 2, official ``unet_reward.py``): optional earlier LoRAs merged into the UNet (stage 1, as
+  the release does), then a fresh LoRA trained on the reweighted preference reward (`longalign.reward`).
+- `train_align` (stage 1, official ``unet_align_ct5.py``): ε-MSE (or v-MSE) on (image, long caption) pairs with
+  segment-encoded captions and caption dropout 0.1, LoRA on the same targets. (The release also trains a T5 adapter
+  here; that branch is not part of this package's training yet.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gen_common.training import TrainConfig, TrainResult, train
+from longalign.lora import LoraSpec, add_lora, load_lora, load_release_lora, merge_release_lora
+from longalign.reward import RewardConfig, RewardObjective
+from longalign.segments import SegmentEncoder
+
+__all__ = ["ALIGN_TRAIN", "REWARD_TRAIN", "AlignObjective", "merge_loras", "train_align", "train_reward"]
+
+# The release's optimiser settings: AdamW lr 3e-5, weight decay 1e-2, grad clip 0.3, constant with warmup.
+REWARD_TRAIN = TrainConfig(steps=100, lr=3e-5, weight_decay=1e-2, grad_clip=0.3, warmup_steps=0, log_every=1)
+ALIGN_TRAIN = TrainConfig(steps=1000, lr=3e-5, weight_decay=1e-2, grad_clip=0.3, warmup_steps=0, log_every=10)
+
+
+def merge_loras(pipe: Any, paths: Sequence[str | os.PathLike[str]]) -> Any:
+    """Merge earlier LoRAs into the UNet's weights in sequence (release ``lora_vis.pt`` files or diffusers LoRA
+    files/folders), as the release does before stage 2 and for LongSD sampling."""
+    for path in paths:
+        p = Path(path)
+        if p.suffix == ".pt":
+            merge_release_lora(pipe.unet, load_release_lora(p))
+        else:
+            load_lora(pipe, p, adapter_name=f"merged_{abs(hash(str(p))) % 10**8}")
+            pipe.fuse_lora(components=["unet"], lora_scale=1.0)
+            pipe.unload_lora_weights()
+    return pipe
+
+
+def train_reward(
+    pipe: Any,
+    prompts: Sequence[str],
+    preference: Any,
+    *,
+    reward: RewardConfig | None = None,
+    lora: LoraSpec | None = None,
+    config: TrainConfig = REWARD_TRAIN,
+    encoder: SegmentEncoder | None = None,
+    init_loras: Sequence[str | os.PathLike[str]] = (),
+    out_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "auto",
+    show_progress: bool | None = None,
+    stop_after: int | None = None,
+) -> tuple[RewardObjective, TrainResult]:
+    """Stage 2: fine-tune a fresh LoRA on ``pipe``'s UNet with the reweighted reward (in place; save it with
+    `longalign.lora.save_lora`). Checkpoints (LoRA + optimizer + RNG) go to ``out_dir`` and resume exactly."""
+    prompts = [p for p in prompts if p.strip()]
+    if not prompts:
+        raise ValueError("no prompts to train on: give at least one non-empty prompt")
+    reward = reward or RewardConfig()
+    merge_loras(pipe, init_loras)
+    add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)
+    enc = encoder or SegmentEncoder.from_pipe(pipe)
+    if (
+        getattr(preference, "gather", None) is None
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+    ):
+        from accelerate.utils import gather
+
+        preference.gather = gather  # the common direction: mean of per-process means, as the release
+    objective = RewardObjective(pipe, enc, preference, reward)
+    result = train(
+        objective,
+        lambda model, batch, gen: model(batch, gen),
+        lambda step, gen: objective.make_batch(prompts, step, gen),
+        config,
+        out_dir=out_dir,
+        device=device,
+        show_progress=show_progress,
+        stop_after=stop_after,
+        extra_state={"reward": vars(reward), "lora": vars(lora or LoraSpec())},
+    )
+    return objective, result
+
+
+class AlignObjective(torch.nn.Module):
+    """Stage 1's loss: MSE between the UNet's output and its target (ε, or v for v-prediction UNets) at a uniform
+    timestep, with segment-encoded captions dropped to "" with probability ``caption_dropout``."""
+
+    def __init__(self, pipe: Any, encoder: SegmentEncoder, caption_dropout: float = 0.1) -> None:
+        super().__init__()
+        self.unet, self.vae, self.scheduler = pipe.unet, pipe.vae, pipe.scheduler
+        self.encoder = encoder
+        self.caption_dropout = caption_dropout
+        self.vae.requires_grad_(False)
+
+    state_dict = RewardObjective.state_dict
+    load_state_dict = RewardObjective.load_state_dict
+
+    def train(self, mode: bool = True) -> AlignObjective:
+        super().train(mode)
+        self.vae.eval()
+        return self
+
+    def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None):
+        images, captions = batch["images"], batch["captions"]
+        with torch.no_grad():
+            dtype = next(self.vae.parameters()).dtype
+            latents = self.vae.encode((images * 2 - 1).to(dtype)).latent_dist.sample(generator=None)
+            latents = latents.float() * self.vae.config.scaling_factor
+            cond = self.encoder(captions).embeds.to(latents.device)
+        noise, t = batch["noise"].to(latents), batch["t"].to(latents.device)
+        noisy = self.scheduler.add_noise(latents, noise, t)
+        pred = self.unet(noisy.to(cond.dtype), t, cond).sample.float()
+        if self.scheduler.config.get("prediction_type", "epsilon") == "v_prediction":
+            target = self.scheduler.get_velocity(latents, noise, t)
+        else:
+            target = noise
+        return F.mse_loss(pred, target)
+
+
+def train_align(
+    pipe: Any,
+    images: torch.Tensor,
+    captions: Sequence[str],
+    *,
+    batch_size: int = 4,
+    caption_dropout: float = 0.1,
+    lora: LoraSpec | None = None,
+    config: TrainConfig = ALIGN_TRAIN,
+    encoder: SegmentEncoder | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "auto",
+    show_progress: bool | None = None,
+    stop_after: int | None = None,
+) -> tuple[AlignObjective, TrainResult]:
+    """Stage 1: LoRA on ε-MSE over (image, long caption) pairs; ``images`` (N, 3, H, W) in [0, 1]."""
+    if images.ndim != 4 or images.shape[0] != len(captions):
+        raise ValueError(
+            f"{images.shape[0] if images.ndim == 4 else '?'} images for {len(captions)} captions"
+        )
+    if images.shape[0] == 0:
+        raise ValueError("no training pairs")
+    add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)
+    objective = AlignObjective(pipe, encoder or SegmentEncoder.from_pipe(pipe), caption_dropout)
+    n_train = int(pipe.scheduler.config.num_train_timesteps)
+
+    def batch_fn(step: int, gen: torch.Generator) -> dict[str, Any]:
+        idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
+        drop = torch.rand(batch_size, generator=gen) < caption_dropout
+        caps = ["" if d else captions[int(i)] for i, d in zip(idx, drop)]
+        side = images.shape[-1] // 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        noise = torch.randn(batch_size, pipe.unet.config.in_channels, side, side, generator=gen)
+        t = torch.randint(0, n_train, (batch_size,), generator=gen)
+        return {"images": images[idx], "captions": caps, "noise": noise, "t": t}
+
+    result = train(
+        objective,
+        lambda model, batch, gen: model(batch, gen),
+        batch_fn,
+        config,
+        out_dir=out_dir,
+        device=device,
+        show_progress=show_progress,
+        stop_after=stop_after,
+        extra_state={"caption_dropout": caption_dropout},
+    )
+    return objective, result
+
+
+def with_steps(config: TrainConfig, steps: int) -> TrainConfig:
+    return replace(config, steps=steps)

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from longalign.cli import main
+
+
+def run_json(capsys, *argv):
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    return code, json.loads(out)
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\nfrom longalign.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_encode_reports_rows(capsys, tmp_path):
+    prompt = " ".join(f"Sentence number {i} is about a red house." for i in range(12))
+    code, rep = run_json(capsys, "encode", "--prompt", prompt, "--out", str(tmp_path))
+    assert code == 0 and rep["segments"] == [12]
+    assert rep["plain_clip_tokens_dropped"][0] > 0 and rep["rows_cut"] == [0]
+    assert rep["rows"][0] == rep["prompt_tokens"][0] - 2 + 12  # every segment adds its <sot>; <eot> dropped
+    assert (tmp_path / "embeds.safetensors").is_file()
+
+
+def test_user_errors_exit_2(capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    assert main(["encode", "--prompts", str(empty)]) == 2
+    assert "holds no prompts" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    torch.save([torch.zeros(3, 3), torch.zeros(3, 3)], bad)
+    assert main(["convert", str(bad)]) == 2
+    assert "up/down pairs" in capsys.readouterr().err
+    folder = tmp_path / "pref"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"text_config": {}}))
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("A cat.\n")
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    assert main(["score", str(tmp_path / "a.png"), str(prompts), "--preference", str(folder)]) == 2
+    assert "text or a vision tower" in capsys.readouterr().err
+    assert main(["sample", "--model", "someone/not-here", "--prompt", "x"]) == 2
+    assert "offline" in capsys.readouterr().err
+
+
+def test_sample_then_score(capsys, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A red house. A blue door.\nTwo cats on a sofa. One is black.\n")
+    out = tmp_path / "samples"
+    code, rep = run_json(
+        capsys, "sample", "--prompts", str(prompts), "--steps", "2", "--scheduler", "ddim", "--out", str(out)
+    )
+    assert code == 0 and rep["images"] == 2 and (out / "contact_sheet.png").is_file()
+    code, sc = run_json(
+        capsys, "score", str(out / "images"), str(prompts), "--weight", "1.0", "--out", str(tmp_path / "s")
+    )
+    assert code == 0 and sc["images"] == 2
+    for row in sc["per_image"]:
+        assert row["score"] == pytest.approx(row["relevant"] + row["irrelevant"], abs=1e-5)
+    # the output-folder policy: a second run refuses to replace the images
+    assert main(["sample", "--prompts", str(prompts), "--steps", "2", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:batch of 1")
+def test_train_reward_writes_a_reloadable_lora(capsys, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A red house. A blue door.\n")
+    out = tmp_path / "run"
+    argv = [
+        "train-reward",
+        str(prompts),
+        "--steps",
+        "1",
+        "--stride",
+        "250",
+        "--grad-every",
+        "2",
+        "--rank",
+        "4",
+        "--batch-size",
+        "2",
+    ]
+    code, rep = run_json(capsys, *argv, "--lr", "1e-3", "--out", str(out))
+    assert code == 0 and rep["steps"] == 1
+    from longalign.lora import load_lora
+    from longalign.toys import tiny_sd_pipeline
+
+    pipe = load_lora(tiny_sd_pipeline(0), out / "lora")
+    assert sum("lora_" in n for n, _ in pipe.unet.named_parameters()) > 0

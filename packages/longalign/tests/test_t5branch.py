@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from longalign.t5branch import T5Branch, TextAdapter
+
+from .test_lora import OFFICIAL
+
+
+def test_adapter_loads_the_release_layout(tmp_path):
+    if not (OFFICIAL / "HEAD").exists() and not (OFFICIAL / ".git").exists():
+        pytest.skip("official LongAlign checkout not found")
+    src = subprocess.run(
+        ["git", "-C", str(OFFICIAL), "show", "HEAD:modules/adapters.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (tmp_path / "official_adapters.py").write_text(src)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import official_adapters
+    finally:
+        sys.path.remove(str(tmp_path))
+    torch.manual_seed(0)
+    ref = official_adapters.TextAdapter(16, 24, 8).eval()
+    ref.save_pretrained(tmp_path / "adapter")  # the released folder layout
+    ours = TextAdapter.from_pretrained(tmp_path / "adapter").eval()
+    x = torch.randn(2, 5, 16)
+    torch.testing.assert_close(ours(x), ref(x).sample)
+    sys.modules.pop("official_adapters", None)
+
+
+def test_branch_concatenates_after_the_clip_rows(sd_pipe):
+    from longalign import SegmentEncoder
+
+    class Tok:  # a stand-in tokenizer: T5's sentencepiece files are not shipped offline
+        def __call__(self, texts, max_length, padding, truncation, return_tensors):
+            ids = torch.zeros(len(texts), max_length, dtype=torch.long)
+            for i, t in enumerate(texts):
+                ids[i, : min(len(t), max_length)] = torch.tensor([ord(c) % 50 for c in t[:max_length]])
+            return type("T", (), {"input_ids": ids})()
+
+    emb = torch.nn.Embedding(50, 12)
+    adapter = TextAdapter(12, 20, 32).eval()
+    t5 = type("E", (torch.nn.Module,), {"forward": lambda self, ids: (emb(ids),)})()
+    t5.register_parameter("w", torch.nn.Parameter(torch.zeros(1)))  # gives the stand-in a device
+    branch = T5Branch(Tok(), t5, adapter, max_length=30)
+    enc = SegmentEncoder.from_pipe(sd_pipe, max_length=40, branch=branch)
+    out = enc(["A cat. A dog."])
+    assert out.embeds.shape == (1, 70, 32)
+    plain = SegmentEncoder.from_pipe(sd_pipe, max_length=40)(["A cat. A dog."])
+    torch.testing.assert_close(out.embeds[:, :40], plain.embeds)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            out.embeds[:, 40:], adapter(emb(Tok()(["A cat. A dog."], 30, 0, 0, 0).input_ids))
+        )

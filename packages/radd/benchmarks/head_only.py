@@ -24,11 +24,11 @@ from typing import Any
 
 import radd
 import torch
-
-from gen_common.seeding import rand
 from radd.categorical import filter_logits, sample_from_uniform
 from radd.masked_model import eval_mode, resolve_mask_id
 from radd.sampling import initial_tokens, reveal_rates
+
+from gen_common.seeding import rand
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import radd
 import torch
-
 from radd.sampling import scores_at
 
 _spec = importlib.util.spec_from_file_location(

@@ -135,12 +135,22 @@ class SampleRun(_ModelArgs):
 
 @dataclass(frozen=True)
 class EvalRun(_ModelArgs):
-    """NLL bound (nats/token) and perplexity bound on a text. With --out, also writes OUT/eval.json."""
+    """NLL bound (nats/token) and perplexity bound on a text, or zero-shot perplexity on a benchmark as the paper
+    reports it (--benchmark NAME --data FILE: official detokeniser, tokenisation + EOS, chunking; RADD Table 2).
+    With --out, also writes OUT/eval.json."""
 
     text: Path | None = arg(None, help="UTF-8 text (default: the validation tail of the bundled corpus)")
+    benchmark: Literal["lambada", "wikitext2", "wikitext103", "ptb", "lm1b", "openwebtext"] | None = arg(
+        None, help="zero-shot benchmark read from --data (official protocol; the paper uses 1024 draws)"
+    )
+    data: Path | None = arg(
+        None, help="local benchmark file: .txt, .jsonl, .parquet or a HF datasets cache .arrow file"
+    )
     estimator: Literal["k", "lambda", "t"] = arg("k", help="DCE estimator")
     num_samples: int = arg(32, help="Monte Carlo draws per sequence", min=1)
-    num_sequences: int = arg(32, help="windows evaluated", min=1)
+    num_sequences: int | None = arg(
+        None, help="windows evaluated (default: 32 of a text; every window of a benchmark)", min=1
+    )
     length: int | None = arg(None, help="window length (default: the model's max_length)", min=1)
     batch_size: int | None = arg(None, help="rows per forward pass", min=1)
 
@@ -216,6 +226,7 @@ class SampleReport:
 
 @dataclass
 class EvalReport:
+    benchmark: str | None
     estimator: str
     num_sequences: int
     length: int
@@ -473,22 +484,34 @@ def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
     ctx = RunContext.of(ctx)
     device = ctx.torch_device()
     model, tok, cfg, length = _load_for_length(run, device)
-    text = load_text(run.text)
-    unknown = _unknown(tok, text)
-    if unknown:
-        # scored as the tokenizer's replacement character: the bound is for a slightly different text
-        print(
-            f"radd: warning: {unknown} character(s) of the text are outside the model's alphabet and were replaced",
-            file=sys.stderr,
-        )
-    ids = tok.encode(text)
-    if run.text is None:
-        windows = TokenData.from_ids(ids, length).val_windows(run.num_sequences)
+    unknown = 0
+    if run.benchmark is not None or run.data is not None:
+        if run.benchmark is None or run.data is None or run.text is not None:
+            raise ValueError("a benchmark needs both --benchmark NAME and --data FILE (and no --text)")
+        from radd.zeroshot import benchmark_windows
+
+        windows = benchmark_windows(run.data, run.benchmark, tok, length)
+        windows = windows[: run.num_sequences] if run.num_sequences else windows
+        ids = windows
     else:
-        n = min(run.num_sequences, len(ids) // length)
-        if n < 1:
-            raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of {length}")
-        windows = ids[: n * length].reshape(n, length)
+        text = load_text(run.text)
+        unknown = _unknown(tok, text)
+        if unknown:
+            # scored as the tokenizer's replacement character: the bound is for a slightly different text
+            print(
+                f"radd: warning: {unknown} character(s) of the text are outside the model's alphabet and were "
+                "replaced",
+                file=sys.stderr,
+            )
+        ids = tok.encode(text)
+        num = run.num_sequences or 32
+        if run.text is None:
+            windows = TokenData.from_ids(ids, length).val_windows(num)
+        else:
+            n = min(num, len(ids) // length)
+            if n < 1:
+                raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of {length}")
+            windows = ids[: n * length].reshape(n, length)
     windows = windows.to(device)
     t0 = time.perf_counter()
     with autocast(device, resolve_dtype(run.dtype, device)):
@@ -504,6 +527,7 @@ def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
         )
     n_seq = int(windows.shape[0])
     report = EvalReport(
+        benchmark=run.benchmark,
         estimator=run.estimator,
         num_sequences=n_seq,
         length=length,

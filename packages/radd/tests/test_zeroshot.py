@@ -141,7 +141,7 @@ def test_benchmark_windows_tokenise_with_eos(tiny_gpt2_tokenizer, tmp_path):
     (tmp_path / "w.txt").write_text("".join(rows))
     w = benchmark_windows(tmp_path / "w.txt", "wikitext2", tok, 8)
     eos = tok.tok.eos_token_id
-    per_row = [tok.encode(wikitext_detokenize(r)).tolist() + [eos] for r in rows]
+    per_row = [[*tok.encode(wikitext_detokenize(r)).tolist(), eos] for r in rows]
     # 40 rows -> 8 shards of 5 rows: each shard concatenated and chunked on its own
     shard_tokens = [[t for row in per_row[5 * s : 5 * s + 5] for t in row] for s in range(8)]
     expected = [st[i : i + 8] for st in shard_tokens for i in range(0, len(st) - 7, 8)]

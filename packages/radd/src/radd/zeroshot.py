@@ -209,5 +209,5 @@ def benchmark_windows(
     examples = read_examples(path, bench)
     if bench.detokenize is not None:
         examples = [bench.detokenize(t) for t in examples]
-    ids = [tokenizer.encode(t).tolist() + [int(eos_id)] for t in examples]  # type: ignore[attr-defined]
+    ids = [[*tokenizer.encode(t).tolist(), int(eos_id)] for t in examples]  # type: ignore[attr-defined]
     return official_chunks(ids, length)

@@ -156,6 +156,20 @@ class EvalRun(_ModelArgs):
 
 
 @dataclass(frozen=True)
+class GenPPLRun:
+    """Generative perplexity of samples under a local causal LM (GPT-2-large in the paper), with the samples'
+    unigram entropy beside it (low-entropy samples game the metric). With --out, also writes OUT/gen_ppl.json."""
+
+    samples: Path = arg(
+        help="samples.txt from `radd sample --out`, a .jsonl (text field) or one sample per line"
+    )
+    scorer: Path = arg(
+        help="local causal LM folder, e.g. gpt2-large (huggingface-cli download gpt2-large ...)"
+    )
+    batch_size: int = arg(8, help="chunks per forward pass", min=1)
+
+
+@dataclass(frozen=True)
 class ConvertRun:
     """Convert an official RADD checkpoint into this package's model folder (DST, or --out)."""
 
@@ -236,6 +250,18 @@ class EvalReport:
     perplexity_bound: float
     unigram_entropy_nats: float
     replaced_characters: int
+    seconds: float
+    file: Path | None = None
+
+
+@dataclass
+class GenPPLReport:
+    scorer: str
+    num_samples: int
+    scored_tokens: int
+    gen_perplexity: float
+    nll_nats_per_token: float
+    unigram_entropy_nats: float
     seconds: float
     file: Path | None = None
 
@@ -540,6 +566,28 @@ def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
         seconds=time.perf_counter() - t0,
     )
     report.file = _record(ctx, "eval.json", report)
+    return report
+
+
+def gen_ppl(run: GenPPLRun, ctx: RunContext | None = None) -> GenPPLReport:
+    """Score samples with a local causal LM: exp(NLL per token) and the samples' mean unigram entropy."""
+    from radd.genppl import generative_perplexity, load_scorer, read_samples
+
+    ctx = RunContext.of(ctx)
+    texts = read_samples(run.samples)
+    model, tok = load_scorer(run.scorer, ctx.torch_device())
+    t0 = time.perf_counter()
+    r = generative_perplexity(texts, model, tok, batch_size=run.batch_size)
+    report = GenPPLReport(
+        scorer=str(run.scorer),
+        num_samples=r.num_samples,
+        scored_tokens=r.scored_tokens,
+        gen_perplexity=r.perplexity,
+        nll_nats_per_token=r.nll_nats_per_token,
+        unigram_entropy_nats=r.unigram_entropy_nats,
+        seconds=time.perf_counter() - t0,
+    )
+    report.file = _record(ctx, "gen_ppl.json", report)
     return report
 
 

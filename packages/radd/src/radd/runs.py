@@ -175,8 +175,8 @@ class ConvertRun:
 
     src: str = arg(
         positional=True,
-        help="official folder (config.json + model.safetensors/pytorch_model.bin), weights file, training "
-        "checkpoint.pth, or hub id",
+        help="official run directory (.hydra/config.yaml + checkpoints-meta/checkpoint.pth), folder "
+        "(config.json + model.safetensors/pytorch_model.bin), weights file, training checkpoint.pth, or hub id",
     )
     dst: Path | None = arg(None, positional=True, help="output folder (or --out)")
     tokenizer: Path | None = arg(None, help="local tokenizer folder to copy beside the weights (e.g. gpt2)")

@@ -324,7 +324,7 @@ def test_official_run_directory_converts_as_the_official_loader_reads_it(tmp_pat
     }
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(composed))
     torch.save({"model": raw, "step": 1}, run / "checkpoints" / "checkpoint_1.pth")
-    with pytest.raises(CheckpointError, match="checkpoint_1.pth"):
+    with pytest.raises(CheckpointError, match=r"checkpoint_1\.pth"):
         load_official(run)
     ckpt = {"model": raw, "ema": {"decay": 0.9999, "shadow_params": [ema_sd[k] for k in names]}, "step": 3}
     (run / "checkpoints-meta").mkdir()

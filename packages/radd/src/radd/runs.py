@@ -122,6 +122,11 @@ class SampleRun(_ModelArgs):
     steps: int | None = arg(None, help="sampling steps (default: length)", min=1)
     method: Literal["analytic", "euler"] = arg("analytic", help="reverse step")
     remasking: Literal["random", "confidence"] = arg("random", help="which masked tokens each step reveals")
+    block_length: int | None = arg(
+        None,
+        help="semi-autoregressive blocks of this many tokens, left to right (LLaDA); must divide length",
+        min=1,
+    )
     cache: bool = arg(True, help="skip unchanged sequences (--no-cache re-evaluates every row: the baseline)")
     ordered: Literal["random", "forward", "backward"] | None = arg(
         None, help="any-order autoregressive sampler in this order instead of diffusion", metavar="ORDER"
@@ -488,6 +493,7 @@ def sample(run: SampleRun, ctx: RunContext | None = None) -> SampleReport:
                 cache=run.cache,
                 method=run.method,
                 remasking=run.remasking,
+                block_length=run.block_length,
                 **common,
             )
     seconds = time.perf_counter() - t0

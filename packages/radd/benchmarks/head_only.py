@@ -154,7 +154,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--layers", type=int, default=12)
     p.add_argument("--hidden", type=int, default=768)
-    p.add_argument("--steps", type=int, default=128)
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default 128; 32 with --small)")
     p.add_argument("--remasking", choices=("random", "confidence"), default="random")
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (the head's output stays float32)")
@@ -163,7 +163,9 @@ def main() -> None:
     p.add_argument("--variant", choices=("full-buffer", "head-only"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.small:
-        args.layers, args.length, args.batch, args.steps = 2, 256, 2, 32
+        args.layers, args.length, args.batch = 2, 256, 2
+    if args.steps is None:
+        args.steps = 32 if args.small else 128
     if args.variant:
         return _child(args)
     passthrough = [a for a in sys.argv[1:] if a != "--json"]

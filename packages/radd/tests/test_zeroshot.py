@@ -187,3 +187,13 @@ def test_cli_eval_benchmark_errors(gpt2_radd, tmp_path, capsys):
         == 2
     )
     assert "not found" in capsys.readouterr().err
+
+
+def test_arrow_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "d.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(ImportError, match=r"radd\[data\]"):
+        read_examples(tmp_path / "d.parquet", "lm1b")

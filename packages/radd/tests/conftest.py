@@ -41,3 +41,22 @@ def toy_56() -> radd.ExactToy:
 def toy_small() -> radd.ExactToy:
     """V=3, L=4: cheap enough for many Monte Carlo draws."""
     return radd.ExactToy.random(3, 4, torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_tokenizer(tmp_path_factory):
+    """A GPT-2-style byte-level BPE tokenizer (with <|endoftext|>) trained offline on a few sentences, saved to a
+    folder as `transformers` writes it."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2TokenizerFast
+
+    text = [
+        "The quick brown fox jumps over the lazy dog. It's a test, isn't it?",
+        'Valkyria Chronicles III is a tactical role-playing game; 1,000 players (and more) said "yes".',
+    ] * 20
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(text, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
+    folder = tmp_path_factory.mktemp("tok")
+    tok = GPT2TokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    tok.save_pretrained(folder)
+    return folder

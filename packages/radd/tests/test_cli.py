@@ -69,6 +69,17 @@ def test_sample_json(trained, capsys):
     assert _json(capsys)["nfe"] == 16
 
 
+def test_sample_blocks(trained, capsys):
+    args = ["sample", "--model", str(trained / "m"), "--num-samples", "2", "--steps", "8", "--block-length", "4",
+            "--remasking", "confidence", "--json"]  # fmt: skip
+    assert main(args) == 0
+    r = _json(capsys)
+    assert all(len(s) == 16 for s in r["samples"])
+    assert r["nfe"] == 8  # confidence remasking reveals in every step of every block
+    assert main([*args[:-1], "--block-length", "5"]) == 2
+    assert "divide" in capsys.readouterr().err
+
+
 def test_sample_writes_and_refuses_existing_file(trained, tmp_path, capsys):
     args = [
         "sample",

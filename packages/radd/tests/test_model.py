@@ -304,3 +304,38 @@ def test_dropout_is_off_while_sampling_and_restored():
     b = radd.sample(model, 4, 16, 8, cache=False, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a.tokens, b.tokens)
     assert model.training
+
+
+def test_official_run_directory_converts_as_the_official_loader_reads_it(tmp_path, capsys):
+    """``RUN_DIR/.hydra/config.yaml`` + ``RUN_DIR/checkpoints-meta/checkpoint.pth`` (EMA weights), the layout the
+    official ``load_model_local`` reads; `radd convert RUN_DIR DST`."""
+    import yaml
+    from radd.cli import main
+
+    raw, ema_sd = official_state_dict(seed=8), official_state_dict(seed=9)
+    names = [k for k in raw if k != "rotary_emb.inv_freq"]
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    composed = {
+        **OFFICIAL_CFG,
+        "training": {"ema": 0.9999, "loss_type": "t_DCE"},
+        "noise": {"type": "loglinear"},
+    }
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(composed))
+    torch.save({"model": raw, "step": 1}, run / "checkpoints" / "checkpoint_1.pth")
+    with pytest.raises(CheckpointError, match=r"checkpoint_1\.pth"):
+        load_official(run)
+    ckpt = {"model": raw, "ema": {"decay": 0.9999, "shadow_params": [ema_sd[k] for k in names]}, "step": 3}
+    (run / "checkpoints-meta").mkdir()
+    torch.save(ckpt, run / "checkpoints-meta" / "checkpoint.pth")
+    x = torch.randint(0, 12, (2, 16), generator=torch.Generator().manual_seed(1))
+    ref = official_forward(ema_sd, x, 4)
+    assert_close(load_official(run)(x), ref, rtol=1e-4, atol=1e-4)
+    assert main(["convert", str(run), str(tmp_path / "dst"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["config"]["num_layers"] == OFFICIAL_CFG["model"]["n_blocks"]
+    assert_close(RADD.from_pretrained(tmp_path / "dst")(x), ref, rtol=1e-4, atol=1e-4)
+    (run / ".hydra" / "config.yaml").write_text("tokens: [unclosed")
+    with pytest.raises(CheckpointError, match="not valid YAML"):
+        load_official(run)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gen_common.cli import Command, format_table, main_for
-from radd.runs import TRAIN_WRITES, BenchRun, ConvertRun, EvalRun, SampleRun, TrainRun
+from radd.runs import TRAIN_WRITES, BenchRun, ConvertRun, EvalRun, GenPPLRun, SampleRun, TrainRun
 
 DESCRIPTION = """\
 Reparameterized absorbing discrete diffusion (RADD): a time-independent masked language model, its four
@@ -18,6 +18,8 @@ DCE/DSE losses, likelihood bounds, and diffusion samplers with the cache that sk
   radd train  --out runs/tiny            train a small character model on the bundled corpus (offline)
   radd sample --model runs/tiny          sample text (cached analytic sampler; --ordered for any-order AR)
   radd eval   --model runs/tiny          NLL bound / perplexity with the k-, λ- or t-DCE estimator
+  radd eval   --model M --benchmark ptb --data ptb.test.jsonl   zero-shot PPL, official protocol
+  radd gen-ppl --samples S --scorer gpt2-large                   generative PPL + unigram entropy
   radd convert SRC DST                   official checkpoint (JingyangOu/radd-*) -> this package's folder
   radd bench                             cached vs uncached sampling: NFE vs formula, wall-clock ratio
 """
@@ -84,6 +86,7 @@ COMMANDS = [
     ),
     Command("sample", "radd.runs:sample", SampleRun, writes=("samples.txt",), human=_human_samples),
     Command("eval", "radd.runs:evaluate", EvalRun, writes=("eval.json",)),
+    Command("gen-ppl", "radd.runs:gen_ppl", GenPPLRun, writes=("gen_ppl.json",)),
     Command("convert", "radd.runs:convert", ConvertRun, writes=("config.json", "model.safetensors")),
     Command("bench", "radd.runs:bench", BenchRun, writes=("bench.json",), human=_human_bench),
 ]

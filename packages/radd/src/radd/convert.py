@@ -199,6 +199,35 @@ def is_official_checkpoint(directory: str | os.PathLike[str]) -> bool:
     return "tokens" in data or "model" in data
 
 
+RUN_CONFIG = Path(".hydra") / "config.yaml"
+RUN_CHECKPOINT = Path("checkpoints-meta") / "checkpoint.pth"
+
+
+def is_official_run_dir(directory: str | os.PathLike[str]) -> bool:
+    """An official training run directory (Hydra's ``.hydra/config.yaml``), as the official ``load_model_local``
+    reads it: the composed config there and the weights in ``checkpoints-meta/checkpoint.pth`` (EMA applied)."""
+    return (Path(directory).expanduser() / RUN_CONFIG).is_file()
+
+
+def _read_run_dir(d: Path) -> tuple[dict[str, Any], Path]:
+    try:
+        import yaml
+    except ImportError as exc:  # pragma: no cover - pyyaml is a dependency
+        raise ImportError("reading an official run directory needs pyyaml: pip install pyyaml") from exc
+    try:
+        cfg = yaml.safe_load((d / RUN_CONFIG).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{d / RUN_CONFIG} is not valid YAML ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{d / RUN_CONFIG} does not hold a config mapping")
+    weights = d / RUN_CHECKPOINT
+    if not weights.is_file():
+        snaps = sorted((d / "checkpoints").glob("checkpoint_*.pth")) if (d / "checkpoints").is_dir() else []
+        hint = f"; pass one of its snapshots instead, e.g. {snaps[-1]}" if snaps else ""
+        raise CheckpointNotFoundError(f"{weights} not found (the official loader reads it){hint}")
+    return cfg, weights
+
+
 def _weights_in(d: Path) -> Path:
     for name in _WEIGHT_FILES:
         if (d / name).is_file():
@@ -249,16 +278,22 @@ def load_official(
     dtype: torch.dtype | None = None,
     ema: bool = True,
 ) -> RADD:
-    """Build a `RADD` from an official checkpoint: a folder (config.json + weights), a weights file (sizes
+    """Build a `RADD` from an official checkpoint: a training run directory (``.hydra/config.yaml`` +
+    ``checkpoints-meta/checkpoint.pth``, as the official ``load_model_local``), a folder (config.json + weights), a
+    weights file (sizes
     inferred from the shapes when no official config.json lies beside it), or a Hugging Face id (downloads unless
     offline). A training checkpoint (``checkpoint.pth`` with ``model`` and ``ema``) gives its EMA weights unless
     ``ema=False``."""
     p = Path(source).expanduser()
-    if p.is_file():
-        cfg_data: dict[str, Any] | None = None
+    if p.is_dir() and is_official_run_dir(p):
+        cfg_data, weights = _read_run_dir(p)
+    elif p.is_file():
+        cfg_data = None
         weights = p
         if is_official_checkpoint(p.parent):
             cfg_data = _read_json(p.parent / "config.json")
+        elif p.parent.name == RUN_CHECKPOINT.parent.name and is_official_run_dir(p.parent.parent):
+            cfg_data = _read_run_dir(p.parent.parent)[0]
     else:
         d = resolve_pretrained(str(source), allow_patterns=["*.json", "*.safetensors", "*.bin"])
         if (d / "config.json").is_file() and not is_official_checkpoint(d):

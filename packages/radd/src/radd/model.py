@@ -163,8 +163,12 @@ class RADD(PretrainedMixin, nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.embed.weight.numel() if non_embedding else n
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Unnormalised scores over the V real tokens (in the autocast dtype)."""
+    supports_positions = True  # `radd.sampling.scores_at` asks for the head only where the sampler reads it
+
+    def logits(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Unnormalised scores over the V real tokens (in the autocast dtype): (B, L, V), or (n, V) at the True
+        entries of a bool (B, L) ``positions`` mask (row-major order; the head, a third of the FLOPs per position
+        at GPT-2 size, runs only there)."""
         x = check_tokens(x, self.config.vocab_size, allow_mask=True)
         if x.shape[1] > self.config.max_length:
             raise ValueError(
@@ -175,9 +179,14 @@ class RADD(PretrainedMixin, nn.Module):
         cos, sin = self.rotary(x.shape[1], x.device)
         for block in self.blocks:
             h = block(h, cos, sin)
+        if positions is not None:
+            if positions.dtype != torch.bool or tuple(positions.shape) != tuple(x.shape):
+                raise ValueError(f"positions must be a bool mask of shape {tuple(x.shape)}")
+            h = h[positions]
         return self.head(self.norm_out(h))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """float32 log p₀ (B, L, V), or (n, V) at the True entries of a bool (B, L) ``positions`` mask."""
         # log_softmax in float32 even under bf16/fp16 autocast: half-precision log-probs reach −∞ (a known
         # complaint about the official λ-DCE loss).
-        return torch.log_softmax(self.logits(x).float(), dim=-1)
+        return torch.log_softmax(self.logits(x, positions).float(), dim=-1)

@@ -15,7 +15,7 @@ from gen_common.cli import progress as progress_bar
 from gen_common.seeding import rand
 from radd.categorical import filter_logits, sample_from_uniform
 from radd.masked_model import eval_mode, model_device, resolve_mask_id
-from radd.sampling import Given, SampleOutput, _check_output, initial_tokens
+from radd.sampling import Given, SampleOutput, initial_tokens, scores_at
 
 __all__ = ["generation_order", "sample_ordered"]
 
@@ -86,10 +86,11 @@ def sample_ordered(
         for i in progress_bar(range(steps), total=steps, desc="sample", enabled=progress):
             u = rand((N,), generator, dev)
             rows = (free > i).nonzero().flatten()
-            out = _check_output(model(x[rows]), rows.numel(), L, mid)
-            calls += 1
             col = perm[rows, i]
-            logits = out[torch.arange(rows.numel(), device=dev), col]
+            select = torch.zeros(rows.numel(), L, dtype=torch.bool, device=dev)
+            select[torch.arange(rows.numel(), device=dev), col] = True
+            logits = scores_at(model, x[rows], select, mid)  # one position per row: the head runs only there
+            calls += 1
             if temperature == 0:
                 ids = logits.float().argmax(-1)
             else:

@@ -122,6 +122,11 @@ class SampleRun(_ModelArgs):
     steps: int | None = arg(None, help="sampling steps (default: length)", min=1)
     method: Literal["analytic", "euler"] = arg("analytic", help="reverse step")
     remasking: Literal["random", "confidence"] = arg("random", help="which masked tokens each step reveals")
+    block_length: int | None = arg(
+        None,
+        help="semi-autoregressive blocks of this many tokens, left to right (LLaDA); must divide length",
+        min=1,
+    )
     cache: bool = arg(True, help="skip unchanged sequences (--no-cache re-evaluates every row: the baseline)")
     ordered: Literal["random", "forward", "backward"] | None = arg(
         None, help="any-order autoregressive sampler in this order instead of diffusion", metavar="ORDER"
@@ -135,14 +140,38 @@ class SampleRun(_ModelArgs):
 
 @dataclass(frozen=True)
 class EvalRun(_ModelArgs):
-    """NLL bound (nats/token) and perplexity bound on a text. With --out, also writes OUT/eval.json."""
+    """NLL bound (nats/token) and perplexity bound on a text, or zero-shot perplexity on a benchmark as the paper
+    reports it (--benchmark NAME --data FILE: official detokeniser, tokenisation + EOS, chunking; RADD Table 2).
+    With --out, also writes OUT/eval.json."""
 
     text: Path | None = arg(None, help="UTF-8 text (default: the validation tail of the bundled corpus)")
+    benchmark: Literal["lambada", "wikitext2", "wikitext103", "ptb", "lm1b", "openwebtext"] | None = arg(
+        None, help="zero-shot benchmark read from --data (official protocol; the paper uses 1024 draws)"
+    )
+    data: Path | None = arg(
+        None, help="local benchmark file: .txt, .jsonl, .parquet or a HF datasets cache .arrow file"
+    )
     estimator: Literal["k", "lambda", "t"] = arg("k", help="DCE estimator")
     num_samples: int = arg(32, help="Monte Carlo draws per sequence", min=1)
-    num_sequences: int = arg(32, help="windows evaluated", min=1)
+    num_sequences: int | None = arg(
+        None, help="windows evaluated (default: 32 of a text; every window of a benchmark)", min=1
+    )
     length: int | None = arg(None, help="window length (default: the model's max_length)", min=1)
     batch_size: int | None = arg(None, help="rows per forward pass", min=1)
+
+
+@dataclass(frozen=True)
+class GenPPLRun:
+    """Generative perplexity of samples under a local causal LM (GPT-2-large in the paper), with the samples'
+    unigram entropy beside it (low-entropy samples game the metric). With --out, also writes OUT/gen_ppl.json."""
+
+    samples: Path = arg(
+        help="samples.txt from `radd sample --out`, a .jsonl (text field) or one sample per line"
+    )
+    scorer: Path = arg(
+        help="local causal LM folder, e.g. gpt2-large (huggingface-cli download gpt2-large ...)"
+    )
+    batch_size: int = arg(8, help="chunks per forward pass", min=1)
 
 
 @dataclass(frozen=True)
@@ -151,8 +180,8 @@ class ConvertRun:
 
     src: str = arg(
         positional=True,
-        help="official folder (config.json + model.safetensors/pytorch_model.bin), weights file, training "
-        "checkpoint.pth, or hub id",
+        help="official run directory (.hydra/config.yaml + checkpoints-meta/checkpoint.pth), folder "
+        "(config.json + model.safetensors/pytorch_model.bin), weights file, training checkpoint.pth, or hub id",
     )
     dst: Path | None = arg(None, positional=True, help="output folder (or --out)")
     tokenizer: Path | None = arg(None, help="local tokenizer folder to copy beside the weights (e.g. gpt2)")
@@ -216,6 +245,7 @@ class SampleReport:
 
 @dataclass
 class EvalReport:
+    benchmark: str | None
     estimator: str
     num_sequences: int
     length: int
@@ -225,6 +255,18 @@ class EvalReport:
     perplexity_bound: float
     unigram_entropy_nats: float
     replaced_characters: int
+    seconds: float
+    file: Path | None = None
+
+
+@dataclass
+class GenPPLReport:
+    scorer: str
+    num_samples: int
+    scored_tokens: int
+    gen_perplexity: float
+    nll_nats_per_token: float
+    unigram_entropy_nats: float
     seconds: float
     file: Path | None = None
 
@@ -451,6 +493,7 @@ def sample(run: SampleRun, ctx: RunContext | None = None) -> SampleReport:
                 cache=run.cache,
                 method=run.method,
                 remasking=run.remasking,
+                block_length=run.block_length,
                 **common,
             )
     seconds = time.perf_counter() - t0
@@ -473,22 +516,34 @@ def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
     ctx = RunContext.of(ctx)
     device = ctx.torch_device()
     model, tok, cfg, length = _load_for_length(run, device)
-    text = load_text(run.text)
-    unknown = _unknown(tok, text)
-    if unknown:
-        # scored as the tokenizer's replacement character: the bound is for a slightly different text
-        print(
-            f"radd: warning: {unknown} character(s) of the text are outside the model's alphabet and were replaced",
-            file=sys.stderr,
-        )
-    ids = tok.encode(text)
-    if run.text is None:
-        windows = TokenData.from_ids(ids, length).val_windows(run.num_sequences)
+    unknown = 0
+    if run.benchmark is not None or run.data is not None:
+        if run.benchmark is None or run.data is None or run.text is not None:
+            raise ValueError("a benchmark needs both --benchmark NAME and --data FILE (and no --text)")
+        from radd.zeroshot import benchmark_windows
+
+        windows = benchmark_windows(run.data, run.benchmark, tok, length)
+        windows = windows[: run.num_sequences] if run.num_sequences else windows
+        ids = windows
     else:
-        n = min(run.num_sequences, len(ids) // length)
-        if n < 1:
-            raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of {length}")
-        windows = ids[: n * length].reshape(n, length)
+        text = load_text(run.text)
+        unknown = _unknown(tok, text)
+        if unknown:
+            # scored as the tokenizer's replacement character: the bound is for a slightly different text
+            print(
+                f"radd: warning: {unknown} character(s) of the text are outside the model's alphabet and were "
+                "replaced",
+                file=sys.stderr,
+            )
+        ids = tok.encode(text)
+        num = run.num_sequences or 32
+        if run.text is None:
+            windows = TokenData.from_ids(ids, length).val_windows(num)
+        else:
+            n = min(num, len(ids) // length)
+            if n < 1:
+                raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of {length}")
+            windows = ids[: n * length].reshape(n, length)
     windows = windows.to(device)
     t0 = time.perf_counter()
     with autocast(device, resolve_dtype(run.dtype, device)):
@@ -504,6 +559,7 @@ def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
         )
     n_seq = int(windows.shape[0])
     report = EvalReport(
+        benchmark=run.benchmark,
         estimator=run.estimator,
         num_sequences=n_seq,
         length=length,
@@ -516,6 +572,28 @@ def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
         seconds=time.perf_counter() - t0,
     )
     report.file = _record(ctx, "eval.json", report)
+    return report
+
+
+def gen_ppl(run: GenPPLRun, ctx: RunContext | None = None) -> GenPPLReport:
+    """Score samples with a local causal LM: exp(NLL per token) and the samples' mean unigram entropy."""
+    from radd.genppl import generative_perplexity, load_scorer, read_samples
+
+    ctx = RunContext.of(ctx)
+    texts = read_samples(run.samples)
+    model, tok = load_scorer(run.scorer, ctx.torch_device())
+    t0 = time.perf_counter()
+    r = generative_perplexity(texts, model, tok, batch_size=run.batch_size)
+    report = GenPPLReport(
+        scorer=str(run.scorer),
+        num_samples=r.num_samples,
+        scored_tokens=r.scored_tokens,
+        gen_perplexity=r.perplexity,
+        nll_nats_per_token=r.nll_nats_per_token,
+        unigram_entropy_nats=r.unigram_entropy_nats,
+        seconds=time.perf_counter() - t0,
+    )
+    report.file = _record(ctx, "gen_ppl.json", report)
     return report
 
 

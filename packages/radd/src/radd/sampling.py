@@ -10,8 +10,10 @@ A time grid t_k = 1 − k/steps runs from 1 to 0. In step t → s every masked t
 with the value drawn from p₀(· | unmasked tokens); everything still masked is revealed in the last step.
 
 The cache: the network has no time input, so its output for a sequence that did not change is still exact.
-With ``cache=True`` a row is evaluated only when it will reveal a token in this step *and* changed since its last
-evaluation; those rows are gathered into one smaller batch. The expected number of evaluations per sequence is
+With ``cache=True`` a row is evaluated only when it will reveal a token in this step (every evaluated row reveals a
+token, so such a row has always changed since its last evaluation: no output is ever reused, and none is kept);
+those rows are gathered into one smaller batch. The output head is computed only where it is read: at the
+revealed positions (random remasking) or the active masked positions (confidence), through `scores_at`. The expected number of evaluations per sequence is
 then exactly ``expected_nfe(steps, length)`` = n(1 − (1 − 1/n)^l) (each token's reveal step is uniform over the n
 steps), against n without the cache. All randomness of a step is drawn for the whole batch every step, so the
 cached and uncached samplers return identical tokens under the same generator.
@@ -31,7 +33,7 @@ from radd.categorical import filter_logits, sample_from_uniform
 from radd.masked_model import eval_mode, model_device, resolve_mask_id
 from radd.schedules import LogLinearSchedule, NoiseSchedule, get_schedule, mask_prob
 
-__all__ = ["SampleOutput", "expected_nfe", "initial_tokens", "reveal_rates", "sample"]
+__all__ = ["SampleOutput", "expected_nfe", "initial_tokens", "reveal_rates", "sample", "scores_at"]
 
 Given = tuple[torch.Tensor | Sequence[int], torch.Tensor | Sequence[bool]]
 
@@ -135,13 +137,26 @@ def initial_tokens(
     return x, keep
 
 
-def _check_output(out: Any, rows: int, length: int, mask_id: int) -> torch.Tensor:
+def scores_at(model: Any, x: torch.Tensor, select: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """The model's scores over the real tokens at the True positions of ``select`` (B, L): (n_selected, V).
+
+    A model with ``supports_positions = True`` (e.g. `radd.RADD`) is called as ``model(x, positions=select)`` and
+    computes its output head only there; any other masked model is called as ``model(x)`` and indexed.
+    """
+    n, (rows, length) = int(select.sum()), x.shape
+    if getattr(model, "supports_positions", False):
+        out = model(x, positions=select)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n, mask_id):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"model(x, positions=mask) must return ({n}, {mask_id}) scores, got {got}")
+        return out
+    out = model(x)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (rows, length, mask_id):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
             f"the model must return ({rows}, {length}, {mask_id}) scores over the real tokens (mask id = V), got {got}"
         )
-    return out
+    return out[select]
 
 
 @torch.no_grad()
@@ -165,9 +180,13 @@ def sample(
     device: torch.device | str | None = None,
     progress: bool | None = None,
     schedule: NoiseSchedule | str | None = None,
+    block_length: int | None = None,
 ) -> SampleOutput:
     """Sample ``num_samples`` sequences of ``length`` tokens in ``steps`` steps (RADD Algorithm 1/2).
 
+    ``block_length`` (dividing ``length``; ``steps`` a multiple of the number of blocks) samples
+    semi-autoregressively as LLaDA does: blocks left to right, each denoised in steps/num_blocks steps with the
+    chosen remasking, and no token of a block is revealed before every token of the previous block is.
     ``temperature=0`` takes the most likely token. Returns a `SampleOutput` with the tokens and the measured
     NFE per sequence (and its expectation for random remasking under the log-linear schedule).
     """
@@ -180,13 +199,20 @@ def sample(
     mid = resolve_mask_id(model, mask_id)
     dev = torch.device(device) if device is not None else model_device(model)
     x, keep = initial_tokens(num_samples, length, mid, prefix=prefix, suffix=suffix, given=given, device=dev)
-    rates = reveal_rates(steps, method, schedule).tolist()
     N, L = x.shape
-    stale = torch.ones(N, dtype=torch.bool, device=dev)
+    if block_length is None:
+        block_length = L
+    if not 1 <= int(block_length) <= L or L % int(block_length):
+        raise ValueError(f"block_length must divide the length {L}, got {block_length}")
+    num_blocks = L // int(block_length)
+    if steps % num_blocks:
+        raise ValueError(f"steps ({steps}) must be a multiple of the number of blocks ({num_blocks})")
+    per_block = steps // num_blocks
+    rates = reveal_rates(per_block, method, schedule).tolist()
     nfe_rows = torch.zeros(N, dtype=torch.long, device=dev)
-    outputs: torch.Tensor | None = None
     calls = 0
     all_rows = torch.arange(N, device=dev)
+    column = torch.arange(L, device=dev)
 
     def draw(logits: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if temperature == 0:
@@ -197,50 +223,51 @@ def sample(
             filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p), u
         )
 
+    bar = iter(progress_bar(range(steps), total=steps, desc="sample", enabled=progress))
     with eval_mode(model):
-        for k in progress_bar(range(steps), total=steps, desc="sample", enabled=progress):
-            masked = x == mid
-            # Whole-batch draws every step, whatever gets recomputed: cached ≡ uncached.
-            u_reveal = rand((N, L), generator, dev, torch.float64)
-            u_value = rand((N, L), generator, dev)
-            if remasking == "random":
-                reveal = masked & (u_reveal < rates[k])
-                need = reveal.any(dim=1)
-            else:
-                n_masked = masked.sum(dim=1)
-                count = (
-                    n_masked if k == steps - 1 else torch.floor(n_masked.double() * rates[k] + 1e-9).long()
-                )
-                need = count > 0
-            rows = (need & stale).nonzero().flatten() if cache else all_rows
-            if rows.numel():
-                out = _check_output(model(x[rows]), rows.numel(), L, mid)
-                if outputs is None:
-                    outputs = torch.empty((N, L, mid), dtype=out.dtype, device=dev)
-                outputs[rows] = out
-                stale[rows] = False
-                nfe_rows[rows] += 1
-                calls += 1
-            if not bool(need.any()):
-                continue
-            assert outputs is not None  # a row that needs a reveal has been evaluated at least once
-            if remasking == "random":
-                r, c = reveal.nonzero(as_tuple=True)
-                ids, _ = draw(outputs[r, c], u_value[r, c])
-                x[r, c] = ids
-            else:
-                nr = need.nonzero().flatten()
-                cand, conf = draw(outputs[nr], u_value[nr])
-                conf = torch.where(masked[nr], conf, -1.0)
-                ranks = conf.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
-                chosen = (ranks < count[nr, None]) & masked[nr]
-                x[nr] = torch.where(chosen, cand, x[nr])
-                reveal = torch.zeros_like(masked)
-                reveal[nr] = chosen
-            stale |= reveal.any(dim=1)
+        for b in range(num_blocks):
+            in_block = (column >= b * block_length) & (column < (b + 1) * block_length)
+            for k in range(per_block):
+                next(bar, None)
+                active = (x == mid) & in_block  # the masked tokens this step may reveal
+                # Whole-batch draws every step, whatever gets evaluated: cached ≡ uncached.
+                u_reveal = rand((N, L), generator, dev, torch.float64)
+                u_value = rand((N, L), generator, dev)
+                if remasking == "random":
+                    select = active & (
+                        u_reveal < rates[k]
+                    )  # the head is needed only where a token is revealed
+                    need = select.any(dim=1)
+                else:
+                    n_active = active.sum(dim=1)
+                    last = k == per_block - 1
+                    count = n_active if last else torch.floor(n_active.double() * rates[k] + 1e-9).long()
+                    need = count > 0
+                    select = active & need[:, None]  # the ranking needs every masked position of the row
+                # A row that is evaluated always reveals a token, so a row that needs a reveal has always changed
+                # since its last evaluation: the cache never reuses an output, it only skips rows (RADD §3.3).
+                rows = need.nonzero().flatten() if cache else all_rows
+                if rows.numel():
+                    out = scores_at(model, x[rows], select[rows], mid)
+                    nfe_rows[rows] += 1
+                    calls += 1
+                if not bool(need.any()):
+                    continue
+                r, c = select.nonzero(as_tuple=True)  # row-major: the order of `out`
+                ids, conf = draw(out, u_value[r, c])
+                if remasking == "random":
+                    x[r, c] = ids
+                else:
+                    confidence = torch.full((N, L), -1.0, dtype=conf.dtype, device=dev)
+                    confidence[r, c] = conf
+                    cand = x.clone()
+                    cand[r, c] = ids
+                    ranks = confidence.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
+                    chosen = (ranks < count[:, None]) & active
+                    x = torch.where(chosen, cand, x)
     free = (~keep).sum(dim=1).double()
     exp_nfe = None
-    if remasking == "random" and isinstance(get_schedule(schedule), LogLinearSchedule):
+    if remasking == "random" and num_blocks == 1 and isinstance(get_schedule(schedule), LogLinearSchedule):
         exp_nfe = float(torch.tensor([expected_nfe(steps, f) for f in free.tolist()]).mean())
     return SampleOutput(
         tokens=x,

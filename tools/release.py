@@ -1,6 +1,6 @@
 """Release one workspace package.
 
-    uv run tools/release.py radd minor            # bump, changelog, build, smoke-test, commit, tag radd-v0.2.0
+    uv run tools/release.py radd-diffusion minor  # bump, changelog, build, smoke-test, commit, tag radd-diffusion-v0.2.0
     uv run tools/release.py gen-common patch --dry-run   # print the plan, change nothing
 
 Steps: bump the package's own version (major/minor/patch) in its pyproject.toml and in its ``__version__``; move its

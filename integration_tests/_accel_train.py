@@ -70,7 +70,9 @@ def main() -> None:
         model = RADD(RADDConfig(tok.vocab_size, 16, hidden_size=32, num_layers=1, num_heads=2, dropout=0.1))
         torch.manual_seed(1000 + rank)
         cfg = TrainConfig(steps=steps, lr=3e-3, ema_decay=0.9, log_every=1, seed=7)
-        res = train_radd(model, data.batch_fn(4), cfg, out_dir=out / "ckpt", stop_after=stop_after, device="cpu")
+        res = train_radd(
+            model, data.batch_fn(4), cfg, out_dir=out / "ckpt", stop_after=stop_after, device="cpu"
+        )
         sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         # Every rank reports its weights (outside the job folder) so the test can compare the ranks.
         save_state_dict(sd, args.log / f"weights-{out.name}.rank{rank}.safetensors")

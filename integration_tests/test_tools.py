@@ -91,8 +91,15 @@ def _good_demo(ctx):
         "A good demo",
         f"ran at {ctx.scale} scale on {ctx.device}",
         {"score": 0.25, "seed": ctx.seed},
-        [Table("numbers", ["n", "n²"], [[2, 4], [3, 9]])],
+        [Table("numbers", ["n", "n²"], [[2, 4], [3, None]])],
         [png],
+        headline={
+            "claim": "lines go up",
+            "paper": "1.0",
+            "measured": f"{ctx.seed}",
+            "reproduces": ctx.seed > 0,
+        },
+        captions={"line.png": "a line that should go up"},
     )
 
 
@@ -124,12 +131,19 @@ def test_tour_writes_the_report_and_survives_a_broken_demo(fake_demos, tmp_path,
     assert data["meta"]["scale"] == "small" and data["meta"]["seed"] == 3
     good = data["demos"]["good"]
     assert good["status"] == "ok" and good["metrics"] == {"score": 0.25, "seed": 3}
-    assert good["tables"][0]["rows"] == [[2, 4], [3, 9]]
+    assert good["tables"][0]["rows"] == [[2, 4], [3, None]]
+    assert good["headline"]["claim"] == "lines go up" and good["headline"]["reproduces"] is True
     assert (out / "good" / "line.png").read_bytes()[:4] == b"\x89PNG"
     assert "this demo is broken" in data["demos"]["broken"]["error"]
     page = (out / "index.html").read_text()
     assert "A good demo" in page and "<img src='good/line.png'" in page and "n²" in page
     assert "class='fail'" in page and "this demo is broken" in page
+    # Headline first: the summary table (claim, paper, measured, verdict) precedes every package's details.
+    summary = page.index("Headline results")
+    assert summary < page.index("<section id='good'") and summary < page.index("<section id='broken'")
+    assert "lines go up" in page[summary:] and "class='yes'>yes" in page and "class='fail'>failed" in page
+    assert "<figcaption>a line that should go up</figcaption>" in page
+    assert "None" not in page and "Settings: device cpu" in page
     # --only runs a subset; --scale large is passed through to the demos
     assert tour.main(["--only", "good", "--out", str(out), "--device", "cpu", "--scale", "large"]) == 0
     summary, _ = _summary(capsys)

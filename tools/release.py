@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("package", help="distribution name, e.g. radd or gen-common")
+    ap.add_argument("package", help="distribution name, e.g. radd-diffusion or gen-common")
     ap.add_argument("part", choices=PARTS, help="which part of MAJOR.MINOR.PATCH to bump")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="release date for the changelog")

@@ -220,9 +220,8 @@ def _all_rng_states(acc: Any) -> list[dict[str, Any]]:
     if acc.num_processes == 1:
         return [mine]
     states: list[Any] = [None] * acc.num_processes
-    torch.distributed.all_gather_object(
-        states, mine
-    )  # between our own processes only; nothing is loaded from disk
+    # Pickled between our own processes only; nothing is loaded from a file.
+    torch.distributed.all_gather_object(states, mine)
     return states
 
 

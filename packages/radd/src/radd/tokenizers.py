@@ -71,7 +71,9 @@ class HFTokenizer:
         try:
             from transformers import AutoTokenizer
         except ImportError as exc:
-            raise ImportError('a Hugging Face tokenizer needs transformers: pip install "radd-diffusion[hf]"') from exc
+            raise ImportError(
+                'a Hugging Face tokenizer needs transformers: pip install "radd-diffusion[hf]"'
+            ) from exc
         p = Path(folder).expanduser()
         if not p.is_dir():
             raise FileNotFoundError(

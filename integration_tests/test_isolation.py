@@ -31,7 +31,16 @@ def test_wheel_installs_and_runs_alone(dist, tmp_path):
         f"{dist} installed siblings it does not declare: {installed & strangers}"
     )
     if dist == "gen-common":  # the shared core stays light: the heavy stacks sit behind extras
-        heavy = {"diffusers", "transformers", "open-clip-torch", "accelerate", "huggingface-hub"} & installed
+        heavy = {
+            "diffusers",
+            "transformers",
+            "open-clip-torch",
+            "accelerate",
+            "huggingface-hub",
+            "torchmetrics",
+            "lpips",
+        }
+        heavy &= installed
         assert not heavy, f"gen-common pulled in {heavy}; keep them behind extras"
         assert {"torch", "numpy", "safetensors", "tqdm", "matplotlib"} <= installed
 

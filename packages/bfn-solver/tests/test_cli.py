@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,9 +11,19 @@ def _json(capsys):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def test_help_exits_cleanly(capsys):
-    assert main([]) == 0
-    assert "bfn-solver" in capsys.readouterr().out
+def test_help_lists_commands_without_importing_torch(capsys):
+    assert main([]) == 0  # no command: the overview is what was asked for
+    text = capsys.readouterr().out
+    assert all(c in text for c in ("sample", "order-check", "bench", "train"))
+    code = (
+        "import sys\n"
+        "from bfn_solver.cli import main\n"
+        "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "--batch-size" in res.stdout and "--ema-decay" in res.stdout
 
 
 def test_sample_toys_json(capsys, tmp_path):
@@ -61,16 +73,18 @@ def test_order_check_and_bench_json(capsys, tmp_path):
         )
         == 0
     )
-    orders = _json(capsys)
+    orders = _json(capsys)["orders"]
     assert set(orders) == {"continuous/solver1", "continuous/solver++2"}
     assert orders["continuous/solver++2"] > 1.7
     assert (tmp_path / "order_check.png").is_file()
     args = ["bench", "--json", "--data", "both", "--methods", "bfn,solver++2,solver1", "--nfes", "5,10",
             "--reference-steps", "20", "--num-samples", "300", "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
-    res = _json(capsys)
+    res = {c["data"]: c for c in _json(capsys)["curves"]}
     assert set(res["continuous"]["curves"]) == {"bfn", "solver++2", "solver1"}
-    assert "bfn_at_20_steps" in res["discrete"]
+    assert res["discrete"]["reference_steps"] == 20
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert "bfn_at_20_steps" in saved["discrete"]
     assert (tmp_path / "bench.png").is_file()
 
 
@@ -106,7 +120,7 @@ def test_train_then_sample(capsys, tmp_path, data):
                 "sample",
                 "--json",
                 "--model",
-                str(out / "model"),
+                str(out),  # the folder `train --out` wrote: its model/ is found
                 "--method",
                 method,
                 "--steps",
@@ -144,7 +158,7 @@ def test_bad_inputs_give_one_line_errors(capsys, tmp_path):
         err = _json(capsys)["error"]
         assert message in err, (argv, err)
     # A model folder (as `train` writes it) whose weights hold NaN: the sampler's non-finite check, a user error.
-    from bfn_solver.toy_networks import ContinuousMLP, ContinuousMLPConfig
+    from bfn_solver.toy import ContinuousMLP, ContinuousMLPConfig
 
     net = ContinuousMLP(ContinuousMLPConfig(dim=2, hidden=8))
     with torch.no_grad():
@@ -156,3 +170,40 @@ def test_bad_inputs_give_one_line_errors(capsys, tmp_path):
         main(["sample", "--json", "--model", str(out / "model"), "--steps", "2", "--num-samples", "4"]) == 2
     )
     assert "non-finite" in _json(capsys)["error"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--hidden", "0"], "--hidden must be at least 1"),
+        (["--lr", "nan"], "--lr must be a finite number"),
+        (["--data", "shapes", "--hidden", "12"], "--hidden must be a multiple of 8"),
+    ],
+)
+def test_train_bad_numbers_are_refused_before_any_file_is_written(capsys, tmp_path, flags, message):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["train", "--out", str(out), "--steps", "3", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("bfn-solver: error:")
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["notes.txt"]
+
+
+def test_train_refuses_a_finished_model_and_sample_says_where_the_model_is(capsys, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--json", "--steps", "2", "--batch-size", "4", "--hidden", "8", "--out", str(out)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    weights = (out / "model" / "model.safetensors").read_bytes()
+    assert main(argv) == 2  # a finished model is not replaced without --overwrite
+    assert "--overwrite" in _json(capsys)["error"]
+    assert (out / "model" / "model.safetensors").read_bytes() == weights
+    # an interrupted run (checkpoints, no model yet): sample says where the model will be
+    (out / "model" / "config.json").unlink()
+    assert main(["sample", "--json", "--model", str(out)]) == 2
+    assert "no finished model" in _json(capsys)["error"]
+    assert main(["sample", "--json", "--model", str(tmp_path / "nowhere")]) == 2
+    assert "toy-mixture" in _json(capsys)["error"]

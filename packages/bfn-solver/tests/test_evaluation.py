@@ -96,3 +96,17 @@ def test_fid_with_an_inception_weights_file(tmp_path, monkeypatch):
     same, diff = fid(a, a, inception_weights=path), fid(a, b, inception_weights=path)
     assert abs(same) < 1e-2 * max(1.0, diff)
     assert diff > 0
+
+
+def test_fid_against_precomputed_npz_statistics(tmp_path):
+    pytest.importorskip("scipy")
+    from gen_common.metrics import FeatureStats
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(32, 8, 8, 3, generator=g) * 2 - 1
+    b = torch.rand(32, 8, 8, 3, generator=g) * 1.2 - 1
+    stats = FeatureStats.from_features(_MeanColour()(to_uint8_images(b)))
+    path = stats.save_stats(tmp_path / "ref.npz")
+    value = fid(a, path, feature=_MeanColour())
+    assert value > 0
+    assert value == pytest.approx(fid(a, b, feature=_MeanColour()), rel=1e-9)

@@ -6,7 +6,7 @@ import torch
 from bfn_solver.checkpoints import BFNImageConfig, BFNImageModel
 from bfn_solver.sampling import sample_continuous, sample_discrete
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
-from bfn_solver.toys import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
+from bfn_solver.toy import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
 
 
 @pytest.mark.gpu

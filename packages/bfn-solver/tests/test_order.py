@@ -30,7 +30,7 @@ def test_measured_orders_match_theory(orders):
             assert r.order is None
             assert "exactly" in r.notes["note"]
             continue
-        lo, hi = (0.8, 1.35) if r.expected == 1 else (1.7, 2.6)
+        lo, hi = {1: (0.8, 1.35), 2: (1.7, 2.6), 3: (2.7, 3.8)}[r.expected]
         if not lo <= r.order <= hi:
             bad.append(f"{key}: {r.order:.2f} not in [{lo}, {hi}] (errors {r.errors})")
     assert not bad, "\n".join(bad)

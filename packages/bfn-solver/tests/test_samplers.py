@@ -13,7 +13,7 @@ from bfn_solver.sampling import (
     sample_discrete,
 )
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
-from bfn_solver.toys import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
+from bfn_solver.toy import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
 
 from gen_common.bench import NFECounter
 from gen_common.testing import assert_close

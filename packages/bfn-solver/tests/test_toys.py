@@ -5,7 +5,7 @@ import math
 
 import torch
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
-from bfn_solver.toys import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
+from bfn_solver.toy import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
 
 from gen_common.testing import assert_close
 

@@ -7,8 +7,16 @@ import torch
 from bfn_solver.losses import continuous_time_loss, discrete_time_loss
 from bfn_solver.sampling import sample_continuous
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
-from bfn_solver.toy_networks import ContinuousMLP, ContinuousMLPConfig, DiscreteMLP, DiscreteMLPConfig
-from bfn_solver.toys import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
+from bfn_solver.toy import (
+    CategoricalJoint,
+    ContinuousMLP,
+    ContinuousMLPConfig,
+    DiscreteMLP,
+    DiscreteMLPConfig,
+    ExactCategoricalModel,
+    ExactMixtureModel,
+    GaussianMixture,
+)
 from bfn_solver.training import shapes_dataset, train_bfn
 
 from gen_common.testing import assert_close
@@ -76,7 +84,7 @@ def test_trainer_learns_the_mixture_and_resumes(tmp_path):
         cfg,
         batch_size=128,
         out_dir=tmp_path,
-        show_progress=False,
+        progress=False,
     )
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     out = sample_continuous(model, (2000, 2), 20, "solver++2", torch.Generator().manual_seed(0))
@@ -89,7 +97,7 @@ def test_trainer_learns_the_mixture_and_resumes(tmp_path):
         cfg,
         batch_size=128,
         out_dir=tmp_path,
-        show_progress=False,
+        progress=False,
     )
     assert res2.resumed_from == 300
 
@@ -104,7 +112,7 @@ def test_trainer_runs_on_discrete_and_image_data(tmp_path):
         dm.schedule,
         TrainConfig(steps=20, log_every=10),
         batch_size=64,
-        show_progress=False,
+        progress=False,
     )
     assert math.isfinite(res.final_loss)
     imgs = shapes_dataset(64, 8)
@@ -112,7 +120,7 @@ def test_trainer_runs_on_discrete_and_image_data(tmp_path):
     assert imgs.min() >= -1
     assert imgs.max() <= 1
     with pytest.raises(ValueError, match="non-empty"):
-        train_bfn(dm, torch.zeros(0, 2), dm.schedule, TrainConfig(steps=1), show_progress=False)
+        train_bfn(dm, torch.zeros(0, 2), dm.schedule, TrainConfig(steps=1), progress=False)
 
 
 def test_pretrained_round_trip(tmp_path):

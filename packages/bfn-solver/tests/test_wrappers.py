@@ -3,7 +3,7 @@
 import torch
 from bfn_solver.sampling import moment_matched_init
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
-from bfn_solver.toys import ExactMixtureModel, GaussianMixture
+from bfn_solver.toy import ExactMixtureModel, GaussianMixture
 from bfn_solver.wrappers import BroadcastTime, DataPredictionModel, NoisePredictionModel
 
 from gen_common.testing import assert_close

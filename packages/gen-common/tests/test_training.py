@@ -82,5 +82,5 @@ def test_non_finite_loss_stops_with_advice():
 
 
 def test_bad_config():
-    with pytest.raises(ValueError, match="ema_decay"):
+    with pytest.raises(ValueError, match="--ema-decay must be less than 1"):
         TrainConfig(ema_decay=1.5)

@@ -3,6 +3,8 @@
 import csv
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 from genprobe.cli import main
@@ -18,7 +20,7 @@ def run_json(capsys, argv):
 
 
 def test_help_exits_cleanly(capsys):
-    assert main([]) == 0
+    assert main([]) == 0  # no command: the overview is what was asked for
     assert "genprobe" in capsys.readouterr().out
     for cmd in ("train", "sweep", "pairwise", "toy", "bench"):
         with pytest.raises(SystemExit) as exc:
@@ -48,7 +50,10 @@ def test_train_on_two_png_folders_prints_accuracy_and_saves_a_classifier(capsys,
     assert rows[0] == ["true", "pred:hf-a", "pred:hf-b", "class_accuracy"]
     assert sum(int(v) for r in rows[1:] for v in r[1:3]) == res["n"]
     assert (out / "confusion.png").is_file()
-    assert "average_precision" in res
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["average_precision"] == res["average_precision"]
+    assert 0 <= res["average_precision"] <= 1
+    assert saved["accuracy"] == res["accuracy"] and saved["warnings"] == res["warnings"] == []
     assert res["filter"] == "highpass:5"
     assert res["per_class_accuracy"].keys() == set(toy_folders)
     assert (out / "classifier" / "model.safetensors").is_file()
@@ -58,11 +63,13 @@ def test_train_on_two_png_folders_prints_accuracy_and_saves_a_classifier(capsys,
     )
     assert code == 0
     assert sum(pred["predicted_counts"].values()) == pred["images"] == 120
-    # The folder is not overwritten without --overwrite.
-    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-        code, err = run_json(capsys, ["train", *srcs, *FAST, "--out", str(out)])
+    # The folder is not overwritten without --overwrite (refused before any image is read).
+    code, err = run_json(capsys, ["train", *srcs, *FAST, "--out", str(out)])
     assert code == 2
     assert "--overwrite" in err["error"]
+    # `predict --classifier` also takes the folder `train --out` wrote.
+    code, pred = run_json(capsys, ["predict", "--classifier", str(out), "--images", str(toy_folders["hf-b"])])
+    assert code == 0 and pred["images"] == 120
 
 
 def test_sweep_writes_the_plot_and_tables(capsys, toy_folders, tmp_path):
@@ -85,8 +92,13 @@ def test_pairwise_and_toy_export(capsys, tmp_path):
         capsys, ["pairwise", *srcs, *FAST, "--test-per-class", "10", "--out", str(tmp_path / "pw")]
     )
     assert code == 0
-    assert res["row_names"] == ["lf-a", "lf-b"]
-    assert res["matrix"][0][1] == res["matrix"][1][0]
+    assert res["data"]["row_names"] == ["lf-a", "lf-b"]
+    assert res["data"]["matrix"][0][1] == res["data"]["matrix"][1][0]
+    # The export folder follows the --out policy: its images are replaced only with --overwrite.
+    argv = ["toy", "--export", str(tmp_path / "toy"), "--num-images", "40", "--pairs", "lf"]
+    code, err = run_json(capsys, argv)
+    assert code == 2 and "--overwrite" in err["error"]
+    assert run_json(capsys, [*argv, "--overwrite"])[0] == 0
 
 
 def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path, toy_folders):
@@ -116,3 +128,45 @@ def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path, toy_folders):
     code, err = run_json(capsys, ["sweep", *srcs, "--cutoffs", "4,-2", *FAST])
     assert code == 2
     assert "radius" in err["error"]
+
+
+def test_overwrite_never_deletes_a_users_files(capsys, toy_folders, tmp_path):
+    """--overwrite replaces the files a command writes; nothing else in --out (or its checkpoints/) is touched."""
+    srcs = [f"--source={k}={v}" for k, v in toy_folders.items()]
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    (out / "checkpoints" / "mine.txt").write_text("mine too")
+    for extra in ([], ["--overwrite"]):
+        code, res = run_json(capsys, ["train", *srcs, *FAST, "--out", str(out), *extra])
+        assert code == 0, res
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "checkpoints" / "mine.txt").read_text() == "mine too"
+    assert not list((out / "checkpoints").glob("step-*"))  # its own checkpoints are removed after training
+    code, _ = run_json(capsys, ["sweep", *srcs, "--cutoffs", "5", *FAST, "--out", str(out)])
+    assert code == 0
+    code, _ = run_json(capsys, ["sweep", *srcs, "--cutoffs", "5", *FAST, "--out", str(out), "--overwrite"])
+    assert code == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "frequency_sweep.png").is_file() and (out / "classifier" / "model.safetensors").is_file()
+
+
+def test_backbone_weights_are_used_or_refused(capsys, toy_folders, tmp_path):
+    srcs = [f"--source={k}={v}" for k, v in toy_folders.items()]
+    w = tmp_path / "w.safetensors"
+    w.write_bytes(b"")
+    code, err = run_json(capsys, ["train", *srcs, *FAST, "--arch", "small_cnn", "--backbone-weights", str(w)])
+    assert code == 2
+    assert "--backbone-weights initialises linear_probe or resnet18" in err["error"]
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from genprobe.cli import main\n"
+        "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "--backbone-weights" in res.stdout and "--source NAME=PATH" in res.stdout

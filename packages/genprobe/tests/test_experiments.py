@@ -55,14 +55,31 @@ def test_multiclass_confusion_counts_every_test_image(three):
     assert rep.data["accuracy"] == pytest.approx(sum(counts[i][i] for i in range(3)) / 90)
 
 
-def test_sweep_scaling_edges_and_robustness_tables(three, tmp_path):
-    pair = three[:2]
-    sweep = frequency_sweep(pair, [2, 6], TINY, SPLIT, device="cpu")
-    assert [r[0] for r in sweep.rows] == [2.0, 6.0]
-    assert sweep.data["raw_accuracy"] is not None
-    assert len(sweep.runs) == 5
+def test_frequency_sweep_on_the_high_frequency_toy_gives_the_known_accuracies(tmp_path):
+    """The hf pair's sources differ only at r >= 6 cycles per 16 px image (identical below 4). Raw and high-pass
+    classifiers must be near-perfect; after a low-pass at R = 2 or 5 the two sources have exactly the same
+    distribution, so the accuracy must be at chance within the binomial noise of the 200 test images."""
+    toy = ToyConfig(size=16)
+    pair = toy_pair("hf", 300, toy, seed=5)
+    cfg = ProbeConfig(steps=150, eval_every=50, batch_size=32, width=8, lr=3e-3, patience=2)
+    split = SplitConfig(test_per_class=100, val_per_class=40)
+    sweep = frequency_sweep(pair, [toy.r_low / 2, toy.cutoff], cfg, split, device="cpu", progress=False)
+    assert [r[0] for r in sweep.rows] == [2.0, 5.0]
+    assert [r["filter"] for r in sweep.runs] == ["none", "lowpass:2", "highpass:2", "lowpass:5", "highpass:5"]
+    assert {r["n"] for r in sweep.runs} == {200}
+    assert sweep.data["raw_accuracy"] >= 0.95, sweep.rows
+    for cutoff, low, high in sweep.rows:
+        assert is_chance(low, 200), (cutoff, low)
+        assert high >= 0.95, (cutoff, high)
+    assert sweep.data["hlines"] == {"chance": 0.5, "unfiltered": sweep.data["raw_accuracy"]}
     sweep.write(tmp_path)
     assert (tmp_path / "frequency_sweep.png").stat().st_size > 1000
+    with open(tmp_path / "frequency_sweep.csv", newline="") as fh:
+        assert [float(v) for v in list(csv.reader(fh))[1]] == pytest.approx(sweep.rows[0])
+
+
+def test_scaling_edges_and_robustness_tables(three):
+    pair = three[:2]
     scale = data_scaling(pair, [5, 40], TINY, SPLIT, device="cpu")
     assert [r[0] for r in scale.rows] == [5, 40]
     assert [r["train_per_class"] for r in scale.runs] == [5, 40]

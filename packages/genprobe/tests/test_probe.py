@@ -9,6 +9,9 @@ from genprobe.experiments import is_chance, toy_probe
 from genprobe.probe import ProbeConfig, train_probe
 from genprobe.toy import ToyConfig, band_fields, toy_pair
 
+# Several tests here train without a validation set on purpose (parity of the training paths).
+pytestmark = pytest.mark.filterwarnings("ignore::genprobe.config.SmallSplitWarning")
+
 TOY = ToyConfig(size=16, channels=1)
 FAST = ProbeConfig(steps=120, eval_every=40, batch_size=32, width=8, lr=3e-3, patience=2)
 SPLIT = SplitConfig(test_per_class=150, val_per_class=40, seed=0)
@@ -103,3 +106,26 @@ def test_fixed_normalizations_are_kept_and_data_statistics_are_fitted():
     ).classifier.norm
     assert float(fixed.mean) == 0.0
     assert float(fixed.std) == 1.0
+
+
+def test_backbone_weights_initialise_a_whole_network_except_its_head(tmp_path):
+    """--backbone-weights is used by every arch with a torchvision trunk (it used to be ignored unless linear_probe)."""
+    import torchvision.models as tvm
+    from genprobe.probe import _build
+
+    from gen_common.checkpoint import save_state_dict
+
+    torch.manual_seed(5)
+    pretrained = tvm.resnet18(weights=None, num_classes=1000).state_dict()
+    save_state_dict(pretrained, tmp_path / "r18.safetensors")
+    real, fake = toy_pair("hf", 8, ToyConfig(size=16, channels=3))
+    tr, _, _ = split_sets(
+        [real, fake], balanced_split([real, fake], SplitConfig(test_per_class=2, val_per_class=0))
+    )
+    cfg = ProbeConfig(arch="resnet18", backbone_weights=str(tmp_path / "r18.safetensors"))
+    net = _build(cfg, tr, None).net.state_dict()
+    assert torch.equal(net["conv1.weight"], pretrained["conv1.weight"])
+    assert torch.equal(net["layer4.1.bn2.running_var"], pretrained["layer4.1.bn2.running_var"])
+    assert net["fc.weight"].shape == (2, 512)  # the head is sized for the sources and starts fresh
+    with pytest.raises(ValueError, match="does not fit a resnet50 network"):
+        _build(dataclasses.replace(cfg, arch="resnet50"), tr, None)

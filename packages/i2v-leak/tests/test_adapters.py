@@ -94,7 +94,7 @@ def test_svd_stats_at_another_size_are_refused(svd_pipe, image):
 def test_wrap_from_a_stats_file_and_preset(svd_pipe, tmp_path):
     p = _stats().save(tmp_path / "s.safetensors")
     cil = wrap_pipeline(svd_pipe, stats=str(p), preset="svd")
-    assert isinstance(cil, CILPipeline)
+    assert cil.pipe is svd_pipe and cil.kind == "svd"
     assert cil.M == 100.0
     assert cil.stats.height == 32
     with pytest.raises(ValueError, match="σ_max"):

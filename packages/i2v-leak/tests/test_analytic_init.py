@@ -15,7 +15,7 @@ from i2v_leak.analytic_init import (
     kl_gaussian_to_isotropic,
 )
 from i2v_leak.stats import LatentStats
-from i2v_leak.toys import GaussianToy, MixtureToy, scaled_linear_alphas_cumprod, zero_terminal_snr
+from i2v_leak.toy import GaussianToy, MixtureToy, scaled_linear_alphas_cumprod, zero_terminal_snr
 
 from gen_common.testing import assert_close, assert_within_sigmas
 

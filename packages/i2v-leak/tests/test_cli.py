@@ -17,7 +17,7 @@ def _json(capsys) -> dict:
 
 
 def test_help_exits_cleanly(capsys):
-    assert main([]) == 0
+    assert main([]) == 0  # no command: the overview is what was asked for
     assert "i2v-leak" in capsys.readouterr().out
     for cmd in ("stats", "generate", "compare", "train", "presets", "bench"):
         with pytest.raises(SystemExit) as e:
@@ -55,7 +55,7 @@ def test_stats_generate_compare_round_trip(tmp_path, capsys):
         )
         == 2
     )
-    assert "exists" in _json(capsys)["error"]
+    assert "already holds latent_stats.safetensors" in _json(capsys)["error"]
 
     gen = ["generate", "--pipeline", "svd", "--image", "synthetic", "--steps", "2", *common]
     assert main([*gen, "--stats", stats_file, "--out", str(tmp_path / "g")]) == 0
@@ -66,8 +66,15 @@ def test_stats_generate_compare_round_trip(tmp_path, capsys):
     assert g["shape"] == [2, 3, 32, 32]
     assert (tmp_path / "g" / "video.gif").is_file()
     assert (tmp_path / "g" / "frames.png").is_file()
+    assert (g["fps"], g["noise_aug_strength"]) == (3, None)  # the paper's table, the pipeline's default
     assert main([*gen, "--baseline", "--out", str(tmp_path / "b")]) == 0
     assert _json(capsys)["fixed"] is False
+    # the released CIL-SVD values
+    assert main([*gen, "--preset", "svd-cil", "--out", str(tmp_path / "p")]) == 0
+    g = _json(capsys)
+    assert (g["fps"], g["noise_aug_strength"]) == (6, 0.002)
+    assert main([*gen, "--preset", "i2vgenxl", "--out", str(tmp_path / "q")]) == 2
+    assert "not a svd preset" in _json(capsys)["error"]
 
     cmp_ = [
         "compare",
@@ -138,8 +145,17 @@ def test_train(tmp_path, capsys):
     assert r["timenoise"]
     assert r["beta_m"] == 15.0
     assert (tmp_path / "t" / "unet" / "config.json").is_file()
-    assert main(args) == 2  # an existing run is not silently reused
-    assert "--resume" in _json(capsys)["error"]
+    assert main(args) == 2  # a finished run is not silently replaced
+    assert "--overwrite" in _json(capsys)["error"]
+    assert (tmp_path / "t" / "checkpoints" / "latest").is_file()
+    # --overwrite resumes from the run's last checkpoint (nothing left to train) and rewrites only the UNet
+    (tmp_path / "t" / "notes.txt").write_text("mine")
+    assert main([*args, "--overwrite"]) == 0
+    r = _json(capsys)
+    assert r["resumed_from"] == 1 and r["steps"] == 1
+    assert (tmp_path / "t" / "notes.txt").read_text() == "mine"
+    assert main([*args[:-1], str(tmp_path / "fresh"), "--resume"]) == 2
+    assert "no checkpoint" in _json(capsys)["error"]
 
 
 def test_user_errors(tmp_path, capsys):
@@ -241,9 +257,11 @@ def test_bad_files_and_values_are_one_line_errors(tmp_path, capsys):
     cases = [
         (["--image", str(tmp_path / "bad.png")], "cannot read"),
         (["--image", "synthetic", "--stats", str(tmp_path / "bad.safetensors")], "not a readable"),
-        (["--image", "synthetic", "--steps", "0"], "--steps must be > 0"),
-        (["--image", "synthetic", "--M", "nan"], "--M must be a positive number"),
-        (["--image", "synthetic", "--height", "-8"], "--height must be > 0"),
+        (["--image", "synthetic", "--steps", "0"], "--steps must be at least 1"),
+        (["--image", "synthetic", "--M", "nan"], "--M must be a finite number"),
+        (["--image", "synthetic", "--M", "0"], "--M must be greater than 0"),
+        (["--image", "synthetic", "--height", "-8"], "--height must be at least 8"),
+        (["--image", "synthetic", "--guidance", "inf"], "--guidance must be a finite number"),
     ]
     for extra, msg in cases:
         assert main([*base, *extra]) == 2, extra
@@ -269,3 +287,53 @@ def test_bad_files_and_values_are_one_line_errors(tmp_path, capsys):
     ]
     assert main(args) == 2
     assert "cannot read" in _json(capsys)["error"]
+
+
+def test_train_bad_numbers_are_one_line_errors_that_write_nothing(tmp_path, capsys):
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    base = [
+        "train",
+        "--model",
+        "tiny",
+        "--videos",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--json",
+        "--out",
+        str(out),
+    ]
+    for extra, msg in [
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--lr", "nan"], "--lr must be a finite number"),
+        (["--beta-m", "-1"], "--beta-m must be greater than 0"),
+        (["--pipeline", "i2vgenxl"], "use --pipeline svd"),
+    ]:
+        assert main([*base, *extra]) == 2, extra
+        assert msg in _json(capsys)["error"]
+    assert sorted(p.name for p in out.rglob("*")) == ["notes.txt"]
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from i2v_leak.cli import main\n"
+        "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "--no-timenoise" in res.stdout and "--ema-decay" in res.stdout
+
+
+def test_train_learning_rate_default_is_the_svd_preset():
+    from i2v_leak.presets import get_preset
+    from i2v_leak.runs import TrainRun
+
+    assert TrainRun(videos="synthetic").train.lr == get_preset("svd").lr

@@ -57,7 +57,7 @@ def test_i2vgenxl_with_vae_slicing_and_cpu_offload(image):
 
 
 def test_finetune_bf16_on_cuda(tmp_path):
-    from i2v_leak.train import SVDFinetuneConfig, finetune_svd
+    from i2v_leak.training import SVDFinetuneConfig, finetune_svd
     from i2v_leak.video_io import synthetic_clips
 
     from gen_common.testing.video_tiny import tiny_svd_pipeline
@@ -72,6 +72,6 @@ def test_finetune_bf16_on_cuda(tmp_path):
         TrainConfig(steps=2, lr=1e-4, mixed_precision="bf16", log_every=1),
         out_dir=tmp_path,
         device="cuda",
-        show_progress=False,
+        progress=False,
     )
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in res.history)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from i2v_leak.losses import ddpm_timenoise_loss, edm_v_preconditioning, svd_timenoise_loss
 from i2v_leak.timenoise import TimeNoise
-from i2v_leak.toys import scaled_linear_alphas_cumprod
+from i2v_leak.toy import scaled_linear_alphas_cumprod
 
 from gen_common.testing import assert_close
 

@@ -51,7 +51,7 @@ def test_clip_consistency_and_alignment():
 
 
 def test_raft_from_local_weights(tmp_path):
-    tv = pytest.importorskip("torchvision")
+    pytest.importorskip("torchvision")
     from torchvision.models.optical_flow import raft_small
 
     from gen_common.checkpoint import CheckpointError, save_state_dict
@@ -60,6 +60,11 @@ def test_raft_from_local_weights(tmp_path):
     sd = raft_small(weights=None).state_dict()
     save_state_dict(sd, tmp_path / "raft.safetensors")
     raft = load_raft(tmp_path / "raft.safetensors", "small")
+    loaded = raft.state_dict()
+    assert loaded.keys() == sd.keys()
+    for k, v in sd.items():  # the weights that were saved, not a fresh initialisation
+        assert torch.equal(loaded[k].cpu(), v), k
+    assert not raft.training
     v = torch.rand(2, 2, 3, 24, 24, generator=torch.Generator().manual_seed(1))
     out = flow_motion_score(v, raft)
     assert out.shape == (2,)
@@ -70,7 +75,6 @@ def test_raft_from_local_weights(tmp_path):
     torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_raft(tmp_path / "bad.pth")
-    assert tv is not None
 
 
 def test_clip_encoder_from_a_saved_folder(tmp_path):
@@ -83,3 +87,17 @@ def test_clip_encoder_from_a_saved_folder(tmp_path):
     enc = ClipImageEncoder.from_pretrained(tmp_path / "clip")
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert_close(enc(x), ClipImageEncoder(model)(x), rtol=1e-5, atol=1e-6)
+
+
+def test_clip_encoder_on_a_paired_clip_model_gives_its_projected_image_embedding():
+    """A full `CLIPModel` goes through `get_image_features` (an output object under transformers 5)."""
+    pytest.importorskip("transformers")
+    from gen_common.testing.clip_tiny import tiny_clip_model
+
+    model = tiny_clip_model(seed=0)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    enc = ClipImageEncoder(model)
+    pixels = (x - enc.mean) / enc.std  # already at the model's 32 px: the resize is the identity
+    with torch.no_grad():
+        expected = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
+    assert_close(enc(x), torch.nn.functional.normalize(expected, dim=-1), rtol=1e-5, atol=1e-6)

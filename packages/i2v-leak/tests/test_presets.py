@@ -43,6 +43,16 @@ def test_presets_are_consistent(name):
         assert start_timesteps(int(p.M), p.steps)[0] == int(p.M) - 1
 
 
+def test_released_inference_and_training_values():
+    cil = get_preset("svd-cil")
+    # fps id 5 reaches the UNet (diffusers feeds fps − 1) and the released noise augmentation, not diffusers' 0.02
+    assert (cil.fps - 1, cil.noise_aug_strength, cil.M, cil.steps) == (5, 0.002, 100.0, 25)
+    assert get_preset("svd").noise_aug_strength is None
+    off = get_preset("videocrafter1-official")
+    assert off.mu_max == OFFICIAL_MU_MAX["videocrafter1"] == 4.0 and off.guidance == 12.0
+    assert off.timenoise().mu_max == 4.0
+
+
 def test_aliases_and_unknown():
     assert get_preset("VideoCrafter").name == "videocrafter1"
     assert get_preset("i2vgen_xl").name == "i2vgenxl"

@@ -36,13 +36,41 @@ def test_matches_official_expression(M, steps):
 
 def test_official_float_arange_glitch_is_avoided():
     """arange(820, 0, −32.8) ends with a float ~1e−13 > 0, so the official rule yields a 26th "timestep" −1
-    (which would index ᾱ_T); the grid here is built from integer indices and has exactly 25 steps."""
+    (which would index ᾱ_T); the grid here keeps the first 25 points."""
     official = official_uniform_trailing(820, 25)
     assert len(official) == 26
     assert official[-1] == -1
     ours = start_timesteps(820, 25)
     assert len(ours) == 25
     assert ours == official[:-1]
+
+
+@pytest.mark.parametrize("steps", [10, 20, 25, 30, 50])
+def test_every_start_matches_the_official_grid_ties_included(steps):
+    """Every M in 1..1000: the official float arange decides round-half-to-even ties."""
+    for M in range(1, 1001):
+        if steps > M:
+            with pytest.raises(ValueError):
+                start_timesteps(M, steps)
+            continue
+        official = official_uniform_trailing(M, steps)
+        official = official[:-1] if len(official) == steps + 1 and official[-1] == -1 else official
+        if len(set(official)) != len(official):
+            with pytest.raises(ValueError, match="repeats"):
+                start_timesteps(M, steps)
+            continue
+        assert start_timesteps(M, steps) == official, (M, steps)
+
+
+def test_the_sweep_covers_rounding_ties():
+    """An integer-index grid M − i·M/steps differs from the official one by a timestep at a tie for 1184 of the
+    (M, steps) pairs above, so the sweep does test the cases where the two constructions disagree."""
+    ties = 0
+    for steps in (10, 20, 25, 30, 50):
+        for M in range(steps, 1001):
+            integer_grid = (np.round(M - (M / steps) * np.arange(steps)).astype(np.int64) - 1).tolist()
+            ties += integer_grid != official_uniform_trailing(M, steps)[:steps]
+    assert ties == 1184
 
 
 @pytest.mark.parametrize("steps", [10, 25, 30, 50])

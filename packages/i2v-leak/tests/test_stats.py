@@ -124,9 +124,7 @@ class _LinearVAE(torch.nn.Module):
 def test_estimate_through_a_known_encoder():
     g = torch.Generator().manual_seed(0)
     clips = [torch.rand(3, 3, 4, 4, generator=g) * 2 - 1 for _ in range(7)]
-    stats = estimate_latent_stats(
-        _LinearVAE(), iter(clips), height=4, width=4, num_frames=3, show_progress=False
-    )
+    stats = estimate_latent_stats(_LinearVAE(), iter(clips), height=4, width=4, num_frames=3, progress=False)
     z = torch.stack([2 * torch.nn.functional.avg_pool2d(c, 2)[:, :2] * 0.5 for c in clips]).double()
     assert stats.count == 7
     assert stats.mean.shape == (3, 2, 2, 2)
@@ -136,7 +134,7 @@ def test_estimate_through_a_known_encoder():
     # max_videos counts clips, also when they come in batches: 7 clips as batches of 3, 3, 1, limit 4
     batches = [torch.stack(clips[i : i + 3]) for i in range(0, 7, 3)]
     four = estimate_latent_stats(
-        _LinearVAE(), iter(batches), height=4, width=4, num_frames=3, max_videos=4, show_progress=False
+        _LinearVAE(), iter(batches), height=4, width=4, num_frames=3, max_videos=4, progress=False
     )
     assert four.count == 4
     assert_close(four.mean, z[:4].mean(0), rtol=1e-6, atol=1e-7)
@@ -157,7 +155,7 @@ def test_estimate_with_the_tiny_svd_vae(svd_pipe):
         width=32,
         num_frames=2,
         generator=torch.Generator().manual_seed(0),
-        show_progress=False,
+        progress=False,
     )
     s2 = estimate_latent_stats(
         svd_pipe,
@@ -166,10 +164,11 @@ def test_estimate_with_the_tiny_svd_vae(svd_pipe):
         width=32,
         num_frames=2,
         generator=torch.Generator().manual_seed(0),
-        show_progress=False,
+        progress=False,
     )
     assert s1.mean.shape == (2, 4, 16, 16)
     assert s1.count == 6
     assert torch.equal(s1.mean, s2.mean)
     assert s1.tr_cov_over_d > 0
+    assert s1.tr_cov_over_d == s2.tr_cov_over_d  # same clips, same VAE noise: the same statistics
     assert s1.meta["scaling_factor"] == svd_pipe.vae.config.scaling_factor

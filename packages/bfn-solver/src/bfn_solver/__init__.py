@@ -6,35 +6,55 @@ Model convention: BFN time t ∈ [0, 1], t = 1 at the data, passed as a tensor o
 Continuous: ``model(mu, t) -> ε̂``; discrete: ``model(theta, t) -> logits`` with theta = softmax(z).
 """
 
-from bfn_solver.checkpoints import (
-    BFNImageConfig,
-    BFNImageModel,
-    BFNTextConfig,
-    BFNTextModel,
-    convert_nnaisense_state_dict,
-    decode_text8,
-    encode_text8,
-    load_nnaisense_checkpoint,
-)
-from bfn_solver.evaluation import fid, load_word_list, spelling_accuracy
-from bfn_solver.losses import continuous_time_loss, discrete_time_loss
-from bfn_solver.metrics import mmd_rbf, sliced_wasserstein, total_variation
-from bfn_solver.sampling import (
-    CONTINUOUS_METHODS,
-    DISCRETE_METHODS,
-    MethodInfo,
-    SampleOutput,
-    sample_continuous,
-    sample_discrete,
-)
-from bfn_solver.scheduler import BFNSchedulerOutput, BFNSolverScheduler
-from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule, time_grid
-from bfn_solver.toy_networks import ContinuousMLP, ContinuousMLPConfig, DiscreteMLP, DiscreteMLPConfig
-from bfn_solver.toys import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
-from bfn_solver.training import train_bfn
-from bfn_solver.wrappers import BroadcastTime, DataPredictionModel, NoisePredictionModel
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Names are imported on first use (PEP 562): `bfn-solver --help` and `import bfn_solver.runs` do not import torch.
+_LAZY = {
+    "BFNImageConfig": "checkpoints",
+    "BFNImageModel": "checkpoints",
+    "BFNSchedulerOutput": "scheduler",
+    "BFNSolverScheduler": "scheduler",
+    "BFNTextConfig": "checkpoints",
+    "BFNTextModel": "checkpoints",
+    "BroadcastTime": "wrappers",
+    "CONTINUOUS_METHODS": "sampling",
+    "CategoricalJoint": "toy",
+    "ContinuousMLP": "toy",
+    "ContinuousMLPConfig": "toy",
+    "ContinuousSchedule": "schedules",
+    "DISCRETE_METHODS": "sampling",
+    "DataPredictionModel": "wrappers",
+    "DiscreteMLP": "toy",
+    "DiscreteMLPConfig": "toy",
+    "DiscreteSchedule": "schedules",
+    "ExactCategoricalModel": "toy",
+    "ExactMixtureModel": "toy",
+    "GaussianMixture": "toy",
+    "MethodInfo": "sampling",
+    "NoisePredictionModel": "wrappers",
+    "SampleOutput": "sampling",
+    "continuous_time_loss": "losses",
+    "convert_nnaisense_state_dict": "checkpoints",
+    "decode_text8": "checkpoints",
+    "discrete_time_loss": "losses",
+    "encode_text8": "checkpoints",
+    "fid": "evaluation",
+    "load_nnaisense_checkpoint": "checkpoints",
+    "load_word_list": "evaluation",
+    "mmd_rbf": "metrics",
+    "sample_continuous": "sampling",
+    "sample_discrete": "sampling",
+    "sliced_wasserstein": "metrics",
+    "spelling_accuracy": "evaluation",
+    "time_grid": "schedules",
+    "total_variation": "metrics",
+    "train_bfn": "training",
+}
 
 __all__ = [
     "CONTINUOUS_METHODS",
@@ -77,3 +97,16 @@ __all__ = [
     "total_variation",
     "train_bfn",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bfn_solver' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"bfn_solver.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

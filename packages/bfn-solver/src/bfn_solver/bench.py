@@ -32,8 +32,8 @@ from bfn_solver.sampling import (
     sample_discrete,
 )
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
-from bfn_solver.toys import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
-from gen_common.cli import progress
+from bfn_solver.toy import CategoricalJoint, ExactCategoricalModel, ExactMixtureModel, GaussianMixture
+from gen_common.cli import progress as progress_bar
 from gen_common.plotting import new_figure, save_figure
 
 __all__ = [
@@ -157,7 +157,7 @@ def run_quality_bench(
     n_samples: int = 10000,
     seed: int = 0,
     device: torch.device | str = "cpu",
-    show_progress: bool | None = False,
+    progress: bool | None = False,
     on_point: Callable[[str, int, float], None] | None = None,
 ) -> BenchCurves:
     """Quality vs NFE for ``methods`` (default: all) on the exact toy of ``data`` ("continuous"/"discrete").
@@ -196,7 +196,7 @@ def run_quality_bench(
     floor, floor_std = float(np.mean(floors)), float(np.std(floors, ddof=1))
     out = BenchCurves(data, metric, floor, "bfn", reference_steps, float("nan"), floor_std=floor_std)
     jobs = [(m, n) for m in names for n in nfes]
-    for m, budget in progress(jobs, desc=f"bench {data}", enabled=show_progress):
+    for m, budget in progress_bar(jobs, desc=f"bench {data}", enabled=progress):
         steps = steps_for_budget(registry[m], budget)
         if steps is None:
             continue

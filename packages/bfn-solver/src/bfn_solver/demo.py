@@ -4,34 +4,36 @@ needs to match BFN at 1000 steps, and the measured convergence orders."""
 
 from __future__ import annotations
 
-from bfn_solver.bench import plot_curves, run_exact_gaussian_bench, run_quality_bench
-from bfn_solver.order import plot_orders, run_order_check
+from pathlib import Path
+
+from bfn_solver.runs import BenchRun, OrderCheckRun, bench, order_check
+from gen_common.cli import RunContext
 from gen_common.demo import DemoContext, DemoResult, Table
-from gen_common.device import num_threads
+
+# The demo's presets: the same commands as `bfn-solver bench` and `bfn-solver order-check`, scaled for the tour.
+PRESETS = {
+    # Small: the Monte Carlo curves stop at 200 NFE; the cheap exact bench goes on to 500.
+    "small": (
+        BenchRun(nfes="5,10,20,50,100,200", exact_nfes="5,10,20,50,100,200,500", num_samples=4000),
+        OrderCheckRun(quick=True),
+    ),
+    "large": (BenchRun(nfes="5,10,20,50,100,200,500", num_samples=50000), OrderCheckRun()),
+}
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
-    # The toy tensors are tiny: on a CPU, intra-op threads only add overhead (2-3x slower on a busy machine).
-    with num_threads(1 if ctx.device.type == "cpu" else None):
-        return _run(ctx)
-
-
-def _run(ctx: DemoContext) -> DemoResult:
-    small = ctx.scale == "small"
-    n = 4000 if small else 50000
-    nfes = (5, 10, 20, 50, 100, 200) if small else (5, 10, 20, 50, 100, 200, 500)
-    curves = [
-        run_quality_bench(
-            d, nfes=nfes, n_samples=n, seed=ctx.seed, device=ctx.device, show_progress=ctx.progress
-        )
-        for d in ("continuous", "discrete")
-    ]
-    # The same comparison without a Monte Carlo floor (exact output moments on a 1-D Gaussian).
-    exact = run_exact_gaussian_bench(nfes=(*nfes, 500))
-    curves.insert(1, exact)
-    figures = [plot_curves(curves, ctx.path("quality_vs_nfe.png"))]
-    orders = run_order_check(quick=small, seed=ctx.seed)
-    figures.append(plot_orders(orders, ctx.path("orders.png")))
+    bench_run, order_run = PRESETS["small" if ctx.scale == "small" else "large"]
+    run_ctx = RunContext(
+        device=str(ctx.device), seed=ctx.seed, out=ctx.out_dir, overwrite=True, progress=ctx.progress
+    )
+    # bench runs the toys on one CPU thread (intra-op threads only add overhead on these tiny tensors).
+    report = bench(bench_run, run_ctx)
+    curves = report.curves
+    exact = next(c for c in curves if c.floor == 0)
+    orders_report = order_check(order_run, run_ctx)
+    orders = orders_report.results
+    figures = [Path(f) for f in (*report.files, *orders_report.files) if f.endswith(".png")]
+    n = bench_run.num_samples
 
     tables = []
     metrics: dict[str, float | None] = {}

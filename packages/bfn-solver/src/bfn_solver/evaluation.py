@@ -1,10 +1,11 @@
 """Evaluation helpers of the paper's experiments: FID for image samples (with an Inception network the user
 supplies: nothing downloads) and text8 spelling accuracy against a word list.
 
-- `fid`: torchmetrics' ``FrechetInceptionDistance`` (optional extra ``pip install "bfn-solver[fid]"``). Pass
-  either ``inception_weights`` — a local copy of the FID Inception weights (``pt_inception-2015-12-05-*.pth``,
-  used by torch-fidelity's ``FeatureExtractorInceptionV3`` through torchmetrics' ``feature_extractor_weights_path``)
-  — or ``feature``, any module mapping uint8 images (N, 3, H, W) to features with a ``num_features`` attribute.
+- `fid`: the shared `gen_common.metrics.fid` (pytorch-fid's Fréchet distance; optional extra
+  ``pip install "bfn-solver[fid]"``). Pass either ``inception_weights`` — a local copy of the FID Inception
+  weights (``pt_inception-2015-12-05-*.pth``, used by torch-fidelity's ``FeatureExtractorInceptionV3`` through
+  torchmetrics' ``NoTrainInceptionV3``) — or ``feature``, any module mapping uint8 images (N, 3, H, W) to (N, D)
+  features. The reference may be images or precomputed (μ, Σ) statistics in a pytorch-fid ``.npz``.
   torch-fidelity unpickles a weights path without restricting it to tensors, so it would run any code pickled
   in the file; `fid` therefore reads the file itself through gen-common's safe loader (tensors only, or
   safetensors) and hands torch-fidelity a private re-saved copy holding nothing but tensors.
@@ -18,6 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,7 +37,7 @@ def to_uint8_images(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor
 
 def fid(
     samples: torch.Tensor,
-    reference: torch.Tensor,
+    reference: torch.Tensor | str | os.PathLike[str] | Any,
     *,
     inception_weights: str | os.PathLike[str] | None = None,
     feature: torch.nn.Module | None = None,
@@ -43,42 +45,42 @@ def fid(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
 ) -> float:
-    """FID between two sets of images in [−1, 1] (or uint8 (B, 3, H, W)). Needs ``inception_weights`` or
-    ``feature`` (see the module docstring); raises ImportError naming the extra if torchmetrics is missing."""
-    try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-    except ImportError as exc:
-        raise ImportError(
-            'FID needs torchmetrics (and torch-fidelity): pip install "bfn-solver[fid]"'
-        ) from exc
+    """FID between samples in [−1, 1] (or uint8 (B, 3, H, W)) and ``reference``: images like ``samples``, or
+    precomputed statistics (a `gen_common.metrics.FeatureStats` or a pytorch-fid ``.npz`` of ``mu``/``sigma``).
+    Needs ``inception_weights`` or ``feature`` (see the module docstring). The Fréchet distance itself is
+    `gen_common.metrics.fid` (pytorch-fid's formula); ImportErrors name the extra to install."""
     if (inception_weights is None) == (feature is None):
         raise ValueError("pass exactly one of inception_weights (a local .pth file) or feature (a module)")
+    from gen_common.metrics import FeatureStats
+    from gen_common.metrics import fid as frechet_inception_distance
+
     if inception_weights is not None:
         path = Path(inception_weights)
         if not path.is_file():
             raise FileNotFoundError(
                 f"no Inception weights at {path}; download pt_inception-2015-12-05 once and pass its path"
             )
-        metric = _inception_fid(FrechetInceptionDistance, path)
+        extractor = _inception(path)
     else:
-        if not hasattr(feature, "num_features"):
-            raise ValueError(
-                "a custom feature module needs a num_features attribute (torchmetrics requires it)"
-            )
-        metric = FrechetInceptionDistance(feature=feature, normalize=False)
-    metric = metric.to(device)
+        extractor = feature
+    extractor = extractor.to(device)
 
     def as_uint8(x: torch.Tensor) -> torch.Tensor:
         return x if x.dtype == torch.uint8 else to_uint8_images(x, channels_last)
 
-    for real, batch in ((True, reference), (False, samples)):
-        for chunk in torch.split(batch, batch_size):
-            metric.update(as_uint8(chunk).to(device), real=real)
-    return float(metric.compute())
+    ref = reference if isinstance(reference, (str, os.PathLike, FeatureStats)) else as_uint8(reference)
+    return frechet_inception_distance(as_uint8(samples), ref, extractor, batch_size=batch_size, device=device)
 
 
-def _inception_fid(metric_cls, path: Path):
-    """torchmetrics' FID on the 2048-d Inception features with weights read safely from ``path``."""
+def _inception(path: Path) -> torch.nn.Module:
+    """torch-fidelity's FID Inception (2048-d pool features of uint8 images) with weights read safely from
+    ``path``, through torchmetrics' never-training wrapper."""
+    try:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+    except ImportError as exc:
+        raise ImportError(
+            'FID with Inception weights needs torchmetrics and torch-fidelity: pip install "bfn-solver[fid]"'
+        ) from exc
     from gen_common.checkpoint import load_state_dict
 
     state = load_state_dict(path)  # weights_only=True / safetensors: pickled code is refused here
@@ -87,8 +89,14 @@ def _inception_fid(metric_cls, path: Path):
         safe_copy = Path(tmp) / "inception.pth"
         torch.save({k: v.contiguous() for k, v in state.items()}, safe_copy)
         try:
-            return metric_cls(feature=2048, feature_extractor_weights_path=str(safe_copy), normalize=False)
-        except RuntimeError as exc:  # load_state_dict key/shape mismatch
+            return NoTrainInceptionV3(
+                name="inception-v3-compat",
+                features_list=["2048"],
+                feature_extractor_weights_path=str(safe_copy),
+            )
+        except (RuntimeError, ModuleNotFoundError) as exc:  # load_state_dict key/shape mismatch
+            if isinstance(exc, ModuleNotFoundError):
+                raise ImportError(f'{exc}: pip install "bfn-solver[fid]"') from exc
             raise ValueError(
                 f"{path} does not hold the FID Inception weights (pt_inception-2015-12-05-*.pth): {exc}"
             ) from exc

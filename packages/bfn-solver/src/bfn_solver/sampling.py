@@ -22,7 +22,7 @@ import torch
 from bfn_solver import continuous as C
 from bfn_solver import discrete as D
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule, Spacing, time_grid
-from gen_common.cli import progress
+from gen_common.cli import progress as progress_bar
 from gen_common.seeding import randn
 
 __all__ = [
@@ -53,6 +53,7 @@ class MethodInfo:
     needs_eta: bool = True  # needs η > 0 (coefficients singular at t = 0)
     default_final: Final = "prediction"
     skips_first_call: bool = False  # continuous bfn: no network call at t = 0 (the official code discards it)
+    extra_calls: int = 0  # solver++3: its second-order first step calls the network once more
 
     def nfe(self, steps: int, final: Final | None = None) -> int:
         """Network calls for ``steps`` steps (the original samplers skip the call at t = 0 where noted)."""
@@ -60,6 +61,7 @@ class MethodInfo:
         calls = steps * self.evals_per_step
         if self.skips_first_call:
             calls -= 1
+        calls += self.extra_calls if steps > (1 if final == "prediction" else 0) else 0
         return calls + (1 if final == "denoise" else 0)
 
 
@@ -78,6 +80,9 @@ CONTINUOUS_METHODS: dict[str, MethodInfo] = {
                    "BFN-Solver++1 (data prediction)"),
         MethodInfo("solver++2", C.solver_pp2, 2, False, 1, C.solver_pp2_update,
                    "BFN-Solver++2 (data prediction, multistep)", "ode_bfnsolver2_multi_step"),
+        MethodInfo("solver++3", C.solver_pp3, 3, False, 1, None,
+                   "BFN-Solver++3 (data prediction, multistep; DPM-Solver++(3M) in BFN time; beyond the paper)",
+                   extra_calls=1),
         MethodInfo("sde_solver++1", C.sde_solver_pp1, 1, True, 1, C.sde_solver_pp1_update,
                    "first-order SDE solver in data prediction (= BFN update on any grid)"),
         MethodInfo("sde_solver++2", C.sde_solver_pp2, 2, True, 1, C.sde_solver_pp2_update,
@@ -235,7 +240,7 @@ def sample_continuous(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     model_dtype: torch.dtype | None = None,
-    show_progress: bool | None = False,
+    progress: bool | None = False,
 ) -> SampleOutput:
     """Sample continuous data with a noise-prediction BFN ``model(mu, t) -> ε̂`` (``t``: shape (B,), BFN time).
 
@@ -273,7 +278,7 @@ def sample_continuous(
         model, schedule, clip=clip, model_dtype=_infer_model_dtype(model, model_dtype)
     )
     noise = _noise_fn(noise_sampler, shape, generator, dev, dtype)
-    it = progress(range(steps), desc=f"bfn-solver {method}", enabled=show_progress)
+    it = progress_bar(range(steps), desc=f"bfn-solver {method}", enabled=progress)
     out = info.fn(predict, x, grid, noise, final, steps=it)
     if not torch.isfinite(out).all():
         raise FloatingPointError(
@@ -303,7 +308,7 @@ def sample_discrete(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     model_dtype: torch.dtype | None = None,
-    show_progress: bool | None = False,
+    progress: bool | None = False,
 ) -> SampleOutput:
     """Sample class ids of shape ``shape`` (B, ...) from a discrete BFN ``model(theta, t) -> logits``.
 
@@ -353,7 +358,7 @@ def sample_discrete(
         generator=generator,
     )
     noise = _noise_fn(noise_sampler, zshape, generator, dev, dtype)
-    it = progress(range(steps), desc=f"bfn-solver {method}", enabled=show_progress)
+    it = progress_bar(range(steps), desc=f"bfn-solver {method}", enabled=progress)
     logits = info.fn(predict, z, grid, noise, final, steps=it)
     if not torch.isfinite(logits).all():
         raise FloatingPointError(f"{method} produced non-finite logits; check the model's outputs")

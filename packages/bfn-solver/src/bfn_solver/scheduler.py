@@ -63,9 +63,9 @@ class BFNSolverScheduler:
                 f"unknown {data_type} algorithm {algorithm!r}; choose one of {', '.join(registry)}"
             )
         info = registry[algorithm]
-        if info.evals_per_step != 1:
+        if info.evals_per_step != 1 or info.extra_calls:
             raise ValueError(
-                f"{algorithm!r} needs {info.evals_per_step} network calls per step; use sample_{data_type}"
+                f"{algorithm!r} calls the network more than once in a step; use sample_{data_type}"
             )
         if final not in ("prediction", "state"):
             raise ValueError(

@@ -11,7 +11,7 @@ import torch
 
 from bfn_solver.losses import continuous_time_loss, discrete_time_loss
 from bfn_solver.schedules import ContinuousSchedule, DiscreteSchedule
-from bfn_solver.toys import CategoricalJoint, GaussianMixture
+from bfn_solver.toy import CategoricalJoint, GaussianMixture
 from gen_common.seeding import randint
 from gen_common.training import TrainConfig, TrainResult, train
 
@@ -46,7 +46,7 @@ def train_bfn(
     out_dir: str | Path | None = None,
     device: torch.device | str = "auto",
     clip: float | None = 1.0,
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train a BFN in place with the continuous-time loss matching ``schedule``'s data type.
@@ -76,7 +76,7 @@ def train_bfn(
         config,
         out_dir=out_dir,
         device=device,
-        show_progress=show_progress,
+        show_progress=progress,
         on_log=on_log,
     )
 

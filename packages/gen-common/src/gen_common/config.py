@@ -9,14 +9,26 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from gen_common.atomic import atomic_write_json
 
-__all__ = ["ConfigError", "config_from_dict", "config_to_dict", "load_config", "read_json", "save_config"]
+__all__ = [
+    "ConfigError",
+    "TrainConfig",
+    "arg",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "read_json",
+    "save_config",
+    "validate",
+]
 
 T = TypeVar("T")
 
@@ -118,3 +130,167 @@ def read_json(path: str | Path, error: type[Exception] = ConfigError) -> dict[st
 
 def load_config(cls: type[T], path: str | Path, *, strict: bool = True) -> T:
     return config_from_dict(cls, read_json(path), strict=strict)
+
+
+# --- Declared fields: one declaration gives the CLI flag, its help, and the value checks -------------------------
+
+_META = "gen_common"
+
+
+def arg(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str = "",
+    min: float | None = None,
+    max: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    finite: bool = True,
+    positional: bool = False,
+    flag: str | None = None,
+    metavar: str | None = None,
+    choices: tuple[Any, ...] | None = None,
+    cli: bool = True,
+    repeat: bool = False,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A dataclass field that knows its command-line flag and its checks.
+
+    ``min``/``max`` are inclusive bounds, ``gt``/``lt`` strict ones (``min=1`` for a count, ``gt=0`` for a rate).
+    Every float is checked finite unless ``finite=False``. ``positional=True`` makes a positional argument;
+    ``flag`` overrides the flag name (default ``--field-name``); ``cli=False`` keeps the field off the command line;
+    ``repeat=True`` makes a tuple field a repeatable flag (``--source A --source B``) instead of one flag with
+    several values.
+    ``validate(config)`` (called by every command, and by a config's ``__post_init__`` when it wants library callers
+    checked too) enforces the checks with a one-line ``ValueError``.
+    """
+    meta = {
+        "help": help,
+        "min": min,
+        "max": max,
+        "gt": gt,
+        "lt": lt,
+        "finite": finite,
+        "positional": positional,
+        "flag": flag,
+        "metavar": metavar,
+        "choices": choices,
+        "cli": cli,
+        "repeat": repeat,
+    }
+    kwargs: dict[str, Any] = {"metadata": {_META: meta}}
+    if default_factory is not dataclasses.MISSING:
+        kwargs["default_factory"] = default_factory
+    elif default is not dataclasses.MISSING:
+        if isinstance(default, (list, dict, set)):
+            raise TypeError("use a tuple (or default_factory) for a sequence default")
+        kwargs["default"] = default
+    return dataclasses.field(**kwargs)
+
+
+def field_meta(f: dataclasses.Field) -> dict[str, Any]:
+    """The ``arg`` metadata of a field (empty defaults for a plain field)."""
+    meta = f.metadata.get(_META)
+    if meta is None:
+        return {
+            "help": "",
+            "min": None,
+            "max": None,
+            "gt": None,
+            "lt": None,
+            "finite": True,
+            "positional": False,
+            "flag": None,
+            "metavar": None,
+            "choices": None,
+            "cli": True,
+        }
+    return meta
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    meta = field_meta(f)
+    if meta["positional"]:
+        return f.name.upper()
+    return meta["flag"] or "--" + f.name.replace("_", "-")
+
+
+def _check_value(name: str, meta: dict[str, Any], value: Any) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            _check_value(name, meta, v)
+        return
+    if not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and meta["finite"] and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    bounds = [
+        (meta["min"], lambda v, b: v >= b, "at least"),
+        (meta["max"], lambda v, b: v <= b, "at most"),
+        (meta["gt"], lambda v, b: v > b, "greater than"),
+        (meta["lt"], lambda v, b: v < b, "less than"),
+    ]
+    for bound, ok, words in bounds:
+        if bound is not None and not (value == value and ok(value, bound)):
+            raise ValueError(f"{name} must be {words} {bound:g}, got {value:g}")
+
+
+def validate(config: Any) -> Any:
+    """Check every declared field of ``config`` (and of nested configs); return it. One-line ``ValueError``s."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate(value)
+            continue
+        meta = field_meta(f)
+        _check_value(flag_name(f), meta, value)
+        allowed = meta["choices"] or _literal_choices(hints.get(f.name))
+        if allowed and value is not None and value not in allowed:
+            raise ValueError(f"{flag_name(f)} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+    return config
+
+
+def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
+    if annotation is None:
+        return None
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(annotation):
+            c = _literal_choices(a)
+            if c:
+                return c
+    return None
+
+
+# --- The one training configuration of the workspace --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the shared training loop (`gen_common.training.train`); every package's train command embeds it."""
+
+    steps: int = arg(1000, help="optimizer steps", min=1)
+    lr: float = arg(3e-4, help="peak learning rate", gt=0)
+    weight_decay: float = arg(0.0, help="AdamW weight decay", min=0)
+    betas: tuple[float, float] = arg((0.9, 0.999), help="AdamW betas", min=0, lt=1)
+    eps: float = arg(1e-8, help="AdamW epsilon", gt=0, cli=False)
+    warmup_steps: int = arg(0, help="linear warmup steps", min=0)
+    schedule: Literal["constant", "cosine"] = arg("constant", help="learning-rate schedule after warmup")
+    min_lr_ratio: float = arg(0.0, help="cosine decays to lr * min_lr_ratio", min=0, max=1)
+    grad_clip: float | None = arg(1.0, help="gradient-norm clip", gt=0)
+    ema_decay: float | None = arg(None, help="EMA decay, e.g. 0.999 (default: no EMA)", gt=0, lt=1)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = arg(
+        "auto", help="auto: bf16 autocast on CUDA, none elsewhere"
+    )
+    log_every: int = arg(50, help="steps between logged losses", min=1)
+    checkpoint_every: int = arg(0, help="steps between checkpoints (0: only at the end)", min=0)
+    keep_checkpoints: int = arg(1, help="checkpoints kept in OUT/checkpoints", min=1)
+    seed: int = arg(0, help="seed of the loop's randomness", cli=False)
+
+    def __post_init__(self) -> None:
+        validate(self)

@@ -31,47 +31,18 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from gen_common.atomic import atomic_path, atomic_write_json, atomic_write_text
 from gen_common.checkpoint import CheckpointError, load_state_dict, save_state_dict
 from gen_common.cli import progress
-from gen_common.config import config_to_dict
+from gen_common.config import TrainConfig, config_to_dict
 from gen_common.device import resolve_device
 from gen_common.seeding import make_generator, split_seed
 
 __all__ = ["EMA", "TrainConfig", "TrainResult", "latest_checkpoint", "lr_lambda", "move_to", "train"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 1000
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    warmup_steps: int = 0
-    schedule: Literal["constant", "cosine"] = "constant"
-    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
-    grad_clip: float | None = 1.0
-    ema_decay: float | None = None  # None: no EMA
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, none elsewhere
-    log_every: int = 50
-    checkpoint_every: int = 0  # 0: only at the end (when an output folder is given)
-    keep_checkpoints: int = 1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise ValueError("steps must be >= 0")
-        if self.lr <= 0:
-            raise ValueError("lr must be > 0")
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise ValueError("ema_decay must be in (0, 1)")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"unknown schedule {self.schedule!r}: use 'constant' or 'cosine'")
 
 
 @dataclass

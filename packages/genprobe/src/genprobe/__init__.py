@@ -5,47 +5,60 @@ Implements the probe of "Are Images Indistinguishable to Humans Also Indistingui
 or edge-map images, with pairwise / multiclass / frequency-sweep / data-scaling experiments.
 """
 
-from genprobe.data import (
-    ImageSource,
-    LabeledSet,
-    Preprocess,
-    Split,
-    SplitConfig,
-    balanced_split,
-    split_sets,
-    write_image_folder,
-)
-from genprobe.experiments import (
-    Report,
-    data_scaling,
-    edges,
-    frequency_sweep,
-    multiclass,
-    pairwise,
-    robustness,
-    run_probe,
-    toy_probe,
-)
-from genprobe.filters import (
-    ImageFilter,
-    bandpass,
-    canny_edges,
-    gaussian_highpass,
-    gaussian_lowpass,
-    highpass,
-    jpeg_perturb,
-    lowpass,
-    parse_filter,
-    resize_perturb,
-    sobel_edges,
-)
-from genprobe.metrics import Metrics, average_precision, compute_metrics
-from genprobe.models import ClassifierConfig, DistributionClassifier, LinearProbe, SmallCNN
-from genprobe.probe import ProbeConfig, ProbeRun, evaluate, train_probe
-from genprobe.spectrum import radial_power_spectrum
-from genprobe.toy import ToyConfig, toy_pair
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Names are imported on first use (PEP 562): `genprobe --help` and `import genprobe.runs` do not import torch.
+_LAZY = {
+    "ClassifierConfig": "models",
+    "DistributionClassifier": "models",
+    "ImageFilter": "filters",
+    "ImageSource": "data",
+    "LabeledSet": "data",
+    "LinearProbe": "models",
+    "Metrics": "metrics",
+    "Preprocess": "data",
+    "ProbeConfig": "config",
+    "ProbeRun": "probe",
+    "Report": "experiments",
+    "SmallCNN": "models",
+    "SmallSplitWarning": "config",
+    "Split": "data",
+    "SplitConfig": "data",
+    "ToyConfig": "toy",
+    "average_precision": "metrics",
+    "balanced_split": "data",
+    "bandpass": "filters",
+    "canny_edges": "filters",
+    "compute_metrics": "metrics",
+    "data_mixing": "mixing",
+    "data_scaling": "experiments",
+    "edges": "experiments",
+    "evaluate": "probe",
+    "frequency_sweep": "experiments",
+    "gaussian_highpass": "filters",
+    "gaussian_lowpass": "filters",
+    "highpass": "filters",
+    "jpeg_perturb": "filters",
+    "lowpass": "filters",
+    "multiclass": "experiments",
+    "pairwise": "experiments",
+    "parse_filter": "filters",
+    "radial_power_spectrum": "spectrum",
+    "resize_perturb": "filters",
+    "robustness": "experiments",
+    "run_probe": "experiments",
+    "sobel_edges": "filters",
+    "split_sets": "data",
+    "toy_pair": "toy",
+    "toy_probe": "experiments",
+    "train_probe": "probe",
+    "write_image_folder": "data",
+}
 
 __all__ = [
     "ClassifierConfig",
@@ -60,6 +73,7 @@ __all__ = [
     "ProbeRun",
     "Report",
     "SmallCNN",
+    "SmallSplitWarning",
     "Split",
     "SplitConfig",
     "ToyConfig",
@@ -68,6 +82,7 @@ __all__ = [
     "bandpass",
     "canny_edges",
     "compute_metrics",
+    "data_mixing",
     "data_scaling",
     "edges",
     "evaluate",
@@ -91,3 +106,16 @@ __all__ = [
     "train_probe",
     "write_image_folder",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genprobe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"genprobe.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -70,7 +70,7 @@ def run_benchmark(
 
         def fit(data, cfg: ProbeConfig):
             tr, va, _ = data
-            return train_probe(tr, va, cfg, device=dev, show_progress=False)
+            return train_probe(tr, va, cfg, device=dev, progress=False)
 
         thr = compare(
             lambda: fit(uncached, base), lambda: fit(cached, base), repeats=repeats, warmup=1, device=dev

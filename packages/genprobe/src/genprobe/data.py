@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from gen_common.atomic import atomic_path
 from gen_common.seeding import make_generator, split_seed
 
 __all__ = [
@@ -390,19 +391,34 @@ def _load_tensor_file(path: Path) -> torch.Tensor:
 
 
 def write_image_folder(
-    images: torch.Tensor, folder: str | os.PathLike[str], prefix: str = "img"
+    images: torch.Tensor,
+    folder: str | os.PathLike[str],
+    prefix: str = "img",
+    *,
+    path_for: Callable[[str], Path] | None = None,
 ) -> list[Path]:
-    """Write (N, 1|3, H, W) images in [0, 1] as 8-bit PNGs (for tests, demos and exporting generator samples)."""
+    """Write (N, 1|3, H, W) images in [0, 1] as 8-bit PNGs (for tests, demos and exporting generator samples).
+
+    With ``path_for(relative_name)`` (e.g. ``RunContext.output``: its overwrite policy) the paths come from it,
+    ``folder`` being the sub-folder name, and each file is written atomically."""
     x = torch.as_tensor(images)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"expected (N, 1|3, H, W) images, got shape {tuple(x.shape)}")
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
+    if path_for is None:
+        out.mkdir(parents=True, exist_ok=True)
     arr = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     paths = []
     for i, a in enumerate(arr):
-        p = out / f"{prefix}_{i:06d}.png"
-        Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(p)
+        img = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+        name = f"{prefix}_{i:06d}.png"
+        if path_for is None:
+            p = out / name
+            img.save(p)
+        else:
+            p = path_for(f"{out.name}/{name}")
+            with atomic_path(p) as tmp:
+                img.save(tmp, format="PNG")
         paths.append(p)
     return paths
 

@@ -10,18 +10,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
 
+from gen_common.cli import RunContext
 from gen_common.demo import DemoContext, DemoResult, Table
 from gen_common.device import num_threads
-from genprobe.data import SplitConfig
-from genprobe.experiments import edges, frequency_sweep, toy_probe
+from genprobe import runs
+from genprobe.config import ProbeConfig
 from genprobe.filters import highpass, lowpass, sobel_edges
 from genprobe.photos import demo_sources
-from genprobe.plots import plot_images, plot_spectra
-from genprobe.probe import ProbeConfig
+from genprobe.plotting import plot_images, plot_spectra
 from genprobe.spectrum import radial_power_spectrum
 from genprobe.toy import ToyConfig
 
@@ -32,58 +33,53 @@ def run_demo(ctx: DemoContext) -> DemoResult:
         return _run(ctx)
 
 
+# The demo's presets: the same commands as `genprobe toy`, `genprobe sweep` and `genprobe edges`, sized per scale
+# (the photo sources are in memory: they are filled in at run time).
+PRESETS = {
+    "small": {
+        "toy": runs.ToyRun(
+            probe=ProbeConfig(steps=150, eval_every=50, batch_size=32, width=16, patience=2),
+            size=16, num_images=400, test_per_class=200, val_per_class=50,
+        ),
+        "photos": (600, 32, runs.DataConfig(test_per_class=150, val_per_class=50)),
+        "probe": ProbeConfig(steps=200, eval_every=50, batch_size=32, lr=2e-3, width=16, patience=2,
+                             target_accuracy=0.99),
+    },
+    "large": {
+        "toy": runs.ToyRun(
+            probe=ProbeConfig(steps=600, eval_every=50, batch_size=64, width=16, patience=2),
+            size=32, num_images=1000, test_per_class=200, val_per_class=50,
+        ),
+        "photos": (4000, 64, runs.DataConfig(test_per_class=400, val_per_class=100)),
+        "probe": ProbeConfig(arch="resnet18", steps=3000, eval_every=100, batch_size=128, lr=1e-3, width=16,
+                             patience=3, target_accuracy=0.99),
+    },
+}  # fmt: skip
+
+
 def _run(ctx: DemoContext) -> DemoResult:
     t0 = time.perf_counter()
-    large = ctx.scale == "large"
-    dev = ctx.device
+    preset = PRESETS["large" if ctx.scale == "large" else "small"]
+    run_ctx = RunContext(
+        device=str(ctx.device), seed=ctx.seed, out=ctx.out_dir, overwrite=True, progress=ctx.progress
+    )
     # ----- 1. the toy with a known answer
-    toy = ToyConfig(size=32 if large else 16, channels=1)
-    toy_cfg = ProbeConfig(
-        steps=600 if large else 150,
-        eval_every=50,
-        batch_size=64 if large else 32,
-        width=16,
-        patience=2,
-        seed=ctx.seed,
+    toy_run = dataclasses.replace(
+        preset["toy"], probe=dataclasses.replace(preset["toy"].probe, seed=ctx.seed)
     )
-    toy_split = SplitConfig(test_per_class=200, val_per_class=50, seed=ctx.seed)
-    toy_report = toy_probe(
-        toy,
-        toy_cfg,
-        num_images=1000 if large else 400,
-        split=toy_split,
-        seed=ctx.seed,
-        device=dev,
-        show_progress=ctx.progress,
-    )
-    toy_report.write(ctx.out_dir)
-    acc = {f"{r[0]} {r[1]}": r[2] for r in toy_report.rows}
+    toy_report = runs.toy(toy_run, run_ctx)
+    toy = ToyConfig(size=toy_run.size, channels=toy_run.channels)
+    acc = toy_report.accuracies
 
     # ----- 2. real photo crops vs a resampling generator
-    size = 64 if large else 32
-    real, fake, photos = demo_sources(4000 if large else 600, size, 3, seed=ctx.seed)
-    cfg = ProbeConfig(
-        arch="resnet18" if large else "small_cnn",
-        steps=3000 if large else 200,
-        eval_every=100 if large else 50,
-        batch_size=128 if large else 32,
-        lr=1e-3 if large else 2e-3,
-        width=16,
-        patience=3 if large else 2,
-        target_accuracy=0.99,
-        seed=ctx.seed,
-    )
-    split = SplitConfig(
-        test_per_class=400 if large else 150, val_per_class=100 if large else 50, seed=ctx.seed
-    )
+    n_images, size, data = preset["photos"]
+    real, fake, photos = demo_sources(n_images, size, 3, seed=ctx.seed)
+    data = dataclasses.replace(data, source=(real, fake))
+    cfg = dataclasses.replace(preset["probe"], seed=ctx.seed)
     cutoffs = [size / 16, size / 8, size / 4, 3 * size / 8, size / 2]
-    sweep = frequency_sweep([real, fake], cutoffs, cfg, split, device=dev, show_progress=ctx.progress)
-    sweep.write(ctx.out_dir)
-    edge = edges([real, fake], ("sobel", "canny"), cfg, split, device=dev, show_progress=ctx.progress)
-    edge.rows.insert(0, ["none", sweep.data["raw_accuracy"], None])
-    edge.data["labels"].insert(0, "none")
-    edge.data["values"].insert(0, sweep.data["raw_accuracy"])
-    edge.write(ctx.out_dir)
+    sweep = runs.sweep(runs.SweepRun(data, cfg, cutoffs=",".join(f"{c:g}" for c in cutoffs)), run_ctx)
+    edge = runs.edges(runs.EdgesRun(data, cfg, filters="sobel,canny"), run_ctx)
+    edge.rows.insert(0, ["none", sweep.data["raw_accuracy"], None])  # the raw classifier is the sweep's
 
     xr, xf = real.get(torch.arange(256)), fake.get(torch.arange(256))
     radii, pr = radial_power_spectrum(xr - xr.mean(dim=(-2, -1), keepdim=True))

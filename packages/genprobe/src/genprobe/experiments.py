@@ -7,6 +7,8 @@
 - :func:`edges`: accuracy on raw images, Sobel magnitude and Canny edge maps.
 - :func:`data_scaling`: accuracy against the number of training images per class (nested subsets, one test set).
 - :func:`robustness`: one classifier evaluated under JPEG / resize / blur perturbations (the detectors' checks).
+- :func:`genprobe.mixing.data_mixing`: a generator refitted on real-only, mixed and replaced training data, each
+  scored by how well a classifier tells its samples from real images.
 
 A report is a table (written as JSON and CSV) plus the data for its PNG figure; :meth:`Report.write` saves all.
 Sources' decoded-image caches are shared across the classifiers of an experiment.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +27,13 @@ from typing import Any
 import torch
 
 from gen_common.atomic import atomic_path, atomic_write_json
-from gen_common.cli import progress
+from gen_common.cli import progress as progress_bar
 from gen_common.jsonio import to_jsonable
-from genprobe import plots
+from genprobe import plotting
 from genprobe.data import ImageSource, SplitConfig, balanced_split, split_sets
 from genprobe.filters import parse_perturbation
 from genprobe.metrics import Metrics
-from genprobe.probe import ProbeConfig, ProbeRun, evaluate, train_probe
+from genprobe.probe import ProbeConfig, ProbeRun, evaluate, train_probe, warn_small_test
 from genprobe.toy import PAIRS, ToyConfig, toy_pair
 
 __all__ = [
@@ -61,25 +63,32 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(dataclasses.asdict(self))
 
-    def write(self, out_dir: str | Path) -> list[Path]:
-        """``<name>.json`` (everything), ``<name>.csv`` (the table) and ``<name>.png`` (the figure)."""
-        d = Path(out_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        paths = [atomic_write_json(d / f"{self.name}.json", self.to_json())]
-        with atomic_path(d / f"{self.name}.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    def write(self, out: str | Path | Callable[[str], Path]) -> list[Path]:
+        """``<name>.json`` (everything), ``<name>.csv`` (the table) and ``<name>.png`` (the figure), into the
+        folder ``out`` or at the paths ``out(file_name)`` gives (``RunContext.output``: its overwrite policy)."""
+        if callable(out):
+            path_for = out
+        else:
+            d = Path(out)
+            d.mkdir(parents=True, exist_ok=True)
+            path_for = d.joinpath
+        paths = [atomic_write_json(path_for(f"{self.name}.json"), self.to_json())]
+        csv_path = path_for(f"{self.name}.csv")
+        with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(self.columns)
             w.writerows(self.rows)
-        paths.append(d / f"{self.name}.csv")
-        fig = self.plot(d / f"{self.name}.png")
-        if fig is not None:
-            paths.append(fig)
+        paths.append(csv_path)
+        if self.data.get("kind") in ("matrix", "curves", "bars"):
+            fig = self.plot(path_for(f"{self.name}.png"))
+            if fig is not None:
+                paths.append(fig)
         return paths
 
     def plot(self, path: Path) -> Path | None:
         kind = self.data.get("kind")
         if kind == "matrix":
-            return plots.plot_matrix(
+            return plotting.plot_matrix(
                 self.data["matrix"],
                 self.data["row_names"],
                 self.data["col_names"],
@@ -91,7 +100,7 @@ class Report:
                 vmax=self.data.get("vmax", 1.0),
             )
         if kind == "curves":
-            return plots.plot_curves(
+            return plotting.plot_curves(
                 self.data["x"],
                 self.data["curves"],
                 path,
@@ -101,7 +110,7 @@ class Report:
                 logx=self.data.get("logx", False),
             )
         if kind == "bars":
-            return plots.plot_bars(
+            return plotting.plot_bars(
                 self.data["labels"],
                 self.data["values"],
                 path,
@@ -118,12 +127,12 @@ def run_probe(
     *,
     device: torch.device | str = "auto",
     checkpoint_dir: str | Path | None = None,
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> ProbeRun:
     """Split the sources (balanced), train one classifier, evaluate it on the test split (``run.test``)."""
     tr, va, te = split_sets(sources, balanced_split(sources, split))
     return train_probe(
-        tr, va, config, test_set=te, device=device, checkpoint_dir=checkpoint_dir, show_progress=show_progress
+        tr, va, config, test_set=te, device=device, checkpoint_dir=checkpoint_dir, progress=progress
     )
 
 
@@ -135,13 +144,13 @@ def _train_all(
     jobs: Sequence[tuple[Sequence[ImageSource], ProbeConfig, SplitConfig | None]],
     desc: str,
     device: torch.device | str,
-    show_progress: bool | None,
+    progress: bool | None,
 ) -> list[ProbeRun]:
     """One tested classifier per (sources, config, split) job, under one progress bar (the classifiers' own
     bars would flicker underneath it)."""
     runs = []
-    for srcs, cfg, split in progress(list(jobs), desc=desc, enabled=show_progress):
-        run = run_probe(srcs, cfg, split, device=device, show_progress=False)
+    for srcs, cfg, split in progress_bar(list(jobs), desc=desc, enabled=progress):
+        run = run_probe(srcs, cfg, split, device=device, progress=False)
         assert run.test is not None
         runs.append(run)
     return runs
@@ -153,7 +162,7 @@ def pairwise(
     split: SplitConfig | None = None,
     *,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """Test accuracy of a binary classifier for every pair of sources (a symmetric matrix, diagonal empty)."""
     cfg = config or ProbeConfig()
@@ -163,9 +172,7 @@ def pairwise(
     names = [s.name for s in sources]
     mat: list[list[float | None]] = [[None] * k for _ in range(k)]
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-    done = _train_all(
-        [([sources[i], sources[j]], cfg, split) for i, j in pairs], "pairs", device, show_progress
-    )
+    done = _train_all([([sources[i], sources[j]], cfg, split) for i, j in pairs], "pairs", device, progress)
     rows, runs = [], []
     for (i, j), run in zip(pairs, done):
         mat[i][j] = mat[j][i] = run.test.accuracy
@@ -187,11 +194,11 @@ def multiclass(
     split: SplitConfig | None = None,
     *,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """One classifier over all sources: confusion matrix (rows: true source, columns: predicted)."""
     cfg = config or ProbeConfig()
-    run = run_probe(sources, cfg, split, device=device, show_progress=show_progress)
+    run = run_probe(sources, cfg, split, device=device, progress=progress)
     assert run.test is not None
     k = len(run.test.class_names)
     report = confusion_report(
@@ -241,7 +248,7 @@ def frequency_sweep(
     include_raw: bool = True,
     boundary: str = "circular",
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """Accuracy vs cutoff R (cycles per image) for classifiers trained and tested on low-pass(R) and high-pass(R)
     images (the paper's frequency analysis: high-pass keeps the accuracy, low-pass loses it). ``boundary``:
@@ -258,7 +265,7 @@ def frequency_sweep(
         [(sources, dataclasses.replace(cfg, filter=spec), split) for spec, _ in jobs],
         "sweep",
         device,
-        show_progress,
+        progress,
     )
     acc = {spec: run.test.accuracy for (spec, _), run in zip(jobs, done)}
     runs = [_summary(run) for run in done]
@@ -291,7 +298,7 @@ def edges(
     split: SplitConfig | None = None,
     *,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """Accuracy of classifiers trained on raw images and on edge maps (the paper: edges keep the accuracy)."""
     cfg = config or ProbeConfig()
@@ -299,7 +306,7 @@ def edges(
         [(sources, dataclasses.replace(cfg, filter=spec), split) for spec in filters],
         "edges",
         device,
-        show_progress,
+        progress,
     )
     rows = [[spec, run.test.accuracy, run.test.average_precision] for spec, run in zip(filters, done)]
     runs = [_summary(run) for run in done]
@@ -325,7 +332,7 @@ def data_scaling(
     split: SplitConfig | None = None,
     *,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """Accuracy vs training images per class; the training sets are nested and share one val and test set."""
     cfg = config or ProbeConfig()
@@ -337,7 +344,7 @@ def data_scaling(
         [(sources, cfg, dataclasses.replace(base, train_per_class=n)) for n in sizes],
         "sizes",
         device,
-        show_progress,
+        progress,
     )
     rows = [[n, run.test.accuracy, run.test.average_precision] for n, run in zip(sizes, done)]
     runs = [_summary(run, train_per_class=n) for n, run in zip(sizes, done)]
@@ -365,14 +372,14 @@ def robustness(
     split: SplitConfig | None = None,
     *,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """Train once, then test under each perturbation (JPEG needs images in [0, 1], i.e. folder sources)."""
     cfg = config or ProbeConfig()
     for p in perturbations:
         parse_perturbation(None if p == "none" else p)  # fail before training, not after
     tr, va, te = split_sets(sources, balanced_split(sources, split))
-    run = train_probe(tr, va, cfg, test_set=None, device=device, show_progress=show_progress)
+    run = train_probe(tr, va, cfg, test_set=None, device=device, progress=progress)
     rows = []
     for p in perturbations:
         m = evaluate(
@@ -383,6 +390,8 @@ def robustness(
             perturb=None if p == "none" else p,
         )
         rows.append([p, m.accuracy, m.average_precision])
+        if len(rows) == 1:  # the test set is evaluated here, not by train_probe: its size is checked here
+            warn_small_test(m, cfg.filter)
     return Report(
         "robustness",
         f"accuracy under perturbations ({cfg.arch}, filter {cfg.filter})",
@@ -414,7 +423,7 @@ def toy_probe(
     include_raw: bool = True,
     seed: int = 0,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> Report:
     """The offline proof of the probe: for each toy pair, accuracy on raw, low-pass(cutoff) and high-pass(cutoff)
     images. Expected: ``hf`` at chance after the low-pass and near 1 after the high-pass; ``lf`` the reverse."""
@@ -425,7 +434,7 @@ def toy_probe(
     jobs = [(p, f) for p in pairs for f in specs]
     srcs = {p: toy_pair(p, num_images, tcfg, seed=seed) for p in pairs}
     done = _train_all(
-        [(srcs[p], dataclasses.replace(cfg, filter=f), split) for p, f in jobs], "toy", device, show_progress
+        [(srcs[p], dataclasses.replace(cfg, filter=f), split) for p, f in jobs], "toy", device, progress
     )
     rows, runs = [], []
     for (p, f), run in zip(jobs, done):

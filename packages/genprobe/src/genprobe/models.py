@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from gen_common.pretrained import PretrainedMixin
+from genprobe.config import ARCHS
 from genprobe.filters import ImageFilter
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "feature_extractor",
 ]
 
-ARCHS = ("small_cnn", "resnet18", "resnet50", "convnext_tiny", "vit_small", "linear_probe")
 _BACKBONES = ("resnet18", "resnet50", "convnext_tiny", "vit_small")
 _NORMS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,55 +26,21 @@ from gen_common.checkpoint import load_state_dict
 from gen_common.device import autocast, resolve_device
 from gen_common.seeding import make_generator, rand, randint, split_seed
 from gen_common.training import TrainConfig, train
+from genprobe.config import MIN_TEST_PER_CLASS, PRETRAINABLE_HEADS, ProbeConfig, SmallSplitWarning
 from genprobe.data import ImageSource, LabeledSet
 from genprobe.filters import parse_filter, parse_perturbation
 from genprobe.metrics import Metrics, compute_metrics
 from genprobe.models import ClassifierConfig, DistributionClassifier
 
-__all__ = ["ProbeConfig", "ProbeRun", "evaluate", "predict_logits", "train_probe"]
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """How one classifier is trained. Defaults suit the small CPU CNN; the paper-scale architectures want
-    ``lr`` ~ 1e-4 (CNNDetection's Adam default) and thousands of steps."""
-
-    arch: str = "small_cnn"
-    filter: str = "none"
-    steps: int = 500
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 0
-    schedule: str = "cosine"
-    grad_clip: float | None = 1.0
-    eval_every: int = 100  # validation cadence (early stopping)
-    patience: int | None = 5  # evaluations without improvement before stopping; None: train all steps
-    target_accuracy: float | None = None  # stop as soon as the validation accuracy reaches it (default 1.0)
-    hflip: bool = True  # random horizontal flips (CNNDetection's augmentation)
-    train_perturb: str | None = None  # jpeg:Q / resize:S / blur:SIGMA applied to every training batch
-    width: int = 32  # small_cnn
-    patch_size: int = 16  # vit_small
-    normalization: str = "data"  # data / imagenet / clip / none
-    backbone: str = ""  # linear_probe trunk
-    backbone_weights: str | None = None  # state dict for the trunk (safetensors or weights_only torch file)
-    mixed_precision: str = "auto"  # auto: bf16 on CUDA
-    channels_last: bool = True  # on CUDA
-    compile: bool = False  # torch.compile the network
-    prefilter: bool | str = "auto"  # filter the training images once (auto: when they fit in 2 GiB)
-    eval_batch_size: int = 256
-    norm_samples: int = 1024  # training images used for the standardisation statistics
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("steps, batch_size and eval_every must be >= 1")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError("patience must be >= 1 (or None to turn early stopping off)")
-        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
-            raise ValueError("target_accuracy must be in (0, 1]")
-        parse_filter(self.filter)
-        parse_perturbation(self.train_perturb)
+__all__ = [
+    "ProbeConfig",
+    "ProbeRun",
+    "SmallSplitWarning",
+    "evaluate",
+    "predict_logits",
+    "train_probe",
+    "warn_small_test",
+]
 
 
 @dataclass
@@ -179,6 +146,33 @@ def _fit_standardization(
     model.norm.set(mean, std)
 
 
+def _load_backbone_weights(model: DistributionClassifier, config: ProbeConfig) -> None:
+    """Pretrained weights into the linear probe's frozen trunk, or into a whole network but its head."""
+    sd = load_state_dict(config.backbone_weights)
+    if config.arch == "linear_probe":
+        missing, unexpected = model.net.backbone.load_state_dict(sd, strict=False)
+        if unexpected or len(missing) == len(model.net.backbone.state_dict()):
+            raise ValueError(
+                f"{config.backbone_weights} does not fit a {config.backbone} trunk "
+                f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
+            )
+        return
+    head = PRETRAINABLE_HEADS[config.arch]
+    own = model.net.state_dict()
+    body = {k: v for k, v in sd.items() if not k.startswith(head)}
+    missing = [k for k in own if not k.startswith(head) and k not in body]
+    unexpected = [k for k in body if k not in own]
+    shapes = [k for k in body if k in own and tuple(body[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        first = (shapes or missing or unexpected)[0]
+        raise ValueError(
+            f"{config.backbone_weights} does not fit a {config.arch} network ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(shapes)} mis-shaped keys, e.g. {first}); the weights must be a "
+            f"torchvision {config.arch} state dict for the same input channels and image size"
+        )
+    model.net.load_state_dict(body, strict=False)
+
+
 def _build(config: ProbeConfig, data: LabeledSet, backbone: nn.Module | None) -> DistributionClassifier:
     c, h, w = data.image_shape
     ccfg = ClassifierConfig(
@@ -199,14 +193,8 @@ def _build(config: ProbeConfig, data: LabeledSet, backbone: nn.Module | None) ->
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(split_seed(config.seed, 0x1417))
         model = DistributionClassifier(ccfg, backbone=backbone)
-    if config.arch == "linear_probe" and backbone is None and config.backbone_weights:
-        sd = load_state_dict(config.backbone_weights)
-        missing, unexpected = model.net.backbone.load_state_dict(sd, strict=False)
-        if unexpected or len(missing) == len(model.net.backbone.state_dict()):
-            raise ValueError(
-                f"{config.backbone_weights} does not fit a {config.backbone} trunk "
-                f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
-            )
+    if backbone is None and config.backbone_weights:
+        _load_backbone_weights(model, config)
     return model
 
 
@@ -253,7 +241,7 @@ def train_probe(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     backbone: nn.Module | None = None,
-    show_progress: bool | None = None,
+    progress: bool | None = None,
 ) -> ProbeRun:
     """Train a :class:`DistributionClassifier` on ``train_set`` (labels = source positions).
 
@@ -271,6 +259,14 @@ def train_probe(
         backbone: a frozen feature extractor of your own for ``arch="linear_probe"``.
     """
     cfg = config or ProbeConfig()
+    if val_set is None or len(val_set) == 0:
+        val_set = None
+        warnings.warn(
+            f"no validation set (filter {cfg.filter}): the classifier trains all {cfg.steps} steps with no early "
+            "stopping and no choice of the best step; hold out images for it (--val-per-class N)",
+            SmallSplitWarning,
+            stacklevel=2,
+        )
     dev = resolve_device(device)
     model = _build(cfg, train_set, backbone)
     model.to(dev)
@@ -311,7 +307,7 @@ def train_probe(
 
     tcfg = TrainConfig(
         steps=cfg.steps,
-        lr=cfg.lr,
+        lr=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps,
         schedule=cfg.schedule,  # type: ignore[arg-type]
@@ -323,7 +319,8 @@ def train_probe(
         seed=cfg.seed,
     )
     amp = _mp_dtype(cfg, dev)
-    early = (cfg.patience is not None or cfg.target_accuracy is not None) and val_set is not None
+    patience = cfg.early_stopping_patience
+    early = (patience is not None or cfg.target_accuracy is not None) and val_set is not None
     target = cfg.target_accuracy if cfg.target_accuracy is not None else 1.0
     val_history: list[dict[str, float]] = []
     best_acc, best_state, best_step, bad, stopped = -1.0, None, None, 0, False
@@ -339,7 +336,7 @@ def train_probe(
                 out_dir=work,
                 resume=resume or start_step is not None,
                 device=dev,
-                show_progress=show_progress,
+                show_progress=progress,
                 stop_after=cfg.eval_every if early else None,
             )
             # accelerate wraps forward for mixed precision on every prepare(); drop the wrapper so chunks do not
@@ -362,7 +359,7 @@ def train_probe(
                 bad += 1
             if steps_done >= cfg.steps:
                 break
-            if (cfg.patience is not None and bad >= cfg.patience) or best_acc >= target:
+            if (patience is not None and bad >= patience) or best_acc >= target:
                 stopped = True
                 break
     seconds = time.perf_counter() - t0
@@ -385,4 +382,22 @@ def train_probe(
     )
     if test_set is not None:
         run.test = evaluate(model, test_set, batch_size=cfg.eval_batch_size, device=dev, amp_dtype=amp)
+        warn_small_test(run.test, cfg.filter)
     return run
+
+
+def warn_small_test(metrics: Metrics, what: str = "none", minimum: int = MIN_TEST_PER_CLASS) -> bool:
+    """Warn (:class:`SmallSplitWarning`, with the accuracy's 95% interval) when some class has fewer than
+    ``minimum`` test images; returns whether it warned."""
+    counts = [sum(row) for row in metrics.confusion]
+    fewest = min(counts) if counts else 0
+    if fewest >= minimum:
+        return False
+    lo, hi = metrics.accuracy_ci95 or (float("nan"), float("nan"))
+    warnings.warn(
+        f"only {fewest} test images per class (filter {what}; {metrics.n} in all): accuracy {metrics.accuracy:.3f} "
+        f"has a 95% interval of {lo:.3f}-{hi:.3f}; use at least {minimum} per class (--test-per-class)",
+        SmallSplitWarning,
+        stacklevel=3,
+    )
+    return True

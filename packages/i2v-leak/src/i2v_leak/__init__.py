@@ -2,8 +2,8 @@
 
 Implements Zhao et al., "Identifying and Solving Conditional Image Leakage in Image-to-Video Diffusion Model"
 (NeurIPS 2024) on stock diffusers pipelines. The mathematics (Analytic-Init, schedules, TimeNoise, losses,
-statistics) imports without diffusers; the diffusers-facing names (`wrap_pipeline`, `CILPipeline`,
-`TimestepListDDIMScheduler`, `load_pipeline`, `finetune_svd`) load diffusers on first use.
+statistics) imports without diffusers; every name is imported on first use, the diffusers-facing ones (`wrap_pipeline`,
+`CILPipeline`, `TimestepListDDIMScheduler`, `load_pipeline`, `finetune_svd`) loading diffusers then.
 """
 
 from __future__ import annotations
@@ -11,51 +11,65 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from i2v_leak.analytic_init import (
-    analytic_init_moments_ve,
-    analytic_init_moments_vp,
-    analytic_init_ve,
-    analytic_init_vp,
-    cross_entropy_to_isotropic,
-    kl_gaussian_to_isotropic,
-)
-from i2v_leak.losses import ddpm_timenoise_loss, edm_v_preconditioning, svd_timenoise_loss
-from i2v_leak.metrics import (
-    ClipImageEncoder,
-    flow_motion_score,
-    image_alignment,
-    load_raft,
-    motion_score,
-    temporal_consistency,
-)
-from i2v_leak.presets import PRESETS, Preset, get_preset
-from i2v_leak.schedules import edm_sigmas, karras_sigmas, start_timesteps
-from i2v_leak.stats import LatentStats, RunningMoments, encode_video_latents, estimate_latent_stats
-from i2v_leak.timenoise import TimeNoise
-from i2v_leak.toys import GaussianToy, MixtureToy, scaled_linear_alphas_cumprod, zero_terminal_snr
-
 __version__ = "0.1.0"
 
-# Names that need diffusers, imported on first access so that `import i2v_leak` stays light.
+# Names are imported on first access (PEP 562), so that `import i2v_leak` and `i2v-leak --help` stay light (no
+# torch, no diffusers until a name that needs them is used).
 _LAZY = {
     "CILPipeline": "i2v_leak.adapters",
-    "wrap_pipeline": "i2v_leak.adapters",
-    "detect_kind": "i2v_leak.adapters",
-    "TimestepListDDIMScheduler": "i2v_leak.ddim",
-    "ddim_scheduler_for_start": "i2v_leak.ddim",
-    "load_pipeline": "i2v_leak.loading",
-    "LoadOptions": "i2v_leak.loading",
+    "ClipImageEncoder": "i2v_leak.metrics",
+    "GaussianToy": "i2v_leak.toy",
     "GenerationConfig": "i2v_leak.generation",
+    "LatentStats": "i2v_leak.stats",
+    "LoadOptions": "i2v_leak.loading",
+    "MixtureToy": "i2v_leak.toy",
+    "PRESETS": "i2v_leak.presets",
+    "Preset": "i2v_leak.presets",
+    "RunningMoments": "i2v_leak.stats",
+    "SVDFinetuneConfig": "i2v_leak.training",
+    "TimeNoise": "i2v_leak.timenoise",
+    "TimestepListDDIMScheduler": "i2v_leak.ddim",
+    "analytic_init_moments_ve": "i2v_leak.analytic_init",
+    "analytic_init_moments_vp": "i2v_leak.analytic_init",
+    "analytic_init_ve": "i2v_leak.analytic_init",
+    "analytic_init_vp": "i2v_leak.analytic_init",
+    "cross_entropy_to_isotropic": "i2v_leak.analytic_init",
+    "ddim_scheduler_for_start": "i2v_leak.ddim",
+    "ddpm_timenoise_loss": "i2v_leak.losses",
+    "detect_kind": "i2v_leak.adapters",
+    "edm_sigmas": "i2v_leak.schedules",
+    "edm_v_preconditioning": "i2v_leak.losses",
+    "encode_video_latents": "i2v_leak.stats",
+    "estimate_latent_stats": "i2v_leak.stats",
+    "finetune_svd": "i2v_leak.training",
+    "flow_motion_score": "i2v_leak.metrics",
     "generate_video": "i2v_leak.generation",
-    "SVDFinetuneConfig": "i2v_leak.train",
-    "finetune_svd": "i2v_leak.train",
+    "get_preset": "i2v_leak.presets",
+    "image_alignment": "i2v_leak.metrics",
+    "karras_sigmas": "i2v_leak.schedules",
+    "kl_gaussian_to_isotropic": "i2v_leak.analytic_init",
+    "load_pipeline": "i2v_leak.loading",
+    "load_raft": "i2v_leak.metrics",
+    "motion_score": "i2v_leak.metrics",
+    "scaled_linear_alphas_cumprod": "i2v_leak.toy",
+    "start_timesteps": "i2v_leak.schedules",
+    "svd_timenoise_loss": "i2v_leak.losses",
+    "temporal_consistency": "i2v_leak.metrics",
+    "wrap_pipeline": "i2v_leak.adapters",
+    "zero_terminal_snr": "i2v_leak.toy",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'i2v_leak' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 __all__ = [

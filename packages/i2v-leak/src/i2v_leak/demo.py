@@ -10,16 +10,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from pathlib import Path
 
 import torch
 
+from gen_common.cli import RunContext
 from gen_common.demo import DemoContext, DemoResult, Table
 from gen_common.plotting import new_figure, save_figure
 from i2v_leak.presets import get_preset
+from i2v_leak.runs import CompareRun, Generation, StatsRun
+from i2v_leak.runs import compare as compare_command
+from i2v_leak.runs import stats as stats_command
 from i2v_leak.timenoise import TimeNoise
-from i2v_leak.toys import GaussianToy, MixtureToy, scaled_linear_alphas_cumprod, zero_terminal_snr
+from i2v_leak.toy import GaussianToy, MixtureToy, scaled_linear_alphas_cumprod, zero_terminal_snr
 
 
 def _kl_curves(ms: list[int], alphas: torch.Tensor) -> dict[str, list[tuple[float, float]]]:
@@ -92,53 +98,39 @@ def _plot_timenoise(ctx: DemoContext):
     return save_figure(fig, ctx.path("timenoise.png"))
 
 
-def _tiny_svd(ctx: DemoContext, n_clips: int, steps: int) -> dict:
-    from gen_common.testing.video_tiny import tiny_svd_pipeline
-    from i2v_leak.adapters import wrap_pipeline
-    from i2v_leak.generation import GenerationConfig, generate_video
-    from i2v_leak.metrics import motion_score
-    from i2v_leak.stats import estimate_latent_stats
-    from i2v_leak.video_io import save_strip, synthetic_clips, synthetic_image
+# The demo's presets for the tiny offline SVD: the same commands as `i2v-leak stats` and `i2v-leak compare`.
+PRESETS = {
+    "small": (
+        StatsRun(videos="synthetic", num_synthetic=16),
+        CompareRun(image="synthetic", generation=Generation(steps=4, fps=3, motion_bucket_id=20)),
+    ),
+    "large": (
+        StatsRun(videos="synthetic", num_synthetic=64),
+        CompareRun(image="synthetic", generation=Generation(steps=25, fps=3, motion_bucket_id=20)),
+    ),
+}
 
-    h = w = 32
-    f = 2
-    pipe = tiny_svd_pipeline(ctx.seed, device=ctx.device)
-    gen = torch.Generator().manual_seed(ctx.seed)
-    t0 = time.perf_counter()
-    stats = estimate_latent_stats(
-        pipe,
-        iter(synthetic_clips(n_clips, f, h, w, gen)),
-        height=h,
-        width=w,
-        num_frames=f,
-        show_progress=False,
+
+def _tiny_svd(ctx: DemoContext) -> dict:
+    """Latent statistics from synthetic clips, then stock (σ_max 700) vs the fix (σ_max 100 + Analytic-Init)."""
+    stats_run, compare_run = PRESETS["large" if ctx.scale == "large" else "small"]
+    run_ctx = RunContext(
+        device=str(ctx.device), seed=ctx.seed, out=ctx.out_dir, overwrite=True, progress=ctx.progress
     )
+    t0 = time.perf_counter()
+    stats = stats_command(stats_run, run_ctx)
     t_stats = time.perf_counter() - t0
-    cil = wrap_pipeline(pipe, M=get_preset("svd").M, stats=stats)
-    cfg = GenerationConfig(h, w, f, steps=steps, fps=3, motion_bucket_id=20)
-    image = synthetic_image(h, w, seed=ctx.seed)
-    t0 = time.perf_counter()
-    base = generate_video(cil, image, cfg, ctx.seed, fix=False)
-    t_base = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fixed = generate_video(cil, image, cfg, ctx.seed, fix=True)
-    t_fix = time.perf_counter() - t0
-    x0 = cil.initial_latents(1, h, w, f, steps, torch.Generator().manual_seed(0))
-    fig = save_strip(
-        [("stock σ_max 700", base), ("σ_max 100 + Analytic-Init", fixed)],
-        ctx.path("tiny_svd.png"),
-        title="tiny random SVD, offline",
-    )
+    generation = dataclasses.replace(compare_run.generation, stats=stats.stats)
+    cmp = compare_command(dataclasses.replace(compare_run, generation=generation), run_ctx)
     return {
-        "figure": fig,
+        "figure": Path(cmp.png),
         "tr_cov_over_d": stats.tr_cov_over_d,
-        "mean_abs": float(stats.mean.abs().mean()),
-        "init_std": float(x0.std()),
-        "motion_base": float(motion_score(base)[0]),
-        "motion_fixed": float(motion_score(fixed)[0]),
+        "mean_abs": stats.mean_abs_mean,
+        "motion_base": cmp.motion_score["baseline"],
+        "motion_fixed": cmp.motion_score["fixed"],
         "seconds_stats": t_stats,
-        "seconds_base": t_base,
-        "seconds_fixed": t_fix,
+        "seconds_base": cmp.seconds["baseline"],
+        "seconds_fixed": cmp.seconds["fixed"],
     }
 
 
@@ -166,7 +158,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     g = GaussianToy.random(4, seed=0)
     mu_T, var_T = g.analytic_vp(float(zt[-1]))
 
-    tiny = _tiny_svd(ctx, n_clips=64 if large else 16, steps=25 if large else 4)
+    tiny = _tiny_svd(ctx)
 
     table_ms = [1000, 960, 940, 900, 860, 820]
     rows = []

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from gen_common.metrics import clip_features
+
 __all__ = [
     "ClipImageEncoder",
     "flow_motion_score",
@@ -134,8 +136,7 @@ class ClipImageEncoder:
         x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False)
         x = ((x - self.mean) / self.std).to(p.device, p.dtype)
         if hasattr(self.model, "get_image_features"):
-            emb = self.model.get_image_features(pixel_values=x)
-            emb = getattr(emb, "pooler_output", emb)
+            emb = clip_features(self.model, pixel_values=x)  # a tensor under transformers 4 and 5
         else:
             emb = self.model(pixel_values=x).image_embeds
         return F.normalize(emb.float(), dim=-1).cpu()

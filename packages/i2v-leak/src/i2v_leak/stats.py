@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from gen_common.checkpoint import CheckpointError, load_state_dict, load_torch_file, save_state_dict
-from gen_common.cli import progress
+from gen_common.cli import progress as progress_bar
 
 __all__ = ["LatentStats", "RunningMoments", "encode_video_latents", "estimate_latent_stats"]
 
@@ -328,7 +328,7 @@ def estimate_latent_stats(
     generator: torch.Generator | None = None,
     posterior: str = "sample",
     max_videos: int | None = None,
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     total: int | None = None,
     meta: dict[str, Any] | None = None,
     on_batch: Callable[[int], None] | None = None,
@@ -343,7 +343,7 @@ def estimate_latent_stats(
     vae = getattr(vae_or_pipe, "vae", vae_or_pipe)
     acc = RunningMoments()
     seen = 0
-    bar = progress(total=total or max_videos, desc="latent stats", enabled=show_progress)
+    bar = progress_bar(total=total or max_videos, desc="latent stats", enabled=progress)
     try:
         for clip in videos:
             v = clip if clip.ndim == 5 else clip.unsqueeze(0)

@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from i2v_leak.train import SVDFinetuneConfig, encode_condition, finetune_svd
+from i2v_leak.training import SVDFinetuneConfig, encode_condition, finetune_svd
 from i2v_leak.video_io import synthetic_clips
 
 from gen_common.training import TrainConfig
@@ -37,7 +37,7 @@ def test_two_steps_with_gradient_checkpointing_then_resume(tmp_path):
         TrainConfig(steps=2, lr=1e-3, log_every=1, mixed_precision="no"),
         out_dir=tmp_path,
         device="cpu",
-        show_progress=False,
+        progress=False,
     )
     del pipe.unet.forward
     assert calls == [True, True]  # gradient checkpointing was on while training
@@ -57,7 +57,7 @@ def test_two_steps_with_gradient_checkpointing_then_resume(tmp_path):
         TrainConfig(steps=3, lr=1e-3, log_every=1, mixed_precision="no"),
         out_dir=tmp_path,
         device="cpu",
-        show_progress=False,
+        progress=False,
     )
     assert res2.resumed_from == 2
     assert res2.steps == 3

@@ -70,16 +70,18 @@ def finetune_svd(
     train_config: TrainConfig,
     *,
     out_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     device: str | torch.device = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Fine-tune ``pipe.unet`` in place on video clips with the TimeNoise loss.
 
     ``clips``: a sequence of clips (F, 3, H, W) in [−1, 1] (a batch is drawn from it at random each step), or a
-    function ``(step, generator) -> (B, F, 3, H, W)``. Returns gen_common's `TrainResult`; with ``out_dir`` the
-    checkpoints go to ``out_dir/step-*`` and the final UNet to ``out_dir/unet``.
+    function ``(step, generator) -> (B, F, 3, H, W)``. Returns gen_common's `TrainResult`. Checkpoints go to
+    ``checkpoint_dir`` (default: ``out_dir``) and are resumed from there; with ``out_dir`` the final UNet is
+    written to ``out_dir/unet``.
     """
     unet = pipe.unet
     for frozen in (pipe.vae, pipe.image_encoder):
@@ -132,10 +134,10 @@ def finetune_svd(
         loss_fn,
         batch_fn,
         train_config,
-        out_dir=out_dir,
+        out_dir=checkpoint_dir if checkpoint_dir is not None else out_dir,
         resume=resume,
         device=device,
-        show_progress=show_progress,
+        show_progress=progress,
         on_log=on_log,
         extra_state={"finetune": config_to_dict(config)},
     )

@@ -1,0 +1,3 @@
+from iced_coke.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from microdreamer.cli import main
+
+raise SystemExit(main())

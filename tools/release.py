@@ -148,6 +148,11 @@ def raise_bounds(pyproject_text: str, reqs: list[str], new: str) -> str:
 
 
 def add_unreleased_note(changelog: str, note: str) -> str:
+    """Append ``note`` to the "Unreleased" notes, creating that section above the first release when missing."""
+    if not re.search(r"^## Unreleased", changelog, flags=re.M):
+        m = re.search(r"^## ", changelog, flags=re.M)
+        at = m.start() if m else len(changelog)
+        return f"{changelog[:at].rstrip(chr(10))}\n\n## Unreleased\n- {note}\n\n{changelog[at:]}".lstrip("\n")
     head, notes, rest = split_changelog(changelog)
     body = f"{notes}\n- {note}" if notes else f"- {note}"
     return f"{head}{body}\n\n{rest.lstrip(chr(10))}"
@@ -265,10 +270,8 @@ def _main(argv: list[str] | None = None) -> int:
             + f"); rerun with --raise-dependents to raise them to '{m.dist}{compatible_spec(new)}' in this release"
         )
     for f in dependent_files:
-        if f.name == "CHANGELOG.md" and not (
-            f.is_file() and re.search(r"^## Unreleased", f.read_text(), flags=re.M)
-        ):
-            problems.append(f"{rel(f)} has no '## Unreleased' section for the raised bound's note")
+        if f.name == "CHANGELOG.md" and not f.is_file():
+            problems.append(f"{rel(f)} is missing: the raised bound needs a changelog note")
     dirty = run(["git", "status", "--porcelain"], cwd=root).strip()
     if dirty and not args.dry_run:
         problems.append("the working tree has uncommitted changes; commit or stash them first")

@@ -97,10 +97,10 @@ def run_demo(ctx: DemoContext) -> DemoResult:
             "floor, so no speed-up is claimed from them; images and text need trained networks",
         },
         captions={
-            "quality_vs_nfe.png": "Quality vs NFE per sampler. The sampled toys flatten at their Monte Carlo "
+            "bench.png": "Quality vs NFE per sampler. The sampled toys flatten at their Monte Carlo "
             "floor (distance between two true samples): there the curves cannot be told apart and no speed-up "
             "is read off; the exact 1-D Gaussian panel has no floor.",
-            "orders.png": "Error vs steps on exact toys: the slopes are the solvers' convergence orders "
+            "order_check.png": "Error vs steps on exact toys: the slopes are the solvers' convergence orders "
             "(1 for BFN and ++1, 2 for ++2).",
         },
     )

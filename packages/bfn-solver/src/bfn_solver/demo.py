@@ -86,7 +86,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
             "BFN 66.3% vs Solver2 82.3%",
             "measured": f"exact 1-D Gaussian, to match BFN at {exact.reference_steps} steps: BFN-Solver++2 "
             f"{_fmt(exact.nfe_to_match.get('solver++2'))} NFE, SDE-BFN-Solver++2 "
-            f"{_fmt(exact.nfe_to_match.get('sde_solver++2'))} NFE (best "
+            f"{_fmt(exact.nfe_to_match.get('sde_solver++2'))} NFE (best solver "
             + (
                 f"{max(v for v in exact.speedups().values() if v):.0f}×)"
                 if any(exact.speedups().values())

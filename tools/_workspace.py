@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -101,10 +102,16 @@ def build(dist: str, out_dir: Path, root: Path = ROOT) -> tuple[Path, Path]:
     return wheels[-1], sdists[-1]
 
 
-def smoke_test(dist: str, workdir: Path, wheel: Path | None = None, root: Path = ROOT) -> dict[str, object]:
+def smoke_test(
+    dist: str, workdir: Path, wheel: Path | None = None, root: Path = ROOT, pip: bool = False
+) -> dict[str, object]:
     """Install ``dist`` alone into a fresh venv under ``workdir`` and exercise it. Returns what was checked.
 
     Fails when the import's ``__version__`` (if it has one) differs from the version in its pyproject.toml.
+    ``pip=True`` installs as a user would: a stdlib ``venv`` with its own pip; the locked third-party dependencies
+    go in first (uv, from its cache), then plain ``pip install --no-index --find-links WHEELS <dist>`` resolves the
+    workspace packages from our wheels alone (no index can supply a same-named stranger) and checks that every
+    declared dependency is satisfied. The result then holds ``pip show`` of each workspace package installed.
     """
     ms = members(root)
     closure = workspace_closure(dist, ms)
@@ -131,7 +138,10 @@ def smoke_test(dist: str, workdir: Path, wheel: Path | None = None, root: Path =
     )
     (workdir / "requirements.txt").write_text(reqs, encoding="utf-8")
     venv = workdir / "venv"
-    run(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
+    if pip:
+        run([sys.executable, "-m", "venv", str(venv)])  # ensurepip: the pip a user gets, no download
+    else:
+        run(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
     py = venv / "bin" / "python"
     run(
         [
@@ -143,9 +153,36 @@ def smoke_test(dist: str, workdir: Path, wheel: Path | None = None, root: Path =
             str(py),
             "-r",
             str(workdir / "requirements.txt"),
-            *map(str, wheels),
+            *([] if pip else map(str, wheels)),
         ]
     )
+    shown: dict[str, str] = {}
+    if pip:
+        links = workdir / "find-links"
+        links.mkdir(exist_ok=True)
+        for w in wheels:
+            shutil.copy2(w, links / w.name)
+        pip_env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+        pip_env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        run(
+            [
+                str(py),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-index",
+                "--find-links",
+                str(links),
+                ms[_norm(dist)].dist,
+            ],
+            cwd=workdir,
+            env=pip_env,
+        )
+        for name in closure:
+            shown[name] = run(
+                [str(py), "-m", "pip", "show", "--files", ms[name].dist], cwd=workdir, env=pip_env
+            )
     member = ms[_norm(dist)]
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     env.update(HF_HUB_OFFLINE="1", GEN_OFFLINE="1", MPLBACKEND="Agg")
@@ -173,4 +210,5 @@ def smoke_test(dist: str, workdir: Path, wheel: Path | None = None, root: Path =
         "wheels": [w.name for w in wheels],
         "help": helps,
         "installed": installed,
+        "pip_show": shown,
     }

@@ -70,17 +70,44 @@ def test_crash_inside_safetensors_writer_keeps_the_old_checkpoint(tmp_path, monk
     assert _leftovers(tmp_path) == []
 
 
-def test_written_files_follow_the_umask(tmp_path):
-    import os
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_follow_the_umask(tmp_path, monkeypatch, umask):
     import stat
 
-    from gen_common.atomic import atomic_write_text
+    import gen_common.atomic as atomic_mod
 
-    old = os.umask(0o022)
-    try:
-        mode = stat.S_IMODE(atomic_write_text(tmp_path / "a.txt", "x").stat().st_mode)
-        assert mode == 0o644  # readable by others, as open() would make it (mkstemp alone gives 0600)
-        os.umask(0o077)
-        assert stat.S_IMODE(atomic_write_text(tmp_path / "b.txt", "x").stat().st_mode) == 0o600
-    finally:
-        os.umask(old)
+    # the process umask is read once and cached; pretend it is `umask` (the real one is left alone)
+    monkeypatch.setattr(atomic_mod, "_umask", lambda: umask)
+    target = tmp_path / "weights.json"
+    atomic_write_json(target, {"a": 1})
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    with atomic_path(tmp_path / "w.bin") as tmp:
+        tmp.write_bytes(b"x")
+    assert stat.S_IMODE((tmp_path / "w.bin").stat().st_mode) == 0o666 & ~umask
+
+
+def test_umask_is_read_without_changing_it(tmp_path):
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    # A fresh process with umask 027: the mode of a written file equals that of a plain open(), and the umask survives.
+    code = (
+        "import os, stat, sys\n"
+        "from gen_common import atomic_write_text\n"
+        "d = sys.argv[1]\n"
+        "atomic_write_text(os.path.join(d, 'a.txt'), 'x')\n"
+        "open(os.path.join(d, 'b.txt'), 'w').close()\n"
+        "m = os.umask(0); print(oct(m))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.umask(0o027),
+        check=True,
+    )
+    assert proc.stdout.strip() == "0o27"
+    a, b = (stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("a.txt", "b.txt"))
+    assert a == b == 0o640

@@ -93,3 +93,13 @@ def test_local_paths(tmp_path):
     f = atomic_write_text(tmp_path / "file.json", json.dumps({}))
     with pytest.raises(CheckpointError, match="is a file"):
         resolve_pretrained(f)
+
+
+def test_load_state_dict_accepts_an_indexed_cpu_device(tmp_path):
+    # accelerate names the CPU of a multi-process CPU run "cpu:0"; safetensors alone refuses that name
+    from gen_common import load_state_dict, save_state_dict
+
+    save_state_dict({"w": torch.arange(3.0)}, tmp_path / "m.safetensors")
+    assert torch.equal(
+        load_state_dict(tmp_path / "m.safetensors", device=torch.device("cpu", 0))["w"], torch.arange(3.0)
+    )

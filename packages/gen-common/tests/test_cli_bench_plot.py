@@ -103,10 +103,10 @@ def test_png_written(tmp_path):
 
 def test_missing_extra_is_a_user_error(capsys):
     def main(argv):
-        raise ImportError("needs transformers: pip install 'radd[hf]'")
+        raise ImportError("needs transformers: pip install 'radd-diffusion[hf]'")
 
     assert run_cli(main, []) == 2
-    assert "pip install 'radd[hf]'" in capsys.readouterr().err
+    assert "pip install 'radd-diffusion[hf]'" in capsys.readouterr().err
 
     def broken(argv):
         raise ImportError("cannot import name 'x'")

@@ -45,3 +45,43 @@ def test_report_renders(tmp_path):
     json.dumps(res.to_json())
     empty = render_html({}, {}, tmp_path)
     assert "No demos are installed" in empty
+
+
+def test_report_leads_with_the_headline_table(tmp_path):
+    head = {"claim": "c1", "paper": "3.5×", "measured": "1.6×", "reproduces": True, "reason": ""}
+    res = DemoResult(
+        "T", "s", {"gap": None, "x": float("nan")}, [Table("tab", ["a", "b"], [[None, 2]])],
+        [tmp_path / "d" / "quality_vs_nfe.png"], headline=head, captions={"quality_vs_nfe.png": "look at 10 NFE"},
+    )  # fmt: skip
+    no = DemoResult("U", "s", headline={**head, "reproduces": False, "reason": "too small"})
+    na = DemoResult("V", "s", headline={**head, "reproduces": None, "reason": "needs weights"})
+    results = {
+        "alpha": {"status": "ok", "seconds": 2.0, **res.to_json()},
+        "beta": {"status": "ok", "seconds": 1.0, **no.to_json()},
+        "gamma": {"status": "ok", "seconds": 1.0, **na.to_json()},
+        "delta": {"status": "failed", "seconds": 1.0, "error": "boom", "title": "delta"},
+    }
+    meta = {
+        "device": {"device": "cpu", "torch": "2.9", "threads": 2},
+        "scale": "small",
+        "seed": 0,
+        "seconds": 5.0,
+    }
+    page = render_html(results, meta, tmp_path)
+    summary = page.index("class='summary'")
+    assert summary < page.index("<section"), "the summary table comes before the details"
+    row = page[summary:].split("</tr>")[1]
+    assert "c1" in row and "3.5×" in row and "1.6×" in row and "class='yes'>yes" in row
+    assert (
+        "class='no'>no" in page
+        and "too small" in page
+        and "not testable here" in page
+        and "needs weights" in page
+    )
+    assert "class='fail'>failed" in page
+    assert "None" not in page and "nan" not in page.lower().replace("nans", ""), "empty cells are blank"
+    assert "<figcaption>look at 10 NFE</figcaption>" in page
+    assert "Settings: device cpu (torch 2.9, 2 threads) · scale small · seed 0 · 4 demo(s) in 5 s" in page
+    assert "{" not in page.split("<body>")[1].split("<section")[0], "no raw JSON in the header"
+    with pytest.raises(ValueError, match="unknown headline key"):
+        DemoResult("t", "s", headline={"claims": "typo"})

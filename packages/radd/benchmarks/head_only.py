@@ -7,8 +7,8 @@ reveals (random remasking) or ranks (confidence). Each variant runs in its own s
 identical. Random weights (the head is re-initialised: RADD zero-initialises it). Default size is GPT-2
 (V=50257, L=1024, batch 8, 12 layers × 768); on a small CPU use the reduced preset:
 
-    uv run --package radd python packages/radd/benchmarks/head_only.py --small
-    uv run --package radd python packages/radd/benchmarks/head_only.py --device cuda --steps 256
+    uv run --package radd-diffusion python packages/radd/benchmarks/head_only.py --small
+    uv run --package radd-diffusion python packages/radd/benchmarks/head_only.py --device cuda --steps 256
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The reveal process does not depend on the network, so a stand-in masked model (uniform predictions over 4 tokens)
 measures NFE at L = 1024 on a CPU in about a minute. This reproduces the README's NFE table:
 
-    uv run --package radd python packages/radd/benchmarks/nfe_formula.py [--json]
+    uv run --package radd-diffusion python packages/radd/benchmarks/nfe_formula.py [--json]
 """
 
 from __future__ import annotations

@@ -177,13 +177,13 @@ def test_missing_extra_is_a_user_error(trained, tmp_path, capsys, monkeypatch):
     import radd.tokenizers as toks
 
     def no_transformers(folder):
-        raise ImportError('a Hugging Face tokenizer needs transformers: pip install "radd[hf]"')
+        raise ImportError('a Hugging Face tokenizer needs transformers: pip install "radd-diffusion[hf]"')
 
     monkeypatch.setattr(toks.HFTokenizer, "from_folder", staticmethod(no_transformers))
     (tmp_path / "tokenizer_config.json").write_text("{}")
     code = main(["sample", "--model", str(trained / "m"), "--tokenizer", str(tmp_path), "--json"])
     assert code == 2
-    assert "radd[hf]" in _json(capsys)["error"]
+    assert "radd-diffusion[hf]" in _json(capsys)["error"]
 
 
 @pytest.mark.parametrize(

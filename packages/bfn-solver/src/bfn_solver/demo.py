@@ -71,7 +71,39 @@ def run_demo(ctx: DemoContext) -> DemoResult:
         f"{_fmt(exact.nfe_to_match.get('sde_solver++2'))} to match BFN at {exact.reference_steps} steps. "
         "Solver orders measured against fine references match theory (1 or 2)."
     )
-    return DemoResult("BFN-Solver: quality vs NFE on exact toys", summary, metrics, tables, figures)
+    return DemoResult(
+        "BFN-Solver: quality vs NFE on exact toys",
+        summary,
+        # Speed-ups of the sampled toys are limited by their Monte Carlo floor (below it two samplers cannot be
+        # told apart): only the floor-free exact comparison reports one.
+        {k: v for k, v in metrics.items() if "speed-up" not in k or k.startswith(f"{exact.data}/")},
+        tables,
+        figures,
+        headline={
+            "claim": "BFN-Solvers reach the original BFN sampler's quality with far fewer network calls: "
+            "5–20× faster for free",
+            "paper": "5–20×; CIFAR-10 FID at 10 NFE: BFN 253 vs BFN-Solver++2 56; text8 at 10 NFE: "
+            "BFN 66.3% vs Solver2 82.3%",
+            "measured": f"exact 1-D Gaussian, to match BFN at {exact.reference_steps} steps: BFN-Solver++2 "
+            f"{_fmt(exact.nfe_to_match.get('solver++2'))} NFE, SDE-BFN-Solver++2 "
+            f"{_fmt(exact.nfe_to_match.get('sde_solver++2'))} NFE (best solver "
+            + (
+                f"{max(v for v in exact.speedups().values() if v):.0f}×)"
+                if any(exact.speedups().values())
+                else "none)"
+            ),
+            "reproduces": any((v or 0) >= 5 for v in exact.speedups().values()),
+            "reason": "speed-up read off the floor-free exact toy; the sampled toys reach their Monte Carlo "
+            "floor, so no speed-up is claimed from them; images and text need trained networks",
+        },
+        captions={
+            "bench.png": "Quality vs NFE per sampler. The sampled toys flatten at their Monte Carlo "
+            "floor (distance between two true samples): there the curves cannot be told apart and no speed-up "
+            "is read off; the exact 1-D Gaussian panel has no floor.",
+            "order_check.png": "Error vs steps on exact toys: the slopes are the solvers' convergence orders "
+            "(1 for BFN and ++1, 2 for ++2).",
+        },
+    )
 
 
 def _fmt(nfe: float | None) -> str:

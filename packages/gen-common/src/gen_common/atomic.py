@@ -1,26 +1,44 @@
 """Atomic file writes: a temporary file in the target's folder, flushed, then renamed over the target.
 
-A crash or Ctrl-C leaves either the old file or the new one, never half of one. The file gets the permissions a
-plain ``open(path, "w")`` would give it (0666 less the user's umask), not ``mkstemp``'s private 0600.
+A crash or Ctrl-C leaves either the old file or the new one, never half of one. Written files get the mode a
+plain ``open(path, "w")`` would give them (0666 minus the user's umask), not ``mkstemp``'s private 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write", "atomic_write_json", "atomic_write_text", "file_mode"]
+
+_UMASK_LOCK = threading.Lock()
 
 
+@functools.cache
 def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
+    """The process umask, read once. Linux reports it in /proc without changing it; elsewhere it is set and restored
+    at once under a lock (the only portable way to read it; the lock keeps our own threads out of the window)."""
+    with contextlib.suppress(OSError):
+        m = re.search(r"^Umask:\s*([0-7]+)$", Path("/proc/self/status").read_text(), flags=re.M)
+        if m:
+            return int(m.group(1), 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
     return mask
+
+
+def file_mode() -> int:
+    """The permission bits a new file gets from ``open(path, "w")``: 0o666 without the umask's bits."""
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -32,8 +50,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: saved models and plots must be readable as usual
+    try:
+        # mkstemp makes the file 0600; a saved model or plot should be as readable as any file the user writes.
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, file_mode())
+        else:  # Windows: only the read-only bit exists
+            os.chmod(tmp, file_mode())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -102,7 +102,9 @@ def load_state_dict(
     suffix = p.suffix.lower()
     if suffix in SAFETENSORS_SUFFIXES:
         try:
-            tensors = load_file(str(p), device=str(device))
+            dev = torch.device(device)
+            # safetensors refuses "cpu:0", which is what accelerate names the CPU of a multi-process CPU run
+            tensors = load_file(str(p), device="cpu" if dev.type == "cpu" else str(dev))
             from safetensors import safe_open
 
             with safe_open(str(p), framework="pt") as fh:

@@ -10,13 +10,23 @@
 
 ``batch_fn(step, generator) -> batch`` builds the step's batch on the CPU; ``loss_fn(model, batch, generator)``
 returns a scalar loss or ``(loss, {name: float})``.
+
+Several processes (``accelerate launch --multi_gpu --num_processes N``, which is torchrun: on CPUs too, where
+``--cpu --num_processes N`` without MPI starts only one process): each process draws its own batch of the
+``batch_fn``'s size from ``(seed, step, process)`` (a per-process batch size, as accelerate's data loaders and
+``per_device_train_batch_size`` mean it; the global batch is N of them, all different), gradients are averaged,
+only the main process writes files, and checkpoints keep every process's RNG state so a resumed run continues
+bit-identically. ``GEN_TRAIN_DEBUG_BATCHES=PATH`` makes each process append ``step sha256`` of each of its batches
+to ``PATH.rank<R>`` (a debugging hook the multi-process test uses to prove the processes saw different data).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
+import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -149,6 +159,62 @@ def _make_accelerator(device: torch.device, mixed_precision: str) -> Any:
     return Accelerator(mixed_precision=mixed_precision, cpu=device.type == "cpu")
 
 
+def _see_through(wrapped: Any, base: torch.nn.Module) -> Any:
+    """A DistributedDataParallel wrapper hides the model's own attributes (``config``, ``mask_id``) that loss
+    functions written for the bare model read; let unknown attribute lookups fall through to the model. The
+    wrapper still runs the forward (its gradient synchronisation needs that)."""
+    if wrapped is base or not isinstance(wrapped, torch.nn.Module):
+        return wrapped
+    cls = type(wrapped)
+
+    def __getattr__(self: Any, name: str) -> Any:
+        try:
+            return cls.__getattr__(self, name)
+        except AttributeError:
+            return getattr(base, name)
+
+    wrapped.__class__ = type(cls.__name__, (cls,), {"__getattr__": __getattr__})
+    return wrapped
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _all_rng_states(acc: Any) -> list[dict[str, Any]]:
+    """Every process's global RNG state, in process order (a collective: all processes must call it). Dropout
+    draws from these, and they differ per process when the processes were seeded per device."""
+    mine = _rng_state()
+    if acc.num_processes == 1:
+        return [mine]
+    states: list[Any] = [None] * acc.num_processes
+    # Pickled between our own processes only; nothing is loaded from a file.
+    torch.distributed.all_gather_object(states, mine)
+    return states
+
+
+def _batch_digest(batch: Any) -> str:
+    h = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            h.update(x.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(x, Mapping):
+            for k in sorted(x):
+                feed(x[k])
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                feed(v)
+        else:
+            h.update(repr(x).encode())
+
+    feed(batch)
+    return h.hexdigest()
+
+
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     """The folder the ``latest`` pointer names, or None."""
     pointer = Path(out_dir) / "latest"
@@ -173,6 +239,7 @@ def _save_checkpoint(
     config: TrainConfig,
     extra: Mapping[str, Any],
     keep: int,
+    rng_states: list[dict[str, Any]] | None = None,
 ) -> Path:
     name = f"step-{step:08d}"
     final = out_dir / name
@@ -183,14 +250,16 @@ def _save_checkpoint(
     if ema is not None:
         save_state_dict(ema.state_dict(), tmp / "ema.safetensors")
     # Optimizer and schedule states are nested dicts of tensors and numbers: torch.save of those loads back with
-    # weights_only=True, so no code runs when resuming.
+    # weights_only=True, so no code runs when resuming. "rng"/"cuda_rng" are the main process's RNG state (the
+    # format single-process checkpoints always had); "rng_per_process" holds every process's, in process order.
+    states = rng_states or [_rng_state()]
     with atomic_path(tmp / "optimizer.pt") as p:
         torch.save(
             {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                **states[0],
+                "rng_per_process": states,
             },
             p,
         )
@@ -297,13 +366,20 @@ def train(
             opt_state = _load_optimizer_state(ckpt)
             optimizer.load_state_dict(opt_state["optimizer"])
             scheduler.load_state_dict(opt_state["scheduler"])
-            torch.set_rng_state(opt_state["rng"])
-            if torch.cuda.is_available() and len(opt_state["cuda_rng"]) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(opt_state["cuda_rng"])
+            per_process = opt_state.get("rng_per_process") or []
+            # This process's own RNG state when the checkpoint was written by as many processes; else the main one's.
+            rng = per_process[acc.process_index] if len(per_process) == acc.num_processes else opt_state
+            torch.set_rng_state(rng["rng"])
+            if torch.cuda.is_available() and len(rng["cuda_rng"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(rng["cuda_rng"])
             start, history, resumed_from = int(state["step"]), list(state["history"]), int(state["step"])
 
+    base_model = model
     model, optimizer = acc.prepare(model, optimizer)
+    model = _see_through(model, base_model)
     model.train()
+    debug_batches = os.environ.get("GEN_TRAIN_DEBUG_BATCHES")
+    debug_file = Path(f"{debug_batches}.rank{acc.process_index}") if debug_batches else None
     end = config.steps if stop_after is None else min(config.steps, start + max(0, stop_after))
     bar = progress_bar(total=config.steps, initial=start, desc="train", enabled=progress)
     run_loss, run_n = 0.0, 0
@@ -312,6 +388,9 @@ def train(
         for step in range(start, end):
             gen = make_generator(split_seed(config.seed, step, acc.process_index))
             batch = move_to(batch_fn(step, gen), acc.device)
+            if debug_file is not None:
+                with open(debug_file, "a", encoding="utf-8") as fh:
+                    fh.write(f"{step} {_batch_digest(batch)}\n")
             with acc.autocast():
                 out_ = loss_fn(model, batch, gen)
             loss, metrics = out_ if isinstance(out_, tuple) else (out_, {})
@@ -350,6 +429,7 @@ def train(
                 and done != end
             ):
                 acc.wait_for_everyone()
+                rng_states = _all_rng_states(acc)
                 if acc.is_main_process:
                     _save_checkpoint(
                         out,
@@ -362,12 +442,16 @@ def train(
                         config,
                         extra_state or {},
                         config.keep_checkpoints,
+                        rng_states,
                     )
     finally:
         bar.close()
     final_ckpt = None
     base = acc.unwrap_model(model)
-    if out is not None and acc.is_main_process and (end > start or latest_checkpoint(out) is None):
+    # Decided before anything is written, identically on every process (the RNG gather below is collective).
+    write_final = out is not None and (end > start or latest_checkpoint(out) is None)
+    rng_states = _all_rng_states(acc) if write_final else None
+    if write_final and acc.is_main_process:
         final_ckpt = _save_checkpoint(
             out,
             end,
@@ -379,8 +463,10 @@ def train(
             config,
             extra_state or {},
             config.keep_checkpoints,
+            rng_states,
         )
-    elif out is not None:
+    acc.wait_for_everyone()  # the other processes read the `latest` pointer only once it names the new checkpoint
+    if out is not None and final_ckpt is None:
         final_ckpt = latest_checkpoint(out)
     if ema is not None and end == config.steps:
         ema.copy_to(base)

@@ -139,4 +139,26 @@ def _run(ctx: DemoContext) -> DemoResult:
         metrics=metrics,
         tables=tables,
         figures=figures,
+        headline={
+            "claim": "distribution classifiers rely on high frequencies and edges: accuracy survives high-pass "
+            "and edge maps and drops towards chance after low-pass",
+            "paper": "real vs generated nearly perfectly separable; accurate on high-pass and edge images, "
+            "accuracy drops on low-pass images (ResNet-50/ConvNeXt/ViT on ImageNet-scale generators)",
+            "measured": f"toy: low-pass {acc[f'hf lowpass:{toy.cutoff:g}']:.2f} (chance 0.50) vs high-pass "
+            f"{acc[f'hf highpass:{toy.cutoff:g}']:.2f}; photos vs a resampler: raw {sweep.data['raw_accuracy']:.2f}, "
+            f"low-pass R={cutoffs[0]:g} {lo[cutoffs[0]]:.2f}, high-pass R={cutoffs[-1]:g} {hi[cutoffs[-1]]:.2f}",
+            "reproduces": acc[f"hf highpass:{toy.cutoff:g}"] - acc[f"hf lowpass:{toy.cutoff:g}"] >= 0.2
+            and hi[cutoffs[-1]] > lo[cutoffs[0]],
+            "reason": "the direction is reproduced on a toy with a known answer and a resampling generator on "
+            "bundled photos; no diffusion-model samples exist offline, so the paper's accuracies are not",
+        },
+        captions={
+            "toy.png": "Toy with a known answer: the pair that differs only in high frequencies is at chance "
+            "after low-pass and separable after high-pass.",
+            "frequency_sweep.png": "Accuracy vs cutoff radius: low-pass falls towards chance as the cutoff "
+            "shrinks; high-pass stays high.",
+            "edges.png": "Accuracy on edge maps (Sobel, Canny) stays close to the raw images'.",
+            "spectrum.png": "Radial power spectra of real and generated crops: the gap sits at high frequencies.",
+            "examples.png": "4 real crops, then 4 generated, raw and filtered.",
+        },
     )

@@ -212,4 +212,21 @@ def run_demo(ctx: DemoContext) -> DemoResult:
         metrics=metrics,
         tables=[kl_table, tn_table, svd_table],
         figures=[fig_kl, fig_tn, tiny["figure"]],
+        headline={
+            "claim": "starting generation earlier (M < T) from Analytic-Init, a start that matches q(x_M), "
+            "narrows the train–test gap behind conditional image leakage, giving more motion",
+            "paper": "Analytic-Init is the KL-optimal Gaussian start at M; on DynamiCrafter / VideoCrafter1 / SVD "
+            "it gives more motion at matched image alignment (M = 940; SVD σ_max 100)",
+            "measured": f"exact KL at M = 940, 4-d Gaussian: {rows[2][1]:.3g} → {rows[2][2]:.3g} nats; lower at "
+            f"every M on both toys (smallest gain {worst_gap:.3g} nats)",
+            "reproduces": worst_gap > 0,
+            "reason": "the KL claim is checked exactly on toys; the motion gain needs the real video models "
+            "(the tiny SVD has random weights: plumbing only)",
+        },
+        captions={
+            "kl_vs_start.png": "Exact KL from each start to the true q(x_M), VP by start step M (left) and VE "
+            "by σ_max (right): Analytic-Init (solid) lies below the standard start (dashed) everywhere.",
+            "timenoise.png": "TimeNoise: the noise scale β_s on the condition stays small until late t.",
+            "tiny_svd.png": "Tiny offline SVD with random weights, stock vs fix: end-to-end plumbing, not quality.",
+        },
     )

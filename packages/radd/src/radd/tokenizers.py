@@ -1,5 +1,5 @@
 """Tokenizers: the character tokenizer of the bundled corpus (default, offline), or a Hugging Face tokenizer from a
-local folder (GPT-2 for the released checkpoints; needs ``pip install "radd[hf]"``).
+local folder (GPT-2 for the released checkpoints; needs ``pip install "radd-diffusion[hf]"``).
 
 Both expose ``encode(text) -> LongTensor``, ``decode(ids) -> str``, ``vocab_size`` and ``save(folder)``; a model
 folder written by the CLI keeps its tokenizer beside the weights, so ``load_tokenizer(model_dir)`` finds it.
@@ -71,7 +71,9 @@ class HFTokenizer:
         try:
             from transformers import AutoTokenizer
         except ImportError as exc:
-            raise ImportError('a Hugging Face tokenizer needs transformers: pip install "radd[hf]"') from exc
+            raise ImportError(
+                'a Hugging Face tokenizer needs transformers: pip install "radd-diffusion[hf]"'
+            ) from exc
         p = Path(folder).expanduser()
         if not p.is_dir():
             raise FileNotFoundError(

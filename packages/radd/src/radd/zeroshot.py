@@ -9,7 +9,7 @@ Which split: the official evaluation scores the ``test`` split, except WikiText-
 scores (``get_valid_dataloaders``); LAMBADA is OpenAI's ``lambada_test.jsonl``; OpenWebText has no official split
 (pass your held-out documents). Files are read locally: plain text (one example per line), JSON lines (a
 ``text`` or ``sentence`` field), parquet, or a Hugging Face datasets cache ``.arrow`` file (pyarrow:
-``pip install "radd[data]"``).
+``pip install "radd-diffusion[data]"``).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _arrow_table(path: Path):
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise ImportError(
-            f'reading {path.suffix} files needs pyarrow: pip install "radd[data]" (or pass a .txt/.jsonl file)'
+            f'reading {path.suffix} files needs pyarrow: pip install "radd-diffusion[data]" (or pass a .txt/.jsonl file)'
         ) from exc
     if path.suffix == ".parquet":
         return pq.read_table(path)

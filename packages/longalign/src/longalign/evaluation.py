@@ -4,6 +4,7 @@ safetensors weights) and compute FID of generated images through `gen_common.met
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ def load_extractor(spec: str, weights: str | Path | None = None, device: str | t
     """The user's feature extractor: ``"package.module:factory"`` where ``factory()`` returns a `torch.nn.Module`
     (or a module class) mapping images (N, 3, H, W) in [0, 1] to features (N, D); ``weights`` (a ``.safetensors``
     state dict) are loaded strictly, so a file that does not fit the module is an error, not a silent half-load."""
+    if importlib.util.find_spec("scipy") is None:
+        raise ValueError(
+            'FID needs scipy (the matrix square root of pytorch-fid): pip install "longalign[fid]"'
+        )
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--fid-extractor {spec!r}: write it as 'package.module:factory'")

@@ -51,7 +51,8 @@ def load_preference(model: str, device: str | torch.device = "auto", **kwargs: A
 
     dev = resolve_device(device)
     if model == TINY:
-        from longalign.toys import tiny_clip_model, tiny_tokenizer
+        from gen_common.testing.clip_tiny import tiny_clip_model
+        from longalign.toys import tiny_tokenizer
 
         clip = tiny_clip_model(seed=kwargs.pop("seed", 0))
         kwargs.setdefault("image_size", clip.config.vision_config.image_size)

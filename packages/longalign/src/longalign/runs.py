@@ -123,6 +123,11 @@ class SampleRun:
     splitter: Literal["default", "official"] = arg("default", help="sentence splitter")
     size: int | None = arg(None, help="image side in pixels (default: the model's)", min=8)
     dtype: str | None = arg(None, help="float32, bfloat16 or float16 (default: bf16 on CUDA)")
+    t5: str | None = arg(
+        None,
+        help="LongSD's T5 branch: a T5 encoder folder with its tokenizer (or hub id, online); needs --adapter",
+    )
+    adapter: str | None = arg(None, help="the released T5 adapter folder (config.json + weights); needs --t5")
 
 
 def _set_scheduler(pipe: Any, name: str) -> None:
@@ -160,10 +165,19 @@ def _generate(run: SampleRun, prompts: list[str], ctx: RunContext) -> list[Any]:
     from longalign.pipeline import LongPromptPipeline
     from longalign.training import merge_loras
 
+    if (run.t5 is None) != (run.adapter is None):
+        raise ValueError("the T5 branch needs both --t5 and --adapter (or neither)")
     pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
     merge_loras(pipe, run.lora)
     _set_scheduler(pipe, run.scheduler)
-    long_pipe = LongPromptPipeline.from_pipe(pipe, max_length=run.max_length, splitter=run.splitter)
+    branch = None
+    if run.t5 is not None:
+        from longalign.loading import load_t5_branch
+
+        branch = load_t5_branch(run.t5, run.adapter, pipe, ctx.device, max_length=run.max_length)
+    long_pipe = LongPromptPipeline.from_pipe(
+        pipe, max_length=run.max_length, splitter=run.splitter, branch=branch
+    )
     kwargs: dict[str, Any] = {"num_inference_steps": run.steps, "guidance_scale": run.guidance}
     if run.size:
         kwargs.update(height=run.size, width=run.size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -29,10 +30,10 @@ def extractor(tmp_path, monkeypatch):
 
     (tmp_path / "tiny_feats_la.py").write_text(EXTRACTOR)
     monkeypatch.syspath_prepend(str(tmp_path))
-    import tiny_feats_la
-
+    # imported by name: it lives in tmp_path, not in any distribution
+    tiny_feats = importlib.import_module("tiny_feats_la")
     torch.manual_seed(3)
-    module = tiny_feats_la.build()
+    module = tiny_feats.build()
     save_file(module.state_dict(), tmp_path / "feats.safetensors")
     return module.eval(), tmp_path / "feats.safetensors"
 

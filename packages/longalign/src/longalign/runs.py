@@ -238,6 +238,8 @@ def evaluate(run: EvaluateRun, ctx: RunContext | None = None) -> dict[str, Any]:
 
     ctx = RunContext.of(ctx)
     prompts = read_prompts(run.prompt, run.prompts)
+    if len(set(run.preference)) != len(run.preference):
+        raise ValueError("a preference model is named twice in --preference: name each once")
     if (run.fid_extractor is None) != (run.fid_reference is None):
         raise ValueError("FID needs both --fid-extractor and --fid-reference (or neither)")
     extractor, ref = None, None

@@ -25,7 +25,7 @@ def text_encoder(sd_pipe):
 
 @pytest.fixture(scope="session")
 def clip_model():
-    from longalign.toys import tiny_clip_model
+    from gen_common.testing.clip_tiny import tiny_clip_model
 
     return tiny_clip_model(seed=0)
 

@@ -89,8 +89,9 @@ def test_ddim_arithmetic_matches_closed_form():
 
 @pytest.fixture(scope="module")
 def objective_setup():
-    from longalign.toys import tiny_clip_model
-    from longalign.toys import tiny_tokenizer as clip_tokenizer
+    from longalign.toys import tiny_tokenizer as clip_tokenizer  # cached: building parses 49k merges
+
+    from gen_common.testing.clip_tiny import tiny_clip_model
 
     pipe = fresh_pipe()
     add_lora(pipe.unet, LoraSpec(rank=4))
@@ -134,8 +135,9 @@ def test_a_few_steps_raise_the_score(objective_setup):
 
 @pytest.mark.filterwarnings("ignore:batch of 1")
 def test_train_reward_resumes_exactly(tmp_path):
-    from longalign.toys import tiny_clip_model
-    from longalign.toys import tiny_tokenizer as clip_tokenizer
+    from longalign.toys import tiny_tokenizer as clip_tokenizer  # cached: building parses 49k merges
+
+    from gen_common.testing.clip_tiny import tiny_clip_model
 
     def run(out, stop_after=None):
         torch.manual_seed(0)  # LoRA dropout draws from the global RNG, which checkpoints save and restore

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -22,7 +23,7 @@ def test_adapter_loads_the_release_layout(tmp_path):
     (tmp_path / "official_adapters.py").write_text(src)
     sys.path.insert(0, str(tmp_path))
     try:
-        import official_adapters
+        official_adapters = importlib.import_module("official_adapters")  # the fetched checkout's file
     finally:
         sys.path.remove(str(tmp_path))
     torch.manual_seed(0)

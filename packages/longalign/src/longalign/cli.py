@@ -9,6 +9,7 @@ from longalign.runs import (
     BenchRun,
     ConvertRun,
     EncodeRun,
+    EvaluateRun,
     SampleRun,
     ScoreRun,
     TrainAlignRun,
@@ -38,6 +39,15 @@ def _show_score(r: dict[str, Any]) -> str:
     return format_table(["image", f"score (w={r['weight']})", "relevant", "irrelevant"], rows)
 
 
+def _show_evaluate(r: dict[str, Any]) -> str:
+    rows = [
+        [k, v["mean_score"], v["mean_plain"], v["mean_relevant"], v["mean_irrelevant"]]
+        for k, v in r["alignment"].items()
+    ]
+    head = format_table(["preference", f"score (w={r['weight']})", "plain", "relevant", "irrelevant"], rows)
+    return head + (f"\nFID: {r['fid']:.4f}" if "fid" in r else "")
+
+
 def _show_bench(r: dict[str, Any]) -> str:
     e = r["encoding"]
     lines = [
@@ -64,6 +74,14 @@ COMMANDS = [
         SampleRun,
         writes=("images/sample-*.png", "contact_sheet.png"),
         out_default="runs/longalign-samples",
+    ),
+    Command(
+        "evaluate",
+        "longalign.runs:evaluate",
+        EvaluateRun,
+        writes=("images/sample-*.png", "contact_sheet.png", "fid_stats.npz", "evaluation.json"),
+        out_default="runs/longalign-eval",
+        human=_show_evaluate,
     ),
     Command("score", "longalign.runs:score", ScoreRun, writes=("scores.json",), human=_show_score),
     Command(

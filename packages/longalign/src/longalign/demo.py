@@ -48,13 +48,14 @@ def _identities(pref: Any, seed: int) -> dict[str, float]:
 
 
 def run_demo(ctx: DemoContext) -> DemoResult:
+    from gen_common.testing.clip_tiny import tiny_clip_model
     from longalign.bench import long_prompt
     from longalign.lora import LoraSpec, add_lora
     from longalign.pipeline import LongPromptPipeline
     from longalign.preference import DecomposedPreference
     from longalign.reward import RewardConfig, RewardObjective
     from longalign.runs import contact_sheet
-    from longalign.toys import tiny_clip_model, tiny_sd_pipeline, tiny_tokenizer
+    from longalign.toys import tiny_sd_pipeline, tiny_tokenizer
 
     large = ctx.scale == "large"
     pipe = tiny_sd_pipeline(seed=ctx.seed).to(ctx.device)

@@ -11,7 +11,7 @@ import torch
 from gen_common.checkpoint import resolve_pretrained
 from gen_common.device import resolve_device, resolve_dtype
 
-__all__ = ["TINY", "load_pipeline", "load_preference", "resolve_model_path"]
+__all__ = ["TINY", "load_pipeline", "load_preference", "load_t5_branch", "resolve_model_path"]
 
 TINY = "tiny"
 
@@ -51,7 +51,8 @@ def load_preference(model: str, device: str | torch.device = "auto", **kwargs: A
 
     dev = resolve_device(device)
     if model == TINY:
-        from longalign.toys import tiny_clip_model, tiny_tokenizer
+        from gen_common.testing.clip_tiny import tiny_clip_model
+        from longalign.toys import tiny_tokenizer
 
         clip = tiny_clip_model(seed=kwargs.pop("seed", 0))
         kwargs.setdefault("image_size", clip.config.vision_config.image_size)
@@ -71,3 +72,40 @@ def load_preference(model: str, device: str | torch.device = "auto", **kwargs: A
             f"{path} lacks a text or a vision tower (config.json needs text_config and vision_config)"
         )
     return DecomposedPreference.from_pretrained(str(path), **kwargs).to(dev)
+
+
+def load_t5_branch(
+    t5: str, adapter: str, pipe: Any, device: str | torch.device = "auto", max_length: int = 240
+) -> Any:
+    """LongSD's T5 branch for ``pipe``: a transformers T5 encoder + its tokenizer (one folder or hub id, e.g. the
+    release's ``t5-large``) and the released adapter folder (`TextAdapter`). T5 runs in float32 unless the pipeline
+    is bf16 (fp16 T5 overflows); shapes are checked against T5's width and the UNet's cross-attention width."""
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    from longalign.t5branch import T5Branch, TextAdapter
+
+    dev = resolve_device(device)
+    unet_dtype = next(pipe.unet.parameters()).dtype
+    dt = torch.bfloat16 if unet_dtype == torch.bfloat16 else torch.float32
+    t5_path, adapter_path = resolve_model_path(t5), resolve_model_path(adapter)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(t5_path))
+        encoder = T5EncoderModel.from_pretrained(str(t5_path), torch_dtype=dt)
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"{t5_path} is not a T5 encoder folder with a tokenizer ({type(exc).__name__})"
+        ) from exc
+    try:
+        text_adapter = TextAdapter.from_pretrained(str(adapter_path), torch_dtype=dt)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{adapter_path} is not a TextAdapter folder ({type(exc).__name__})") from exc
+    cfg = text_adapter.config
+    if cfg.in_dim != encoder.config.d_model:
+        raise ValueError(
+            f"the adapter takes width {cfg.in_dim} but the T5 encoder gives {encoder.config.d_model}"
+        )
+    if cfg.out_dim != pipe.unet.config.cross_attention_dim:
+        raise ValueError(
+            f"the adapter gives width {cfg.out_dim} but the UNet attends to {pipe.unet.config.cross_attention_dim}"
+        )
+    return T5Branch(tokenizer, encoder.eval().to(dev), text_adapter.eval().to(dev), max_length=max_length)

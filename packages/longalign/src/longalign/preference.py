@@ -20,6 +20,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+# transformers 4 and 5 return features differently; gen_common hides it
+from gen_common.metrics.clip_score import clip_features
 from longalign.segments import split_sentences
 
 __all__ = [
@@ -129,11 +131,6 @@ class PreferenceOutput:
     weight: float
 
 
-def _features(out: Any) -> torch.Tensor:
-    # transformers 5 returns an output object whose pooler_output is the projected feature; 4.x a tensor
-    return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
 class DecomposedPreference(torch.nn.Module):
     """A CLIP-like preference model (Denscore, PickScore, CLIP-H, any transformers `CLIPModel`, or open_clip) scoring
     images against long texts with the decomposition (paper Sec. 3.2; official ``dense_score``).
@@ -232,7 +229,7 @@ class DecomposedPreference(torch.nn.Module):
         if self.backend == "open_clip":
             f = self.model.encode_image(x)
         else:
-            f = _features(self.model.get_image_features(pixel_values=x))
+            f = clip_features(self.model, pixel_values=x)
         return f / f.norm(dim=-1, keepdim=True)
 
     @torch.no_grad()
@@ -244,7 +241,12 @@ class DecomposedPreference(torch.nn.Module):
             tok = self.tokenizer(
                 texts, padding="max_length", truncation=True, max_length=77, return_tensors="pt"
             )
-            t = _features(self.model.get_text_features(**{k: v.to(self.device) for k, v in tok.items()}))
+            mask = tok.get("attention_mask")
+            t = clip_features(
+                self.model,
+                input_ids=tok["input_ids"].to(self.device),
+                attention_mask=None if mask is None else mask.to(self.device),
+            )
         return t / t.norm(dim=-1, keepdim=True)
 
     @torch.no_grad()

@@ -14,6 +14,7 @@ __all__ = [
     "BenchRun",
     "ConvertRun",
     "EncodeRun",
+    "EvaluateRun",
     "SampleRun",
     "ScoreRun",
     "TrainAlignRun",
@@ -21,6 +22,7 @@ __all__ = [
     "bench",
     "convert",
     "encode",
+    "evaluate",
     "read_prompts",
     "sample",
     "score",
@@ -121,6 +123,11 @@ class SampleRun:
     splitter: Literal["default", "official"] = arg("default", help="sentence splitter")
     size: int | None = arg(None, help="image side in pixels (default: the model's)", min=8)
     dtype: str | None = arg(None, help="float32, bfloat16 or float16 (default: bf16 on CUDA)")
+    t5: str | None = arg(
+        None,
+        help="LongSD's T5 branch: a T5 encoder folder with its tokenizer (or hub id, online); needs --adapter",
+    )
+    adapter: str | None = arg(None, help="the released T5 adapter folder (config.json + weights); needs --t5")
 
 
 def _set_scheduler(pipe: Any, name: str) -> None:
@@ -150,35 +157,131 @@ def contact_sheet(images: list[Any], captions: list[str], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def sample(run: SampleRun, ctx: RunContext | None = None) -> dict[str, Any]:
+def _generate(run: SampleRun, prompts: list[str], ctx: RunContext) -> list[Any]:
+    """PIL images, one per prompt (seed ``ctx.seed + i``), from the run's pipeline, LoRAs and scheduler."""
     import torch
 
-    from gen_common.atomic import atomic_path
     from longalign.loading import load_pipeline
     from longalign.pipeline import LongPromptPipeline
     from longalign.training import merge_loras
 
-    ctx = RunContext.of(ctx)
-    prompts = read_prompts(run.prompt, run.prompts)
+    if (run.t5 is None) != (run.adapter is None):
+        raise ValueError("the T5 branch needs both --t5 and --adapter (or neither)")
     pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
     merge_loras(pipe, run.lora)
     _set_scheduler(pipe, run.scheduler)
-    long_pipe = LongPromptPipeline.from_pipe(pipe, max_length=run.max_length, splitter=run.splitter)
+    branch = None
+    if run.t5 is not None:
+        from longalign.loading import load_t5_branch
+
+        branch = load_t5_branch(run.t5, run.adapter, pipe, ctx.device, max_length=run.max_length)
+    long_pipe = LongPromptPipeline.from_pipe(
+        pipe, max_length=run.max_length, splitter=run.splitter, branch=branch
+    )
     kwargs: dict[str, Any] = {"num_inference_steps": run.steps, "guidance_scale": run.guidance}
     if run.size:
         kwargs.update(height=run.size, width=run.size)
-    images, files = [], []
+    images = []
     for i, p in enumerate(ctx.bar(prompts, desc="sample", total=len(prompts))):
         gen = torch.Generator().manual_seed(ctx.seed + i)
-        img = long_pipe(p, negative_prompt=run.negative_prompt, generator=gen, **kwargs).images[0]
-        images.append(img)
-        if ctx.out is not None:
-            with atomic_path(ctx.output(f"images/sample-{i:03d}.png")) as tmp:
-                img.save(tmp, format="PNG")
-            files.append(str(ctx.output(f"images/sample-{i:03d}.png")))
+        images.append(long_pipe(p, negative_prompt=run.negative_prompt, generator=gen, **kwargs).images[0])
+    return images
+
+
+def _save_images(images: list[Any], ctx: RunContext) -> list[str]:
+    from gen_common.atomic import atomic_path
+
+    files = []
+    for i, img in enumerate(images):
+        with atomic_path(ctx.output(f"images/sample-{i:03d}.png")) as tmp:
+            img.save(tmp, format="PNG")
+        files.append(str(ctx.output(f"images/sample-{i:03d}.png")))
+    return files
+
+
+def sample(run: SampleRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    ctx = RunContext.of(ctx)
+    prompts = read_prompts(run.prompt, run.prompts)
+    images = _generate(run, prompts, ctx)
+    files = _save_images(images, ctx) if ctx.out is not None else []
     report: dict[str, Any] = {"images": len(images), "size": list(images[0].size), "files": files}
     if ctx.out is not None:
         report["contact_sheet"] = str(contact_sheet(images, prompts, ctx.output("contact_sheet.png")))
+    return report
+
+
+# -- evaluate ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvaluateRun(SampleRun):
+    """Evaluate a pipeline on a prompt file: generate one image per prompt, score long-text alignment with each
+    preference model (relevant, irrelevant, reweighted and plain scores), FID with your feature extractor, and a
+    contact sheet of prompts and images."""
+
+    preference: tuple[str, ...] = arg(("tiny",), help=PREF_HELP + "; several allowed, each is reported")
+    weight: float = arg(0.3, help="w in relevant + w * irrelevant (the paper: 0.3)")
+    fid_extractor: str | None = arg(
+        None,
+        help="FID features: 'package.module:factory' returning a torch module, images in [0, 1] -> (N, D)",
+    )
+    fid_weights: Path | None = arg(None, help="safetensors weights for --fid-extractor (loaded strictly)")
+    fid_reference: Path | None = arg(
+        None, help="reference: pytorch-fid .npz (mu, sigma) or a folder of reference images"
+    )
+
+
+def evaluate(run: EvaluateRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from gen_common.atomic import atomic_write_json
+    from longalign.loading import load_preference
+
+    ctx = RunContext.of(ctx)
+    prompts = read_prompts(run.prompt, run.prompts)
+    if len(set(run.preference)) != len(run.preference):
+        raise ValueError("a preference model is named twice in --preference: name each once")
+    if (run.fid_extractor is None) != (run.fid_reference is None):
+        raise ValueError("FID needs both --fid-extractor and --fid-reference (or neither)")
+    extractor, ref = None, None
+    if run.fid_extractor is not None:  # checked before the (long) generation: a bad spec or file fails fast
+        from longalign.evaluation import load_extractor
+
+        extractor = load_extractor(run.fid_extractor, run.fid_weights, ctx.device)
+        ref = run.fid_reference
+        if ref is not None and Path(ref).is_dir():
+            ref = _load_images(Path(ref))[1]
+        elif ref is not None and not Path(ref).is_file():
+            raise FileNotFoundError(f"no FID reference (.npz or image folder) at {ref}")
+    pil = _generate(run, prompts, ctx)
+    images = torch.from_numpy(
+        np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in pil])
+    )
+    images = images.permute(0, 3, 1, 2)
+    report: dict[str, Any] = {"prompts": len(prompts), "size": list(pil[0].size), "weight": run.weight}
+    alignment = {}
+    for i, name in enumerate(run.preference):
+        pm = load_preference(name, ctx.device, weight=run.weight, splitter=run.splitter, seed=ctx.seed)
+        with torch.no_grad():
+            out = pm(images.to(pm.device), prompts, generator=ctx.generator(i))
+        plain = out.relevant + out.irrelevant
+        alignment[name] = {
+            "mean_score": float(out.score.mean()),
+            "mean_plain": float(plain.mean()),
+            "mean_relevant": float(out.relevant.mean()),
+            "mean_irrelevant": float(out.irrelevant.mean()),
+            "per_prompt": [float(s) for s in out.score],
+        }
+    report["alignment"] = alignment
+    if extractor is not None:
+        from longalign.evaluation import fid_of_images
+
+        report["fid"], stats = fid_of_images(images, ref, extractor)
+        if ctx.out is not None:
+            report["fid_stats"] = str(stats.save_stats(ctx.output("fid_stats.npz"), overwrite=True))
+    if ctx.out is not None:
+        report["files"] = _save_images(pil, ctx)
+        report["contact_sheet"] = str(contact_sheet(pil, prompts, ctx.output("contact_sheet.png")))
+        atomic_write_json(ctx.output("evaluation.json"), report)
     return report
 
 

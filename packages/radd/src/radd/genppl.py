@@ -61,7 +61,9 @@ def load_scorer(folder: str | Path, device: torch.device | str = "cpu") -> tuple
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
-        raise ImportError('generative perplexity needs transformers: pip install "radd-diffusion[hf]"') from exc
+        raise ImportError(
+            'generative perplexity needs transformers: pip install "radd-diffusion[hf]"'
+        ) from exc
     p = Path(folder).expanduser()
     if not (p / "config.json").is_file():
         raise FileNotFoundError(

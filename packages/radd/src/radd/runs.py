@@ -18,9 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -291,24 +289,6 @@ class BenchReport:
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def _write_folder(
-    ctx: RunContext, write: Callable[[Path], Any], last: tuple[str, ...] = ("config.json",)
-) -> None:
-    """Let ``write(folder)`` write into a scratch folder inside --out, then move each file to ``ctx.output(name)``
-    (the output policy decides per file; a config is moved last, so a folder with a config has its weights)."""
-    assert ctx.out is not None
-    out = Path(ctx.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".radd-", dir=out) as tmp:
-        write(Path(tmp))
-        files = sorted(
-            (p for p in Path(tmp).iterdir() if p.is_file()), key=lambda p: (p.name in last, p.name)
-        )
-        targets = [ctx.output(p.name) for p in files]  # every refusal comes before the first file moves
-        for p, target in zip(files, targets):
-            os.replace(p, target)
-
-
 def _main_process() -> bool:
     """False on the other ranks of a multi-process launch (torch.distributed sets ``RANK``)."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -453,7 +433,7 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
     if (
         _main_process()
     ):  # under `accelerate launch`, rank 0 writes the outputs (every rank holds the same model)
-        _write_folder(ctx, write)
+        ctx.publish(write)
         atomic_write_json(ctx.output("train_log.json"), dataclasses.asdict(report) | {"model": str(out)})
     return report
 
@@ -618,7 +598,7 @@ def convert(run: ConvertRun, ctx: RunContext | None = None) -> ConvertReport:
         if tok is not None:
             tok.save(folder)
 
-    _write_folder(ctx, write)
+    ctx.publish(write)
     dst = Path(ctx.out).expanduser()
     cfg = read_json(dst / "config.json")
     return ConvertReport(

@@ -227,7 +227,9 @@ def test_overwrite_replaces_only_the_commands_files(trained, tmp_path, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch folder left behind
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch's note on the tampered file
+@pytest.mark.filterwarnings(
+    "ignore:Detected pickle protocol:UserWarning"
+)  # torch's note on the tampered file
 def test_tampered_optimizer_state_on_resume_is_one_line(trained, tmp_path, capsys):
     out = tmp_path / "t"
     base = ["train", "--out", str(out), "--text", str(trained / "text.txt"), "--length", "16", "--hidden", "8",

@@ -8,8 +8,7 @@ Continuous: ``model(mu, t) -> ε̂``; discrete: ``model(theta, t) -> logits`` wi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gen_common.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -98,15 +97,4 @@ __all__ = [
     "train_bfn",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bfn_solver' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"bfn_solver.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

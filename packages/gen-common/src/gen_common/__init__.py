@@ -7,8 +7,7 @@ A package's own algorithm never lives here.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gen_common.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -142,15 +141,4 @@ __all__ = [
     "validate",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gen_common' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"gen_common.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -7,8 +7,7 @@ or edge-map images, with pairwise / multiclass / frequency-sweep / data-scaling 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gen_common.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -107,15 +106,4 @@ __all__ = [
     "write_image_folder",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'genprobe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"genprobe.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -8,8 +8,7 @@ statistics) imports without diffusers; every name is imported on first use, the 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from gen_common.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -60,18 +59,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'i2v_leak' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
-
 __all__ = [
     "PRESETS",
     "CILPipeline",
@@ -115,3 +102,5 @@ __all__ = [
     "wrap_pipeline",
     "zero_terminal_snr",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -5,8 +5,7 @@ curse and distribution shift. The absorbing process, losses, likelihood estimato
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gen_common.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -133,15 +132,4 @@ __all__ = [
     "write_runs",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mdm_scaling' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mdm_scaling.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -8,8 +8,7 @@ any masked model: a callable mapping ids in [0, V] (V = mask) of shape (B, L) to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gen_common.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -84,16 +83,4 @@ __all__ = [
     "uniform_draws",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'radd' has no attribute {name!r}")
-    mod = importlib.import_module(f"radd.{module}")
-    value = mod if module == name else getattr(mod, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -25,12 +25,12 @@ from gen_common.config import TrainConfig
 from mdm_scaling.config import SweepConfig
 
 __all__ = [
+    "PAPER_SETTINGS",
     "BenchRun",
     "ConvertRun",
     "EvalRun",
     "FitRun",
     "GenerateRun",
-    "PAPER_SETTINGS",
     "PresetsRun",
     "ReverseRun",
     "ShiftRun",

@@ -200,7 +200,13 @@ class SpeedRun:
     arm: Path | None = arg(None, help="ARM folder (default: train a tiny one)")
     reference: Path | None = arg(None, help="ARM scoring the samples (default: train an independent one)")
     preset: str = arg("tiny-49k", help="size of the models trained when none is given")
-    train_steps: int = arg(400, help="ARM training steps (the MDM trains twice as long)", min=1)
+    train_steps: int = arg(400, help="ARM training steps of the models trained when none is given", min=1)
+    mdm_train_steps: int | None = arg(
+        None,
+        help="MDM training steps (default: twice --train-steps); MDMs need far more compute for the ARM's quality "
+        "(the paper's scaling laws: ~16x), so raise it until the MDM's quality curve crosses the ARM's",
+        min=1,
+    )
     mdm_steps: tuple[int, ...] = arg((8, 16, 32, 64), help="MDM sampling step counts", min=1)
     prompt_len: int = arg(8, help="prompt tokens", min=1)
     length: int = arg(64, help="total length in tokens", min=2)
@@ -691,7 +697,7 @@ def speed(run: SpeedRun, ctx: RunContext | None = None) -> SpeedReport:
             make_batch_fn(data.train, 16, run.length),
             cfg,
             paper_config(n, 1e-2, log_every=n, seed=ctx.seed),
-            steps={"mdm": n * 2, "arm": n},
+            steps={"mdm": run.mdm_train_steps or n * 2, "arm": n},
             device=dev,
             progress=ctx.progress,
         )

@@ -98,8 +98,6 @@ def test_simple_evaluate_on_a_local_multiple_choice_task(tmp_path):
         {"context": "abc", "choices": [bad, good], "answer": 0},
         {"context": "abc", "choices": [bad, bad[::-1], good], "answer": 2},
     ]
-        {"context": "abc", "choices": [bad, good], "answer": 0},
-    ]
     (tmp_path / "toy.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (tmp_path / "toy.yaml").write_text(
         "task: mdm_scaling_toy\n"

@@ -117,7 +117,8 @@ def test_load_checkpoint_file_with_prefix_and_preset(tmp_path):
     sd = official_state_dict(7, 6, 4, 4, 256, 1024, True)
     save_state_dict({"_forward_module." + k: v for k, v in sd.items()}, tmp_path / "ckpt.safetensors")
     m = load_smdm_checkpoint(tmp_path / "ckpt.safetensors", block_size=16)
-    assert isinstance(m, MaskedDiffusionLM)
+    assert type(m) is MaskedDiffusionLM
+    assert (m.mask_id, m.config.vocab_size, m.config.block_size) == (7, 7, 16)
     assert m.config.n_head == 4
     assert m.config.n_layer == 6
     x = torch.randint(0, 8, (1, 5))

@@ -168,3 +168,33 @@ def test_reverse_prints_a_table_of_both_archs(capsys):
     assert "reverse_infill" in out and "num_facts: 3" in out
     assert main(["reverse", "--facts", "2"]) == 2
     assert "--facts must be at least 3" in capsys.readouterr().err
+
+
+def test_paper_settings_preset(capsys, tmp_path):
+    from mdm_scaling.compute import mean_sequence_length
+    from mdm_scaling.runs import PAPER_SETTINGS
+
+    assert PAPER_SETTINGS == {"ssl_prob": 0.01, "remasking": "random", "rope_cache": "bfloat16"}
+    text = tmp_path / "corpus.txt"
+    text.write_text("abcab cabca bcabc " * 200)
+    base = ["train", "--arch", "mdm", "--preset", "tiny-1k", "--steps", "2", "--length", "8", "--batch-size", "4",
+            "--eval-samples", "2", "--text", str(text)]  # fmt: skip
+    code, plain = run_json(capsys, *base, "--out", str(tmp_path / "a"))
+    assert code == 0
+    assert plain["tokens"] == 2 * 4 * 8  # no stochastic length by default
+    code, paper = run_json(capsys, *base, "--settings", "paper", "--out", str(tmp_path / "b"))
+    assert code == 0
+    assert paper["tokens"] == pytest.approx(2 * 4 * mean_sequence_length(8, 0.01))
+    assert paper["tokens"] < plain["tokens"]
+    # An explicit --ssl-prob wins over the preset.
+    code, res = run_json(
+        capsys, *base, "--settings", "paper", "--ssl-prob", "0", "--out", str(tmp_path / "c")
+    )
+    assert res["tokens"] == 2 * 4 * 8
+    # Official checkpoints: --rope-cache bfloat16 (or --settings paper) builds the official table.
+    cfg = ModelConfig(vocab_size=20, n_layer=1, n_head=2, n_embd=8, intermediate_size=16)
+    save_state_dict(to_smdm_state_dict(MaskedDiffusionLM(cfg)), tmp_path / "off.safetensors")
+    code, res = run_json(capsys, "convert", str(tmp_path / "off.safetensors"), "--n-head", "2",
+                         "--rope-cache", "bfloat16", "--out", str(tmp_path / "conv"))  # fmt: skip
+    assert code == 0
+    assert json.loads((tmp_path / "conv" / "config.json").read_text())["rope_cache"] == "bfloat16"

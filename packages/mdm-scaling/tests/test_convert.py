@@ -43,8 +43,11 @@ def official_state_dict(V, n_layer, n_head, groups, d, inter, mdm, seed=0):
     return sd
 
 
-def official_forward(sd, x, n_head, groups, causal):
-    """The official TransEncoder/GPT forward written out independently of this package's modules."""
+def official_forward(sd, x, n_head, groups, causal, rope_dtype=None):
+    """The official TransEncoder/GPT forward written out independently of this package's modules.
+
+    ``rope_dtype=torch.bfloat16``: the cos/sin cache as the official ``build_rope_cache`` makes it (float32 angles,
+    rounded to bf16); None: exact angles."""
     wte = sd["transformer.wte.weight"]
     d = wte.shape[1]
     hs, qpk = d // n_head, n_head // groups
@@ -52,6 +55,10 @@ def official_forward(sd, x, n_head, groups, causal):
     theta = 1.0 / (10000 ** (torch.arange(0, hs, 2).double() / hs))
     ang = torch.outer(torch.arange(T).double(), theta)
     cos, sin = ang.cos().float(), ang.sin().float()
+    if rope_dtype is not None:
+        theta32 = 1.0 / (10000 ** (torch.arange(0, hs, 2) / hs))  # float32, as lit-gpt
+        ang32 = torch.outer(torch.arange(T).float(), theta32)
+        cos, sin = ang32.cos().to(rope_dtype).float(), ang32.sin().to(rope_dtype).float()
 
     def rope(t):  # (B, T, h, hs), rotate halves
         t1, t2 = t[..., : hs // 2], t[..., hs // 2 :]
@@ -110,7 +117,8 @@ def test_load_checkpoint_file_with_prefix_and_preset(tmp_path):
     sd = official_state_dict(7, 6, 4, 4, 256, 1024, True)
     save_state_dict({"_forward_module." + k: v for k, v in sd.items()}, tmp_path / "ckpt.safetensors")
     m = load_smdm_checkpoint(tmp_path / "ckpt.safetensors", block_size=16)
-    assert isinstance(m, MaskedDiffusionLM)
+    assert type(m) is MaskedDiffusionLM
+    assert (m.mask_id, m.config.vocab_size, m.config.block_size) == (7, 7, 16)
     assert m.config.n_head == 4
     assert m.config.n_layer == 6
     x = torch.randint(0, 8, (1, 5))
@@ -131,3 +139,32 @@ def test_unknown_geometry_needs_heads_and_bad_dicts_error():
     assert infer_smdm_config(sd, n_head=2)[0] == ModelConfig(
         vocab_size=7, n_layer=1, n_head=2, n_embd=12, intermediate_size=20
     )
+
+
+@pytest.mark.parametrize("mdm", [True, False])
+def test_bf16_rope_cache_reproduces_official_logits(mdm, tmp_path):
+    # Long positions, where bf16 rounding of cos/sin moves the rotation most: 200 positions, head size 8.
+    sd = official_state_dict(11, 2, 2, 2, 16, 24, mdm, seed=3)
+    save_state_dict(sd, tmp_path / "ckpt.safetensors")
+    x = torch.randint(0, 11, (2, 200), generator=torch.Generator().manual_seed(1))
+    ref = official_forward(sd, x, 2, 2, causal=not mdm, rope_dtype=torch.bfloat16)
+    exact = load_smdm_checkpoint(tmp_path / "ckpt.safetensors", n_head=2, block_size=256)
+    official = load_smdm_checkpoint(
+        tmp_path / "ckpt.safetensors", n_head=2, block_size=256, rope_cache="bfloat16"
+    )
+    assert official.config.rope_cache == "bfloat16"
+    with torch.no_grad():
+        got, got_exact = official(x), exact(x)
+    assert_close(got, ref, rtol=1e-5, atol=1e-5)  # round-off only
+    assert (got_exact - ref).abs().max() > 1e-3  # the exact table does not reproduce the official logits
+    assert (got_exact - ref).abs().max() > 100 * (got - ref).abs().max()
+    # The switch is reversible on a loaded model, and survives save_pretrained / from_pretrained.
+    with torch.no_grad():
+        assert torch.equal(exact.set_rope_cache("bfloat16")(x), got)
+    official.save_pretrained(tmp_path / "m")
+    from mdm_scaling.model import load_model
+
+    back = load_model(tmp_path / "m")
+    assert back.config.rope_cache == "bfloat16"
+    with torch.no_grad():
+        assert torch.equal(back(x), got)

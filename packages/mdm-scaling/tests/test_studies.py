@@ -109,6 +109,63 @@ def test_matched_quality_picks_the_fastest_mdm_at_arm_quality_or_reports_the_gap
     assert m["gap"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="no 'arm\\+kv-cache' row"):
         matched_quality_speedup(worse[1:])
+    assert m["crossing"]["status"] == "none"
+    assert m["crossing"]["gap"] == pytest.approx(0.5)
+    assert m["crossing"]["gap_in_se"] == pytest.approx(0.5 / math.hypot(0.05, 0.05))
+
+
+def _curve(arm_nll, se=0.05, steps=(8, 16, 32, 64), noise=None):
+    """MDM quality y(s) = 4 − 0.5·log2 s (2.5, 2.0, 1.5, 1.0), seconds 0.01·s; ARM at ``arm_nll``, 0.45 s."""
+    noise = noise if noise is not None else [0.0] * (len(steps) + 1)
+    rows = [
+        {
+            "method": "arm+kv-cache",
+            "steps": 56,
+            "gen_nll": arm_nll + noise[0],
+            "gen_nll_se": se,
+            "seconds": 0.45,
+        }
+    ]
+    for i, s in enumerate(steps):
+        y = 4 - 0.5 * math.log2(s) + noise[i + 1]
+        rows.append(
+            {"method": "mdm (random)", "steps": s, "gen_nll": y, "gen_nll_se": se, "seconds": 0.01 * s}
+        )
+    return rows
+
+
+def test_quality_crossing_is_the_known_one_with_its_standard_error():
+    from mdm_scaling.speed import quality_crossing
+
+    c = quality_crossing(_curve(1.75))  # y = 1.75 at log2 s = 4.5
+    assert c["status"] == "crossed"
+    assert c["steps"] == pytest.approx(16 * math.sqrt(2))
+    assert c["seconds"] == pytest.approx(0.16 * math.sqrt(2))
+    assert c["speedup"] == pytest.approx(0.45 / (0.16 * math.sqrt(2)))
+    # Delta-method standard errors against the spread of the crossing over redrawn NLLs (same SEs).
+    g = torch.Generator().manual_seed(0)
+    draws = [
+        quality_crossing(_curve(1.75, noise=(0.05 * torch.randn(5, generator=g)).tolist()))
+        for _ in range(4000)
+    ]
+    assert all(d["status"] == "crossed" for d in draws)
+    steps = torch.tensor([d["steps"] for d in draws])
+    speed = torch.tensor([d["speedup"] for d in draws])
+    assert float(steps.std()) == pytest.approx(c["steps_se"], rel=0.1)
+    assert float(speed.std()) == pytest.approx(c["speedup_se"], rel=0.1)
+    # Exactly at a swept point; tolerance moves the level; the fewest steps already matching; no crossing at all.
+    assert quality_crossing(_curve(2.0))["steps"] == pytest.approx(16)
+    assert quality_crossing(_curve(1.5), tolerance=0.5)["steps"] == pytest.approx(16)
+    below = quality_crossing(_curve(3.0))
+    assert (below["status"], below["steps"], below["speedup"]) == (
+        "below_sweep",
+        8,
+        pytest.approx(0.45 / 0.08),
+    )
+    none = quality_crossing(_curve(0.5))
+    assert (none["status"], none["steps"], none["speedup"]) == ("none", None, None)
+    assert none["gap"] == pytest.approx(0.5)
+    assert none["closest_steps"] == 64
 
 
 def test_speed_rows_count_cfg_passes_and_standard_errors(data):

@@ -103,7 +103,10 @@ def test_char_tokenizer_folder_round_trip(tmp_path):
     assert torch.equal(again.encode(text), tok.encode(text))
     with pytest.raises(FileNotFoundError, match="no tokenizer"):
         load_tokenizer(tmp_path / "..")
-    assert isinstance(CharTokenizer.load(tmp_path / CHAR_TOKENIZER_FILE), CharTokenizer)
+    plain = CharTokenizer.load(tmp_path / CHAR_TOKENIZER_FILE)  # the file alone, without the adapter
+    assert type(plain) is CharTokenizer
+    assert plain.alphabet == tok.tok.alphabet
+    assert torch.equal(plain.encode(text), tok.encode(text))
 
 
 def test_hf_tokenizer_from_a_local_folder(tmp_path):

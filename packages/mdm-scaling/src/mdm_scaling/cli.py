@@ -62,7 +62,17 @@ def _human_speed(r: Any) -> str:
         verdict = (
             f"matched quality at {m['matched_steps']} MDM steps: {m['speedup']:.2f}x the ARM+KV-cache speed"
         )
-    return f"{_table(r.rows)}\n{verdict}\nquality scored by {r.reference}"
+    c = m["crossing"]
+    if c["status"] == "crossed":
+        cross = (
+            f"quality curves cross at {c['steps']:.1f} ± {c['steps_se']:.1f} MDM steps: "
+            f"{c['speedup']:.2f} ± {c['speedup_se']:.2f}x the ARM+KV-cache speed (interpolated in log steps)"
+        )
+    elif c["status"] == "below_sweep":
+        cross = f"the fewest MDM steps swept ({c['steps']}) already match the ARM: crossing below the sweep"
+    else:
+        cross = f"no crossing in the sweep: the closest MDM setting trails by {c['gap_in_se']:.1f} standard errors"
+    return f"{_table(r.rows)}\n{verdict}\n{cross}\nquality scored by {r.reference}"
 
 
 def _human_fit(res: dict[str, Any]) -> str:

@@ -15,12 +15,16 @@ from gen_common.config import arg, validate
 __all__ = [
     "PAPER_PRESETS",
     "PRESETS",
+    "ROPE_CACHE_DTYPES",
     "ModelConfig",
     "SweepConfig",
     "non_embedding_params",
     "preset",
     "preset_names",
 ]
+
+
+ROPE_CACHE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class ModelConfig:
     block_size: int = 2048  # longest sequence (RoPE table length)
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
+    # RoPE cos/sin table precision: "float32" (exact angles) or "bfloat16" (the official lit-gpt cache, rounded to
+    # bf16; converted SMDM checkpoints need it to reproduce the official logits to round-off)
+    rope_cache: str = "float32"
     name: str = ""  # preset name, informational only
 
     def __post_init__(self) -> None:
@@ -46,6 +53,8 @@ class ModelConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.head_size % 2:
             raise ValueError(f"head size n_embd/n_head = {self.head_size} must be even for RoPE")
+        if self.rope_cache not in ROPE_CACHE_DTYPES:
+            raise ValueError(f"rope_cache must be one of {ROPE_CACHE_DTYPES}, got {self.rope_cache!r}")
         if self.groups <= 0 or self.n_head % self.groups:
             raise ValueError(f"n_head ({self.n_head}) must be divisible by n_query_groups ({self.groups})")
 

@@ -164,16 +164,22 @@ def load_smdm_checkpoint(
     preset_name: str | None = None,
     n_head: int | None = None,
     block_size: int = 2048,
+    rope_cache: str = "float32",
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
 ) -> MaskedDiffusionLM | AutoregressiveLM:
-    """Build our model from an official ``.safetensors`` (or fabric ``.pth``, loaded with ``weights_only``) file."""
+    """Build our model from an official ``.safetensors`` (or fabric ``.pth``, loaded with ``weights_only``) file.
+
+    ``rope_cache="bfloat16"`` builds the RoPE table as the official code does (cos/sin rounded to bf16), so the
+    logits equal the official model's to round-off; the default float32 table is exact but moves them (~5e-2 at 1B).
+    """
     from gen_common.pretrained import load_into
 
     sd = _strip(load_state_dict(path))
     if preset_name is not None:
         n_head = preset(preset_name).n_head
     cfg, arch = infer_smdm_config(sd, n_head=n_head, block_size=block_size)
+    cfg = cfg.replace(rope_cache=rope_cache)
     if preset_name is not None:
         cfg = cfg.replace(name=preset(preset_name).name)
     model = (MaskedDiffusionLM if arch == "mdm" else AutoregressiveLM)(cfg)

@@ -25,6 +25,7 @@ from gen_common.config import TrainConfig
 from mdm_scaling.config import SweepConfig
 
 __all__ = [
+    "PAPER_SETTINGS",
     "BenchRun",
     "ConvertRun",
     "EvalRun",
@@ -49,6 +50,10 @@ __all__ = [
     "train",
 ]
 
+# The paper's settings (App. B.1 and the official code): stochastic sequence length with probability 0.01, the
+# official sampler's default remasking ("origin" = random), and the official bf16 RoPE cache for SMDM checkpoints.
+PAPER_SETTINGS: dict[str, Any] = {"ssl_prob": 0.01, "remasking": "random", "rope_cache": "bfloat16"}
+_SETTINGS_HELP = "'paper': the paper's settings (stochastic length 0.01, official remasking, bf16 RoPE cache)"
 _TEXT_HELP = "training text file, character level (default: the bundled pydoc corpus)"
 TRAIN_WRITES = ("model/config.json", "model/model.safetensors", "model/tokenizer.json")
 
@@ -87,7 +92,10 @@ class TrainRun:
     text: Path | None = arg(None, help=_TEXT_HELP)
     batch_size: int = arg(16, help="sequences per step", min=1)
     length: int = arg(32, help="training sequence length L", min=1)
-    ssl_prob: float = arg(0.0, help="stochastic sequence length probability (paper: 0.01)", min=0, max=1)
+    settings: Literal["default", "paper"] = arg("default", help=_SETTINGS_HELP)
+    ssl_prob: float | None = arg(
+        None, help="stochastic sequence length probability (default 0; --settings paper: 0.01)", min=0, max=1
+    )
     init: Path | None = arg(None, help="start from this model folder (fine-tuning) instead of fresh weights")
     sft: Path | None = arg(None, help='JSONL of {"prompt", "response"}: train on responses given prompts')
     prompt_dropout: float = arg(0.0, help="with --sft, MDM: drop the prompt (supervised CFG)", min=0, max=1)
@@ -143,6 +151,12 @@ class _ModelArgs:
     smdm: Path | None = arg(None, help="an official SMDM checkpoint file instead of --model")
     preset: str | None = arg(None, help="with --smdm: the paper size (e.g. 1028M)")
     tokenizer: str | None = arg(None, help="tokenizer.json or HF tokenizer (default: MODEL/tokenizer.json)")
+    settings: Literal["default", "paper"] = arg("default", help=_SETTINGS_HELP)
+    rope_cache: Literal["float32", "bfloat16"] | None = arg(
+        None,
+        help="RoPE table precision (default: the model's; --smdm: float32, or bfloat16 with --settings paper, "
+        "which reproduces the official logits)",
+    )
 
 
 @dataclass(frozen=True)
@@ -156,7 +170,9 @@ class EvalRun(_ModelArgs):
     cfg: float = arg(0.0, help="unsupervised CFG weight w (MDM)")
     num_samples: int = arg(128, help="Monte Carlo draws per choice ('mc')", min=1)
     estimator: Literal["k", "lambda", "t"] = arg("k", help="DCE estimator of the 'mc' method")
-    official_settings: bool = arg(False, help="per-task method/CFG of the official eval script")
+    official_settings: bool = arg(
+        False, help="per-task method/CFG of the official eval script (implied by --settings paper)"
+    )
     limit: int | None = arg(None, help="first N examples per task", min=1)
     cloze: int = arg(50, help="examples of the built-in cloze task", min=1)
 
@@ -169,7 +185,9 @@ class GenerateRun(_ModelArgs):
     length: int = arg(64, help="total length in tokens, prompt included", min=1)
     steps: int = arg(32, help="MDM sampling steps", min=1)
     cfg: float = arg(0.0, help="unsupervised CFG weight w (MDM)")
-    remasking: Literal["random", "confidence"] = arg("random", help="MDM remasking")
+    remasking: Literal["random", "confidence"] | None = arg(
+        None, help="MDM remasking (default: random, the official 'origin')"
+    )
     temperature: float = arg(1.0, help="sampling temperature (0: greedy)", min=0)
     num_samples: int = arg(2, help="sequences to sample", min=1)
 
@@ -182,7 +200,13 @@ class SpeedRun:
     arm: Path | None = arg(None, help="ARM folder (default: train a tiny one)")
     reference: Path | None = arg(None, help="ARM scoring the samples (default: train an independent one)")
     preset: str = arg("tiny-49k", help="size of the models trained when none is given")
-    train_steps: int = arg(400, help="ARM training steps (the MDM trains twice as long)", min=1)
+    train_steps: int = arg(400, help="ARM training steps of the models trained when none is given", min=1)
+    mdm_train_steps: int | None = arg(
+        None,
+        help="MDM training steps (default: twice --train-steps); MDMs need far more compute for the ARM's quality "
+        "(the paper's scaling laws: ~16x), so raise it until the MDM's quality curve crosses the ARM's",
+        min=1,
+    )
     mdm_steps: tuple[int, ...] = arg((8, 16, 32, 64), help="MDM sampling step counts", min=1)
     prompt_len: int = arg(8, help="prompt tokens", min=1)
     length: int = arg(64, help="total length in tokens", min=2)
@@ -230,6 +254,9 @@ class ConvertRun:
     preset: str | None = arg(None, help="paper size, e.g. 170M (gives the head count)")
     n_head: int | None = arg(None, help="attention heads (when no --preset)", min=1)
     block_size: int = arg(2048, help="context length", min=1)
+    rope_cache: Literal["float32", "bfloat16"] = arg(
+        "float32", help="RoPE table precision; bfloat16 = the official cache (reproduces the official logits)"
+    )
 
 
 @dataclass(frozen=True)
@@ -343,12 +370,18 @@ def _load(run: _ModelArgs, device: Any) -> tuple[Any, Any]:
     from mdm_scaling.model import load_model
     from mdm_scaling.tokenizers import load_tokenizer
 
+    # --settings paper switches only official checkpoints to the bf16 table; models trained here keep theirs.
+    rope = run.rope_cache or (PAPER_SETTINGS["rope_cache"] if run.settings == "paper" and run.smdm else None)
     if run.smdm:
         if not run.tokenizer:
             raise ValueError("--smdm needs --tokenizer (the TinyLlama tokenizer folder the checkpoint uses)")
-        model = load_smdm_checkpoint(run.smdm, preset_name=run.preset, device=device)
+        model = load_smdm_checkpoint(
+            run.smdm, preset_name=run.preset, rope_cache=rope or "float32", device=device
+        )
     elif run.model:
         model = load_model(run.model, device=device)
+        if rope is not None:
+            model.set_rope_cache(rope)
     else:
         raise ValueError("pass --model DIR (a trained model) or --smdm CKPT --preset SIZE --tokenizer TOK")
     tok = load_tokenizer(run.tokenizer or run.model)
@@ -407,6 +440,9 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
     out = Path(ctx.out).expanduser()
     if run.prompt_dropout and not run.sft:
         raise ValueError("--prompt-dropout needs --sft (prompts to drop)")
+    ssl_prob = run.ssl_prob
+    if ssl_prob is None:
+        ssl_prob = PAPER_SETTINGS["ssl_prob"] if run.settings == "paper" else 0.0
     cls = MaskedDiffusionLM if run.arch == "mdm" else AutoregressiveLM
     tok = None
     if run.init:
@@ -428,7 +464,7 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
         data = None
     else:
         data = _data(run.text) if tok is None else _data_with(run.text, tok)
-        batch_fn = make_batch_fn(data.train, run.batch_size, run.length, run.ssl_prob)
+        batch_fn = make_batch_fn(data.train, run.batch_size, run.length, ssl_prob)
         loss_fn = None
         tok = data.tokenizer
     if not run.init:
@@ -459,7 +495,7 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
     if int(os.environ.get("RANK", "0")) == 0:  # under `accelerate launch`, rank 0 writes the model
         _write_model(ctx, model, tok, prefix="model/")
     steps = tcfg.steps
-    tokens = steps * run.batch_size * mean_sequence_length(run.length, 0.0 if run.sft else run.ssl_prob)
+    tokens = steps * run.batch_size * mean_sequence_length(run.length, 0.0 if run.sft else ssl_prob)
     return TrainReport(
         arch=run.arch,
         preset=model.config.name or run.preset,
@@ -566,7 +602,8 @@ def evaluate(run: EvalRun, ctx: RunContext | None = None) -> EvalReport:
             scorer: Any = CausalLMScorer(model)
         else:
             method, cfg = run.method, run.cfg
-            if run.official_settings and task.name.lower() in OFFICIAL_TASK_SETTINGS:
+            official = run.official_settings or run.settings == "paper"
+            if official and task.name.lower() in OFFICIAL_TASK_SETTINGS:
                 s = OFFICIAL_TASK_SETTINGS[task.name.lower()]
                 method, cfg = s["method"], s["cfg"]
             scorer = MaskedLMScorer(
@@ -612,7 +649,7 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
             run.length,
             run.steps,
             cfg=run.cfg,
-            remasking=run.remasking,
+            remasking=run.remasking or PAPER_SETTINGS["remasking"],
             temperature=run.temperature,
             generator=gen,
             num_samples=run.num_samples,
@@ -660,7 +697,7 @@ def speed(run: SpeedRun, ctx: RunContext | None = None) -> SpeedReport:
             make_batch_fn(data.train, 16, run.length),
             cfg,
             paper_config(n, 1e-2, log_every=n, seed=ctx.seed),
-            steps={"mdm": n * 2, "arm": n},
+            steps={"mdm": run.mdm_train_steps or n * 2, "arm": n},
             device=dev,
             progress=ctx.progress,
         )
@@ -761,7 +798,11 @@ def convert(run: ConvertRun, ctx: RunContext | None = None) -> ConvertReport:
     if not Path(run.checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint not found: {run.checkpoint}")
     model = load_smdm_checkpoint(
-        run.checkpoint, preset_name=run.preset, n_head=run.n_head, block_size=run.block_size
+        run.checkpoint,
+        preset_name=run.preset,
+        n_head=run.n_head,
+        block_size=run.block_size,
+        rope_cache=run.rope_cache,
     )
     _write_model(ctx, model, source=str(run.checkpoint))
     return ConvertReport(type(model).__name__, model.config, model.num_params(), Path(ctx.out).expanduser())

@@ -20,6 +20,7 @@ What the numbers mean, so the comparison stays honest:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ __all__ = [
     "generative_nll",
     "generative_nll_per_sequence",
     "matched_quality_speedup",
+    "quality_crossing",
     "speed_table",
     "unigram_entropy",
 ]
@@ -199,4 +201,77 @@ def matched_quality_speedup(
         best = min(ok, key=lambda r: r["seconds"])
         out["matched_steps"] = best["steps"]
         out["speedup"] = arm["seconds"] / best["seconds"]
+    out["crossing"] = quality_crossing(rows, arm_method, tolerance=tolerance)
+    return out
+
+
+def _se(row: dict[str, Any]) -> float:
+    se = row.get("gen_nll_se")
+    return 0.0 if se is None or not math.isfinite(se) else float(se)
+
+
+def quality_crossing(
+    rows: Sequence[dict[str, Any]], arm_method: str = "arm+kv-cache", *, tolerance: float = 0.0
+) -> dict[str, Any]:
+    """Where the MDM's quality curve crosses the ARM's (the paper's Fig. 3 read-off), with standard errors.
+
+    The MDM rows (one per swept step count, sorted by steps) give generative NLL y(s) under one scorer; the ARM
+    gives the level a (+ ``tolerance``). The crossing is the first step count where y falls to a: between the
+    bracketing sweep points (s₀, y₀), (s₁, y₁) y is interpolated linearly in log s, so with u = (y₀ − a)/(y₀ − y₁)
+
+        log s* = log s₀ + u·(log s₁ − log s₀),   log t* = log t₀ + u·(log t₁ − log t₀)   (t: seconds)
+
+    and the speed-up at matched quality is t_ARM / t*. Standard errors by the delta method from the three
+    independent NLL standard errors (∂u/∂y₀ = (a − y₁)/D², ∂u/∂y₁ = (y₀ − a)/D², ∂u/∂a = −1/D, D = y₀ − y₁);
+    timing noise is not included (times are the fastest of repeated runs).
+
+    ``status``: ``"crossed"`` (interpolated), ``"below_sweep"`` (the fewest steps swept already match: s* is at
+    most that, the speed-up at least the one there), or ``"none"`` (no swept setting reaches the ARM; ``gap`` says
+    by how much the closest stayed, in nats/token and in its standard errors).
+    """
+    arm = next((r for r in rows if r["method"] == arm_method), None)
+    if arm is None:
+        raise ValueError(f"no {arm_method!r} row to compare against")
+    mdm = sorted((r for r in rows if r["method"].startswith("mdm")), key=lambda r: r["steps"])
+    if not mdm:
+        raise ValueError("no MDM rows to compare")
+    a, se_a = arm["gen_nll"] + tolerance, _se(arm)
+    out: dict[str, Any] = {"status": "none", "level": a, "level_se": se_a, "steps": None, "steps_se": None,
+                           "seconds": None, "speedup": None, "speedup_se": None}  # fmt: skip
+    if mdm[0]["gen_nll"] <= a:
+        r = mdm[0]
+        out.update(
+            status="below_sweep",
+            steps=r["steps"],
+            seconds=r["seconds"],
+            speedup=arm["seconds"] / r["seconds"],
+        )
+        return out
+    for r0, r1 in itertools.pairwise(mdm):
+        y0, y1 = r0["gen_nll"], r1["gen_nll"]
+        if y1 > a:
+            continue
+        D = y0 - y1  # > 0: y0 > a >= y1
+        u = (y0 - a) / D
+        ls0, ls1 = math.log(r0["steps"]), math.log(r1["steps"])
+        lt0, lt1 = math.log(r0["seconds"]), math.log(r1["seconds"])
+        se_u = math.sqrt(
+            ((a - y1) / D**2 * _se(r0)) ** 2 + ((y0 - a) / D**2 * _se(r1)) ** 2 + (se_a / D) ** 2
+        )
+        steps = math.exp(ls0 + u * (ls1 - ls0))
+        secs = math.exp(lt0 + u * (lt1 - lt0))
+        speedup = arm["seconds"] / secs
+        out.update(
+            status="crossed",
+            steps=steps,
+            steps_se=steps * abs(ls1 - ls0) * se_u,
+            seconds=secs,
+            speedup=speedup,
+            speedup_se=speedup * abs(lt1 - lt0) * se_u,
+        )
+        return out
+    closest = min(mdm, key=lambda r: r["gen_nll"])
+    gap = closest["gen_nll"] - a
+    se = math.hypot(_se(closest), se_a)
+    out.update(gap=gap, gap_in_se=gap / se if se > 0 else float("inf"), closest_steps=closest["steps"])
     return out

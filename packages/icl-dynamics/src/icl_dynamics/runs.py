@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -199,26 +197,6 @@ def _threads(threads: int, m: int, T: int, d: int, device: Any) -> int | None:
     return 1 if device.type == "cpu" and m * T * (2 * d) ** 2 < SMALL_WORK else None
 
 
-def _publish(
-    ctx: RunContext, write: Callable[[Path], Any], prefixes: dict[str, str] | None = None
-) -> list[Path]:
-    """Let ``write(folder)`` write into a scratch folder inside --out, then move each file to ``ctx.output(name)``
-    (the output policy decides per file; every refusal comes before the first move). Returns the final paths."""
-    assert ctx.out is not None
-    out = Path(ctx.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".icl-dynamics-", dir=out) as tmp:
-        write(Path(tmp))
-        files = sorted(p for p in Path(tmp).rglob("*") if p.is_file())
-        names = [p.relative_to(tmp).as_posix() for p in files]
-        # a model's config goes last: a folder with a config has the weights that belong to it
-        order = sorted(range(len(files)), key=lambda i: (names[i].endswith("config.json"), names[i]))
-        targets = {i: ctx.output(names[i]) for i in order}
-        for i in order:
-            os.replace(files[i], targets[i])
-        return [targets[i] for i in range(len(files))]
-
-
 # --- commands -----------------------------------------------------------------------------------------------------
 
 
@@ -310,7 +288,7 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> dict[str, Any]:
             atomic_write_json(folder / "history.json", record)
             plot_records([record], folder)
 
-        paths = _publish(ctx, write)
+        paths = ctx.publish(write)
         out["figures"] = [str(p) for p in paths if p.suffix == ".png"]
         out["out"] = str(Path(ctx.out).expanduser())
     return out
@@ -362,7 +340,7 @@ def plot(run: PlotRun, ctx: RunContext | None = None) -> PlotReport:
     records = load_runs(run.runs)
     if ctx.out is None:
         ctx = dataclasses.replace(ctx, out=Path(run.runs).expanduser() / "figures")
-    paths = _publish(ctx, lambda folder: plot_records(records, folder))
+    paths = ctx.publish(lambda folder: plot_records(records, folder))
     return PlotReport(paths, len(records))
 
 

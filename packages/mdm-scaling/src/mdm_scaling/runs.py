@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -392,19 +391,14 @@ def _load(run: _ModelArgs, device: Any) -> tuple[Any, Any]:
 
 
 def _write_model(ctx: RunContext, model: Any, tok: Any = None, prefix: str = "", **metadata: Any) -> None:
-    """``save_pretrained`` (and the tokenizer) through ``ctx.output``: written to a scratch folder inside --out, then
-    each file moved into place, the config last (a folder with a config has the weights that belong to it)."""
-    assert ctx.out is not None
-    out = Path(ctx.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".mdm-scaling-", dir=out) as tmp:
-        model.save_pretrained(tmp, overwrite=True, **metadata)
+    """``save_pretrained`` (and the tokenizer) through the output policy (``RunContext.publish``: config last)."""
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder, overwrite=True, **metadata)
         if tok is not None and hasattr(tok, "save"):
-            tok.save(Path(tmp) / "tokenizer.json")
-        files = sorted(Path(tmp).iterdir(), key=lambda p: (p.name == "config.json", p.name))
-        targets = [ctx.output(prefix + p.name) for p in files]  # every refusal before the first move
-        for p, target in zip(files, targets):
-            os.replace(p, target)
+            tok.save(folder / "tokenizer.json")
+
+    ctx.publish(write, prefix=prefix)
 
 
 # --- commands -----------------------------------------------------------------------------------------------------

@@ -60,7 +60,11 @@ def tiny_components(seed: int = 0) -> Components:
     """Toy SD + ControlNet (32-px images, 16-px latents: the tiny VAE downsamples by 2). The UNet keeps SD 1.5's
     block order (attention in the outer down block and the last up block, none in the innermost ones) so the
     precursor's temporal-block rule applies to it as it does to SD: down block 0 and up block 1 get temporal
-    attention, the mid block does not."""
+    attention, the mid block does not.
+
+    Not `gen_common.testing.controlnet_tiny.tiny_controlnet`: its `tiny_unet` puts cross-attention in the inner
+    down block and the first up block (("DownBlock2D", "CrossAttnDownBlock2D")), the reverse of SD's order, so the
+    temporal-block rule (down 0, up 1) would land on blocks without attention there."""
     import diffusers
 
     from gen_common.testing.diffusers_tiny import clip_tokenizer, tiny_clip_text_model, tiny_vae

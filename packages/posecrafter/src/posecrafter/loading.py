@@ -67,7 +67,12 @@ def tiny_components(seed: int = 0) -> Components:
     temporal-block rule (down 0, up 1) would land on blocks without attention there."""
     import diffusers
 
-    from gen_common.testing.diffusers_tiny import clip_tokenizer, tiny_clip_text_model, tiny_vae
+    from gen_common.testing.diffusers_tiny import (
+        clip_tokenizer,
+        sd_ddim_scheduler,
+        tiny_clip_text_model,
+        tiny_vae,
+    )
 
     with _seeded(seed):
         unet = diffusers.UNet2DConditionModel(
@@ -91,14 +96,7 @@ def tiny_components(seed: int = 0) -> Components:
         # weights so the pose actually steers the tiny model in tests and the demo
         for m in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
             torch.nn.init.normal_(m.weight, std=0.05)
-    scheduler = diffusers.DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = sd_ddim_scheduler()
     return Components(
         tiny_vae(seed), tiny_clip_text_model(seed=seed), clip_tokenizer(), unet, controlnet, scheduler
     )
@@ -110,7 +108,7 @@ def sd15_random_components(seed: int = 0) -> Components:
     import diffusers
     import transformers
 
-    from gen_common.testing.diffusers_tiny import clip_tokenizer
+    from gen_common.testing.diffusers_tiny import clip_tokenizer, sd_ddim_scheduler
 
     with _seeded(seed):
         unet = diffusers.UNet2DConditionModel(
@@ -134,10 +132,7 @@ def sd15_random_components(seed: int = 0) -> Components:
                 projection_dim=768,
             )
         ).eval()
-    scheduler = diffusers.DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
-    )  # fmt: skip
+    scheduler = sd_ddim_scheduler()
     return Components(vae, text, clip_tokenizer(), unet, controlnet, scheduler)
 
 

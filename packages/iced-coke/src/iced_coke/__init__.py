@@ -6,8 +6,7 @@ Names are imported lazily (PEP 562) so that ``iced-coke --help`` does not import
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gen_common.lazy import lazy_exports
 
 _EXPORTS = {
     "ConceptPair": "pairs",
@@ -49,11 +48,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"iced_coke.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'iced_coke' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

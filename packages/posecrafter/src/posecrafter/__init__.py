@@ -8,8 +8,7 @@ Everything is imported on first access, so ``import posecrafter`` (and ``posecra
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from gen_common.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -72,11 +71,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'posecrafter' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gen_common.metrics.clip_score import clip_features
+from gen_common.metrics.clip_score import CLIP_MEAN, CLIP_STD, clip_features
 from iced_coke.pairs import ConceptPair
 
 __all__ = [
@@ -34,8 +34,6 @@ __all__ = [
     "clipscore_per_image",
 ]
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 PREFIX = "A photo depicts"
 
 

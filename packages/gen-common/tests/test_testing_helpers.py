@@ -82,3 +82,19 @@ def test_plugin_skips_gpu_without_cuda_and_makes_slow_opt_in(pytester, monkeypat
         torch.set_num_threads(before)
     res.assert_outcomes(**outcome)
     res.stdout.fnmatch_lines(["*needs CUDA (gpu marker)*"])
+
+
+def test_run_readme_example_runs_the_chosen_block(tmp_path):
+    from gen_common.testing import readme_python_blocks, run_readme_example
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n```python\nx = 1 + 1\n```\ntext\n```bash\nls\n```\n```python\ny = 3\n```\n")
+    assert readme_python_blocks(readme) == ["x = 1 + 1\n", "y = 3\n"]
+    assert run_readme_example(readme)["x"] == 2 and run_readme_example(readme, block=1)["y"] == 3
+    with pytest.raises(AssertionError, match="lost its python example"):
+        run_readme_example(readme, block=2)
+    bad = tmp_path / "BAD.md"
+    bad.write_text("```python\nraise ValueError('boom')\n```\n")
+    with pytest.raises(ValueError, match="boom") as err:
+        run_readme_example(bad)
+    assert any(str(bad) == str(tb.path) for tb in err.traceback)  # the traceback names the README

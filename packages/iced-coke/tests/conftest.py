@@ -21,9 +21,11 @@ def sd_pipe():
 
 @pytest.fixture(scope="session")
 def sdxl_pair():
-    from iced_coke.runs import _tiny_sdxl
+    """Tiny SDXL base and an img2img refiner sharing its modules (exact base -> refiner hand-off)."""
+    from gen_common.testing.sdxl_tiny import tiny_sdxl_img2img_pipeline, tiny_sdxl_pipeline
 
-    return _tiny_sdxl(0)
+    base = tiny_sdxl_pipeline(seed=0)
+    return base, tiny_sdxl_img2img_pipeline(from_base=base)
 
 
 @pytest.fixture(scope="session")
@@ -42,37 +44,19 @@ def gen():
 
 
 def tiny_open_clip(seed: int = 0):
-    """A tiny open_clip CLIP (32-px images) and its real BPE tokenizer, until `gen_common.testing.clip_tiny` lands."""
-    import open_clip
-    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+    """A tiny open_clip CLIP (32-px images) and its bundled BPE tokenizer."""
+    from gen_common.testing.clip_tiny import tiny_open_clip_model
 
-    from gen_common.testing.diffusers_tiny import _seeded_build
-
-    with _seeded_build(seed):
-        model = open_clip.CLIP(
-            embed_dim=16,
-            vision_cfg=CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=8, image_size=32),
-            text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
-        ).eval()
-    return model, open_clip.get_tokenizer("ViT-B-32")
+    model, _, tokenizer = tiny_open_clip_model(seed)
+    return model, tokenizer
 
 
 def tiny_hf_clip(seed: int = 0):
-    import transformers
+    """A tiny transformers CLIPModel (32-px images) and CLIP's tokenizer."""
+    from gen_common.testing.clip_tiny import tiny_clip_model
+    from gen_common.testing.diffusers_tiny import clip_tokenizer
 
-    from gen_common.testing.diffusers_tiny import _seeded_build, clip_tokenizer
-
-    cfg = transformers.CLIPConfig(
-        text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": 49406,
-                     "eos_token_id": 49407, "pad_token_id": 49407},
-        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
-        projection_dim=16,
-    )  # fmt: skip
-    with _seeded_build(seed):
-        model = transformers.CLIPModel(cfg).eval()
-    return model, clip_tokenizer()
+    return tiny_clip_model(seed), clip_tokenizer()
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+
+from gen_common.testing import run_readme_example
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_quick_start_runs(capsys):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
-    assert blocks, "the README lost its python example"
-    exec(compile(blocks[0], str(README), "exec"), {"__name__": "readme"})
+    run_readme_example(README)
     assert "13 [10, 15, 14, 11, 13]" in capsys.readouterr().out
 
 

@@ -1,18 +1,12 @@
 import pytest
 import torch
-from diffusers import DDIMScheduler
 from posecrafter.ddim import DDIMSchedule, ddim_invert, ddim_sample, ddim_step
+
+from gen_common.testing.diffusers_tiny import sd_ddim_scheduler
 
 
 def _sched(steps):
-    s = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    s = sd_ddim_scheduler()
     return s, DDIMSchedule.from_scheduler(s, steps)
 
 

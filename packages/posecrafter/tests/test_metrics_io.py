@@ -53,6 +53,26 @@ def test_frechet_closed_form_and_fid_fvd():
     assert fvd(vids, vids, lambda v: v.mean(0)) == pytest.approx(0.0, abs=1e-9)
 
 
+def _frechet_symmetric(mu1, cov1, mu2, cov2):
+    """The Fréchet distance with the symmetric square root of Σ₁^½ Σ₂ Σ₁^½ (posecrafter's former formula)."""
+    w, v = np.linalg.eigh(cov1)
+    s1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = s1 @ cov2 @ s1
+    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * tr_sqrt)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_frechet_equals_the_symmetric_form_on_random_features(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(40, 6)) @ rng.normal(size=(6, 6))
+    b = rng.normal(size=(30, 6)) @ rng.normal(size=(6, 6)) + rng.normal(size=6)
+    stats = [(f.mean(0), np.cov(f, rowvar=False)) for f in (a, b)]
+    ref = _frechet_symmetric(*stats[0], *stats[1])
+    assert frechet_distance(*stats[0], *stats[1]) == pytest.approx(ref, rel=1e-9)
+    assert fid(a, b, lambda f: f) == pytest.approx(ref, rel=1e-9)
+
+
 def test_video_round_trip_and_bad_files(tmp_path):
     x = _frames(n=3)
     write_gif(x, tmp_path / "v.gif")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+
+from gen_common.testing import run_readme_example
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
-    assert blocks, "the README lost its python example"
     monkeypatch.chdir(tmp_path)
-    exec(compile(blocks[0], str(README), "exec"), {"__name__": "readme"})
+    run_readme_example(README)
     assert (tmp_path / "posecrafter.gif").is_file()
     assert "(2, 32, 32, 3)" in capsys.readouterr().out
 

@@ -1,5 +1,10 @@
-"""Public names imported on first use (PEP 562), so that a package's console script prints ``--help`` without
-importing torch. One helper instead of a ``__getattr__``/``__dir__`` pair in every package's ``__init__``."""
+"""PEP 562 lazy exports for a package's ``__init__``: names are imported from their submodule on first access, so
+``import pkg`` and a console script's ``--help`` stay light (no torch). Standard library only.
+
+    _EXPORTS = {"Pose": "poses", "psnr": "metrics"}  # name -> submodule (relative, or absolute "pkg.metrics")
+    __all__ = sorted(_EXPORTS)
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+"""
 
 from __future__ import annotations
 
@@ -12,28 +17,24 @@ __all__ = ["lazy_exports"]
 
 
 def lazy_exports(
-    package: str, names: Mapping[str, str]
+    package: str, exports: Mapping[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``, whose public ``names`` map to the module defining each one
-    (``"presets"`` or ``"pkg.presets"``). Use in the package's ``__init__``::
-
-        __getattr__, __dir__ = lazy_exports(__name__, {"Preset": "presets", "train": "training"})
-
-    A name is imported when first read and then cached in the package's namespace.
-    """
-
-    def module_of(name: str) -> str:
-        mod = names[name]
-        return mod if mod == package or mod.startswith(package + ".") else f"{package}.{mod}"
+    """``(__getattr__, __dir__)`` for ``package``: ``exports`` maps a public name to the submodule defining it. A
+    looked-up name is cached in the package's namespace; an unknown one raises the usual AttributeError."""
+    targets = {
+        name: mod if mod == package or mod.startswith(package + ".") else f"{package}.{mod}"
+        for name, mod in exports.items()
+    }
 
     def __getattr__(name: str) -> Any:
-        if name not in names:
+        module = targets.get(name)
+        if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module_of(name)), name)
-        vars(sys.modules[package])[name] = value
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(vars(sys.modules[package])) | set(names))
+        return sorted(set(vars(sys.modules[package])) | set(targets))
 
     return __getattr__, __dir__

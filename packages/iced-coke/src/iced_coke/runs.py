@@ -48,16 +48,11 @@ class RunError(ValueError):
 
 
 def _tiny_sdxl(seed: int = 0):
-    """A tiny SDXL base + img2img refiner sharing its components (`gen_common.testing.sdxl_tiny` when present)."""
-    try:
-        from gen_common.testing import sdxl_tiny  # type: ignore[attr-defined]
+    """A tiny SDXL base + img2img refiner sharing its modules (exact base -> refiner hand-off)."""
+    from gen_common.testing import sdxl_tiny
 
-        base = sdxl_tiny.tiny_sdxl_pipeline(seed=seed)
-        return base, sdxl_tiny.tiny_sdxl_img2img_pipeline(seed=seed, from_base=base)
-    except ImportError:
-        from iced_coke._tiny import tiny_sdxl_pipelines
-
-        return tiny_sdxl_pipelines(seed)
+    base = sdxl_tiny.tiny_sdxl_pipeline(seed=seed)
+    return base, sdxl_tiny.tiny_sdxl_img2img_pipeline(from_base=base)
 
 
 def load_pipelines(model: str, refiner: str | None, device: Any, dtype: Any = None) -> tuple[Any, Any | None]:

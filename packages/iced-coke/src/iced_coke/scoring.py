@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gen_common.metrics.clip_score import CLIP_MEAN, CLIP_STD, clip_features
 from iced_coke.pairs import ConceptPair
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
     "clipscore_per_image",
 ]
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 PREFIX = "A photo depicts"
 
 
@@ -129,27 +128,18 @@ class TransformersCLIPBackend:
             device,
         )
 
-    @staticmethod
-    def _tensor(out: Any) -> torch.Tensor:
-        # transformers 5 may return a model output holding the projected features
-        return out if isinstance(out, torch.Tensor) else out.pooler_output
-
+    # clip_features: the projected embedding as a tensor under transformers 4 and 5 alike
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         dtype = next(self.model.parameters()).dtype
-        return (
-            self._tensor(self.model.get_image_features(pixel_values=pixels.to(self.device, dtype)))
-            .float()
-            .cpu()
-        )
+        return clip_features(self.model, pixel_values=pixels.to(self.device, dtype)).float().cpu()
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         tok = self.tokenizer(
             list(texts), padding="max_length", truncation=True, max_length=77, return_tensors="pt"
         )
-        out = self.model.get_text_features(input_ids=tok.input_ids.to(self.device))
-        return self._tensor(out).float().cpu()
+        return clip_features(self.model, input_ids=tok.input_ids.to(self.device)).float().cpu()
 
 
 class CLIPScore:

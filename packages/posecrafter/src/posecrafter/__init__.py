@@ -70,4 +70,5 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
+
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -60,10 +60,19 @@ def tiny_components(seed: int = 0) -> Components:
     """Toy SD + ControlNet (32-px images, 16-px latents: the tiny VAE downsamples by 2). The UNet keeps SD 1.5's
     block order (attention in the outer down block and the last up block, none in the innermost ones) so the
     precursor's temporal-block rule applies to it as it does to SD: down block 0 and up block 1 get temporal
-    attention, the mid block does not."""
+    attention, the mid block does not.
+
+    Not `gen_common.testing.controlnet_tiny.tiny_controlnet`: its `tiny_unet` puts cross-attention in the inner
+    down block and the first up block (("DownBlock2D", "CrossAttnDownBlock2D")), the reverse of SD's order, so the
+    temporal-block rule (down 0, up 1) would land on blocks without attention there."""
     import diffusers
 
-    from gen_common.testing.diffusers_tiny import clip_tokenizer, tiny_clip_text_model, tiny_vae
+    from gen_common.testing.diffusers_tiny import (
+        clip_tokenizer,
+        sd_ddim_scheduler,
+        tiny_clip_text_model,
+        tiny_vae,
+    )
 
     with _seeded(seed):
         unet = diffusers.UNet2DConditionModel(
@@ -87,14 +96,7 @@ def tiny_components(seed: int = 0) -> Components:
         # weights so the pose actually steers the tiny model in tests and the demo
         for m in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
             torch.nn.init.normal_(m.weight, std=0.05)
-    scheduler = diffusers.DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = sd_ddim_scheduler()
     return Components(
         tiny_vae(seed), tiny_clip_text_model(seed=seed), clip_tokenizer(), unet, controlnet, scheduler
     )
@@ -106,7 +108,7 @@ def sd15_random_components(seed: int = 0) -> Components:
     import diffusers
     import transformers
 
-    from gen_common.testing.diffusers_tiny import clip_tokenizer
+    from gen_common.testing.diffusers_tiny import clip_tokenizer, sd_ddim_scheduler
 
     with _seeded(seed):
         unet = diffusers.UNet2DConditionModel(
@@ -130,10 +132,7 @@ def sd15_random_components(seed: int = 0) -> Components:
                 projection_dim=768,
             )
         ).eval()
-    scheduler = diffusers.DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
-    )  # fmt: skip
+    scheduler = sd_ddim_scheduler()
     return Components(vae, text, clip_tokenizer(), unet, controlnet, scheduler)
 
 

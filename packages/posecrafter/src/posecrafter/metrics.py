@@ -1,5 +1,9 @@
 """Frame-quality metrics of the PoseCrafter / DisCo / MagicAnimate evaluation: L1, PSNR, SSIM computed here;
-LPIPS, FID and FVD from feature extractors the user supplies (nothing is downloaded).
+LPIPS, FID and FVD from feature extractors the user supplies (nothing is downloaded). The Fréchet distance is
+`gen_common.metrics`' (same value, tested). PSNR, SSIM and LPIPS stay here because gen_common's differ by
+definition or interface: its PSNR averages per-image PSNRs (here: one PSNR of all frames' pooled MSE), its SSIM
+(torchmetrics) also averages over the reflect-padded border windows (here: valid windows only; 7e-4 apart on
+24×20 frames), and its LPIPS needs the `lpips` package's trained model (here: any user backbone, eq. 1).
 
 Frames are (F, H, W, 3) uint8 arrays or float tensors in [0, 1] of shape (F, 3, H, W).
 """
@@ -12,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from gen_common.metrics.frechet import frechet_distance as gm_frechet
 
 __all__ = ["fid", "frechet_distance", "fvd", "l1", "lpips", "psnr", "ssim"]
 
@@ -91,13 +97,9 @@ def lpips(
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½), with the matrix square root from the eigenvalues of
-    Σ₁^½ Σ₂ Σ₁^½ (symmetric, so no complex parts)."""
-    w, v = np.linalg.eigh(cov1)
-    s1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = s1 @ cov2 @ s1
-    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * tr_sqrt)
+    """‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½): `gen_common.metrics.frechet_distance` with the trace of the square
+    root from the eigenvalues of Σ₁Σ₂ (``method="eig"``: no scipy needed)."""
+    return gm_frechet(mu1, cov1, mu2, cov2, method="eig")
 
 
 def _stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

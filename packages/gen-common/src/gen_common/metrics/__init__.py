@@ -16,7 +16,7 @@ needs the extra raises an ImportError saying ``pip install "gen-common[metrics]"
 | `psnr`, `ssim` | per-image PSNR / SSIM (torchmetrics functional), averaged |
 """
 
-from gen_common.metrics.clip_score import clip_features, clip_score
+from gen_common.metrics.clip_score import CLIP_MEAN, CLIP_STD, clip_features, clip_score
 from gen_common.metrics.frechet import (
     FeatureStats,
     extract_features,
@@ -32,6 +32,8 @@ from gen_common.metrics.kid import kid, polynomial_mmd
 from gen_common.metrics.perceptual import load_lpips, lpips
 
 __all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
     "FeatureStats",
     "clip_features",
     "clip_score",

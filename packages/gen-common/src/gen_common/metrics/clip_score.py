@@ -20,7 +20,11 @@ import torch
 
 from gen_common.metrics._checks import images4d, require
 
-__all__ = ["clip_features", "clip_score"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "clip_features", "clip_score"]
+
+# OpenAI CLIP's image normalisation (its preprocess and every CLIP checkpoint's image processor)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _as_tensor(out: Any) -> torch.Tensor:

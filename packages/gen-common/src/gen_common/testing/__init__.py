@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +18,14 @@ import torch
 
 from gen_common.device import num_threads
 
-__all__ = ["assert_close", "assert_within_sigmas", "seeded", "single_thread"]
+__all__ = [
+    "assert_close",
+    "assert_within_sigmas",
+    "readme_python_blocks",
+    "run_readme_example",
+    "seeded",
+    "single_thread",
+]
 
 
 def single_thread(threads: int = 1) -> contextlib.AbstractContextManager[None]:
@@ -64,3 +74,18 @@ def assert_within_sigmas(
             f"{msg} estimate {estimate:.6g} differs from {expected:.6g} by {abs(estimate - expected):.3g} "
             f"> {sigmas}·stderr ({sigmas * stderr:.3g})"
         )
+
+
+def readme_python_blocks(readme: str | os.PathLike[str]) -> list[str]:
+    """The bodies of the fenced ```python blocks of a README, in order."""
+    return re.findall(r"```python\n(.*?)```", Path(readme).read_text(encoding="utf-8"), flags=re.S)
+
+
+def run_readme_example(readme: str | os.PathLike[str], block: int = 0) -> dict[str, Any]:
+    """Run python block ``block`` of ``readme`` as a script (``__name__ == "readme"``, tracebacks name the README);
+    returns its namespace. A README without that block fails the test."""
+    blocks = readme_python_blocks(readme)
+    assert len(blocks) > block, f"{readme} lost its python example (block {block})"
+    namespace: dict[str, Any] = {"__name__": "readme"}
+    exec(compile(blocks[block], str(readme), "exec"), namespace)
+    return namespace

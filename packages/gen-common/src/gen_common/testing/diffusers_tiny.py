@@ -19,6 +19,7 @@ import torch
 
 __all__ = [
     "clip_tokenizer",
+    "sd_ddim_scheduler",
     "tiny_clip_text_model",
     "tiny_sd_components",
     "tiny_sd_pipeline",
@@ -132,10 +133,11 @@ def tiny_vae(seed: int = 0) -> Any:
         ).eval()
 
 
-def tiny_sd_components(seed: int = 0, tokenizer_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The components of a Stable Diffusion pipeline at toy size (a 32-px image is a 16-px latent)."""
+def sd_ddim_scheduler() -> Any:
+    """Stable Diffusion 1.x's `DDIMScheduler` configuration (scaled-linear betas 0.00085 → 0.012, no sample
+    clipping, ᾱ_final from the last training step, steps offset 1), as its ``scheduler_config.json`` has it."""
     diffusers = _require("diffusers")
-    scheduler = diffusers.DDIMScheduler(
+    return diffusers.DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -143,6 +145,11 @@ def tiny_sd_components(seed: int = 0, tokenizer_dir: str | os.PathLike[str] | No
         set_alpha_to_one=False,
         steps_offset=1,
     )
+
+
+def tiny_sd_components(seed: int = 0, tokenizer_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The components of a Stable Diffusion pipeline at toy size (a 32-px image is a 16-px latent)."""
+    scheduler = sd_ddim_scheduler()
     return {
         "unet": tiny_unet(seed=seed),
         "vae": tiny_vae(seed=seed),

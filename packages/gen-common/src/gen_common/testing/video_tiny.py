@@ -15,7 +15,13 @@ from typing import Any
 
 import torch
 
-from gen_common.testing.diffusers_tiny import _require, _seeded_build, clip_tokenizer, tiny_clip_text_model
+from gen_common.testing.diffusers_tiny import (
+    _require,
+    _seeded_build,
+    clip_tokenizer,
+    sd_ddim_scheduler,
+    tiny_clip_text_model,
+)
 
 __all__ = [
     "TINY_SIZE",
@@ -182,14 +188,7 @@ def tiny_i2vgenxl_components(
             sample_size=TINY_SIZE,
             norm_num_groups=32,
         ).eval()
-    scheduler = diffusers.DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = sd_ddim_scheduler()
     return {
         "vae": vae,
         "text_encoder": tiny_clip_text_model(hidden_size=32, seed=seed),

@@ -37,7 +37,7 @@ def test_stage1_trains_only_the_lora_with_caption_dropout():
         config=TrainConfig(steps=3, lr=1e-3, log_every=1, seed=0),
         encoder=spy,
         device="cpu",
-        show_progress=False,
+        progress=False,
     )
     assert len(res.history) == 3 and all(math.isfinite(h["loss"]) for h in res.history)
     flat = [c for batch in seen for c in batch]

@@ -153,7 +153,7 @@ def test_train_reward_resumes_exactly(tmp_path):
             config=cfg,
             out_dir=out,
             device="cpu",
-            show_progress=False,
+            progress=False,
             stop_after=stop_after,
         )
 

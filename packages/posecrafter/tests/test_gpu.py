@@ -14,7 +14,7 @@ def test_bf16_generation_and_training_on_cuda():
     pipe = PoseCrafterPipeline(tiny_components(0).to("cuda"))  # float32 master weights, bf16 autocast
     frames, poses = synthetic_clip(3, 32, 32)
     res = train_one_shot(
-        pipe, frames, poses, "a person", OneShotConfig(steps=2, lr=1e-3), device="cuda", show_progress=False
+        pipe, frames, poses, "a person", OneShotConfig(steps=2, lr=1e-3), device="cuda", progress=False
     )
     assert np.isfinite(res.final_loss)
     pipe.c.to("cuda", torch.bfloat16)

@@ -30,7 +30,7 @@ def test_only_the_precursor_set_changes_and_frozen_grads_stay_none(tiny_parts, v
     frames, poses = video
     pipe = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
     before = _trained(pipe)
-    res = train_one_shot(pipe, frames, poses, "a person", _cfg(2), device="cpu", show_progress=False)
+    res = train_one_shot(pipe, frames, poses, "a person", _cfg(2), device="cpu", progress=False)
     after = _trained(pipe)
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     assert changed and all(("attn1.to_out" in n) or ("_temp" in n) for n in changed)
@@ -75,7 +75,7 @@ def test_resume_is_exact_and_weights_reload_into_a_stock_pipeline(tiny_parts, vi
     frames, poses = video
     full = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
     train_one_shot(
-        full, frames, poses, "a person", _cfg(3), out_dir=tmp_path / "a", device="cpu", show_progress=False
+        full, frames, poses, "a person", _cfg(3), out_dir=tmp_path / "a", device="cpu", progress=False
     )
     split = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
     r1 = train_one_shot(
@@ -86,13 +86,13 @@ def test_resume_is_exact_and_weights_reload_into_a_stock_pipeline(tiny_parts, vi
         _cfg(3),
         out_dir=tmp_path / "b",
         device="cpu",
-        show_progress=False,
+        progress=False,
         stop_after=2,
     )
     assert r1.steps == 2 and not (tmp_path / "b" / "weights").exists()
     again = PoseCrafterPipeline(copy.deepcopy(tiny_parts))
     r2 = train_one_shot(
-        again, frames, poses, "a person", _cfg(3), out_dir=tmp_path / "b", device="cpu", show_progress=False
+        again, frames, poses, "a person", _cfg(3), out_dir=tmp_path / "b", device="cpu", progress=False
     )
     assert r2.resumed_from == 2
     a, b = _trained(full), _trained(again)

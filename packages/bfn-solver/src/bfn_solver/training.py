@@ -76,7 +76,7 @@ def train_bfn(
         config,
         out_dir=out_dir,
         device=device,
-        show_progress=progress,
+        progress=progress,
         on_log=on_log,
     )
 

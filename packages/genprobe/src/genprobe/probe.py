@@ -336,7 +336,7 @@ def train_probe(
                 out_dir=work,
                 resume=resume or start_step is not None,
                 device=dev,
-                show_progress=progress,
+                progress=progress,
                 stop_after=cfg.eval_every if early else None,
             )
             # accelerate wraps forward for mixed precision on every prepare(); drop the wrapper so chunks do not

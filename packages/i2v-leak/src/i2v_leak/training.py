@@ -137,7 +137,7 @@ def finetune_svd(
         out_dir=checkpoint_dir if checkpoint_dir is not None else out_dir,
         resume=resume,
         device=device,
-        show_progress=progress,
+        progress=progress,
         on_log=on_log,
         extra_state={"finetune": config_to_dict(config)},
     )

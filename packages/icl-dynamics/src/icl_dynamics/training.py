@@ -197,7 +197,7 @@ def _descend(
     lr: float,
     masks: tuple[torch.Tensor, torch.Tensor] | None,
     cfg: GDConfig,
-    show_progress: bool | None,
+    progress: bool | None,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
 ) -> tuple[dict[str, list[Any]], list[tuple[int, torch.Tensor, torch.Tensor]], int, bool]:
     hist: dict[str, list[Any]] = {k: [] for k in ("epoch", "loss", "ab", "max_offdiag", "abs_a", "abs_b")}
@@ -207,7 +207,7 @@ def _descend(
     loss0 = None
     calm = 0
     converged = False
-    bar = progress_bar(total=cfg.max_epochs, desc="GD epochs", enabled=show_progress)
+    bar = progress_bar(total=cfg.max_epochs, desc="GD epochs", enabled=progress)
     epoch = 0
     try:
         while True:

@@ -125,4 +125,19 @@ def run_demo(ctx: DemoContext) -> DemoResult:
             Table("reward fine-tuning (w = 0.3)", ["step", "score", "relevant", "irrelevant", "loss"], rows)
         ],
         figures=[sheet],
+        headline={
+            "claim": "segment-level encoding keeps prompts far beyond CLIP's 77 tokens, and reweighting the "
+            "text-irrelevant part of a CLIP-style preference (w = 0.3) lets reward fine-tuning improve alignment",
+            "paper": "SD 1.5 fine-tuned ~20 h with LongAlign beats PixArt-α and Kandinsky v2.2 on long-text alignment",
+            "measured": f"{n_tokens}-token prompt: plain CLIP drops {max(0, n_tokens - 77)} tokens, segment encoding "
+            f"keeps {int(enc.lengths[0])} rows; reweighted score {rows[0][1]:.4f} → {rows[-1][1]:.4f} in "
+            f"{len(rows)} LoRA reward steps",
+            "reproduces": None,
+            "reason": "the encoding rule and the decomposition identities are checked exactly; the alignment gain "
+            "needs SD 1.5, real preference models and GPU hours (the tiny models here only show the score moving)",
+        },
+        captions={
+            sheet.name: "Plain CLIP encoding (truncated at 77 tokens) vs segment encoding of the same long "
+            "prompt on a tiny random SD: the images differ because the tail sentences reach the UNet."
+        },
     )

@@ -435,7 +435,7 @@ def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict
         init_loras=run.init_lora,
         out_dir=out,
         device=ctx.device,
-        show_progress=ctx.progress,
+        progress=ctx.progress,
     )
     report: dict[str, Any] = {
         "steps": result.steps,
@@ -530,7 +530,7 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
         config=cfg,
         out_dir=out,
         device=ctx.device,
-        show_progress=ctx.progress,
+        progress=ctx.progress,
     )
     report: dict[str, Any] = {
         "steps": result.steps,

@@ -56,7 +56,7 @@ def train_reward(
     init_loras: Sequence[str | os.PathLike[str]] = (),
     out_dir: str | os.PathLike[str] | None = None,
     device: str | torch.device = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     stop_after: int | None = None,
 ) -> tuple[RewardObjective, TrainResult]:
     """Stage 2: fine-tune a fresh LoRA on ``pipe``'s UNet with the reweighted reward (in place; save it with
@@ -84,7 +84,7 @@ def train_reward(
         config,
         out_dir=out_dir,
         device=device,
-        show_progress=show_progress,
+        progress=progress,
         stop_after=stop_after,
         extra_state={"reward": vars(reward), "lora": vars(lora or LoraSpec())},
     )
@@ -139,7 +139,7 @@ def train_align(
     encoder: SegmentEncoder | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     device: str | torch.device = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     stop_after: int | None = None,
 ) -> tuple[AlignObjective, TrainResult]:
     """Stage 1: LoRA on ε-MSE over (image, long caption) pairs; ``images`` (N, 3, H, W) in [0, 1]."""
@@ -169,7 +169,7 @@ def train_align(
         config,
         out_dir=out_dir,
         device=device,
-        show_progress=show_progress,
+        progress=progress,
         stop_after=stop_after,
         extra_state={"caption_dropout": caption_dropout},
     )

@@ -47,4 +47,14 @@ def run_demo(ctx: DemoContext) -> DemoResult:
         },
         tables=[Table("final state", ["method", "network evaluations", "seconds", "held-out L1"], rows)],
         figures=[*(Path(f) for f in report.files), gif],
+        headline={
+            "claim": "score-based iterative reconstruction (SIR) reaches SDS's quality with 5-20x fewer "
+            "diffusion-network evaluations",
+            "paper": "5-20x faster than SDS for NeRF; ~20 s for a 3DGS mesh on an A100",
+            "measured": f"SIR reaches SDS's final held-out error after {report.sir_nfe_to_target} evaluations vs "
+            f"SDS's {report.sds_nfe}: {report.nfe_ratio}x fewer calls, {report.time_ratio}x less time",
+            "reproduces": report.nfe_ratio >= 5,
+            "reason": "exact-denoiser toy (a small scene of coloured Gaussians), the same renderer and denoiser "
+            "for both methods" + ("" if report.nfe_ratio >= 5 else "; fewer than 5x at this size"),
+        },
     )

@@ -85,7 +85,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
     res = train_one_shot(
         pipe, frames, poses, "a person",
         OneShotConfig(steps=cfg["train_steps"], lr=1e-3, checkpoint_every=0, gradient_checkpointing=False),
-        device=ctx.device, show_progress=ctx.progress,
+        device=ctx.device, progress=ctx.progress,
     )  # fmt: skip
     out = pipe("a person", frames, poses, targets, GenerationConfig(num_inference_steps=cfg["steps"]))
     strip = write_strip([pose_images(targets), out.frames, frames], ctx.path("posecrafter_strip.png"))
@@ -118,4 +118,19 @@ def run_demo(ctx: DemoContext) -> DemoResult:
         metrics=metrics,
         tables=[table],
         figures=[strip, gif],
+        headline={
+            "claim": "one-shot tuning of temporal modules, reference-frame inversion, pose insertion and affine "
+            "face/hand latent edits give pose-following personalised video",
+            "paper": "PoseCrafter beats baselines pre-trained on large video sets on 8 metrics (TikTok, TED)",
+            "measured": f"affine edit lands landmarks {blob_err:.2f} latent px from targets; DDIM inversion round "
+            f"trip {exact_err:.0e} (x-independent ε); {len(out.frames)} frames from reference frame "
+            f"{out.reference_index}",
+            "reproduces": None,
+            "reason": "the building blocks are checked exactly; video quality needs SD 1.5 + ControlNet OpenPose "
+            "weights, real videos and a GPU (tiny random model and blob people here)",
+        },
+        captions={
+            strip.name: "Generated frames following the target poses (tiny random model: look at the "
+            "structure, not the quality)."
+        },
     )

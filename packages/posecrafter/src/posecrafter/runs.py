@@ -172,7 +172,7 @@ def train(run: TrainRun, ctx: RunContext | None = None) -> TrainReport:
         cfg,
         out_dir=out,
         device=ctx.torch_device(),
-        show_progress=ctx.progress,
+        progress=ctx.progress,
     )
     secs = time.perf_counter() - t0
     weights = None

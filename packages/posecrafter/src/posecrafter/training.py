@@ -121,7 +121,7 @@ def train_one_shot(
     *,
     out_dir: str | os.PathLike[str] | None = None,
     device: torch.device | str = "auto",
-    show_progress: bool | None = None,
+    progress: bool | None = None,
     stop_after: int | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
@@ -171,7 +171,7 @@ def train_one_shot(
     try:
         result = train(
             model, loss_fn, batch_fn, tc, out_dir=None if out is None else out / "checkpoints",
-            device=device, show_progress=show_progress, stop_after=stop_after, on_log=on_log,
+            device=device, progress=progress, stop_after=stop_after, on_log=on_log,
         )  # fmt: skip
     finally:
         if cfg.gradient_checkpointing:

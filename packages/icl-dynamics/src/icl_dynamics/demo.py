@@ -112,7 +112,7 @@ def run_demo(ctx: DemoContext) -> DemoResult:
             and metrics.get("sparse_max_rel_error_ab", 1.0) < 0.05
             and metrics.get("ones_max_offdiag", 0.0)
             > 2 * max(metrics.get("gaussian_max_offdiag", 0.0), metrics.get("sparse_max_offdiag", 0.0)),
-            "reason": f"d = {first.d}, T = {first.T}: the paper's setting at its own (small) scale",
+            "reason": f"d = {first['d']}, T = {first['T']}: the paper's setting at its own (small) scale",
         },
         captions={
             f.name: "ab over epochs from each initialisation; it should settle on the dashed closed-form ab*."

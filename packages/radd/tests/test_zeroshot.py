@@ -195,5 +195,5 @@ def test_arrow_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "d.parquet").write_bytes(b"PAR1")
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    with pytest.raises(ImportError, match=r"radd\[data\]"):
+    with pytest.raises(ImportError, match=r"radd-diffusion\[data\]"):
         read_examples(tmp_path / "d.parquet", "lm1b")

@@ -7,6 +7,8 @@ import pytest
 import torch
 from icl_dynamics.cli import main
 
+from gen_common.testing import assert_refused_without_writing
+
 
 def run_json(capsys, argv):
     assert main([*argv, "--json"]) == 0
@@ -164,13 +166,7 @@ def test_thread_choice():
     ],
 )
 def test_bad_numbers_are_one_line_errors_that_write_nothing(tmp_path, capsys, args, needle):
-    out = tmp_path / "o"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
-    assert main([*args, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and needle in err and err.startswith("icl-dynamics: error:")
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert_refused_without_writing(main, args, needle, "icl-dynamics", tmp_path, capsys)
 
 
 def test_train_into_a_folder_holding_its_files(capsys, tmp_path):

@@ -9,6 +9,7 @@ from mdm_scaling.model import MaskedDiffusionLM
 from mdm_scaling.scaling import write_runs
 
 from gen_common.checkpoint import save_state_dict
+from gen_common.testing import assert_refused_without_writing
 
 
 def run_json(capsys, *argv):
@@ -119,13 +120,7 @@ def test_convert_train_eval_generate(capsys, tmp_path):
     ],
 )
 def test_bad_numbers_are_one_line_errors_that_write_nothing(tmp_path, capsys, args, needle):
-    out = tmp_path / "o"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
-    assert main([*args, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and needle in err and err.startswith("mdm-scaling: error:")
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert_refused_without_writing(main, args, needle, "mdm-scaling", tmp_path, capsys)
 
 
 def test_train_output_policy(tmp_path, capsys):

@@ -10,6 +10,8 @@ import sys
 import pytest
 from radd.cli import main
 
+from gen_common.testing import assert_refused_without_writing
+
 
 def _json(capsys) -> dict:
     out = capsys.readouterr().out.strip().splitlines()
@@ -198,14 +200,8 @@ def test_missing_extra_is_a_user_error(trained, tmp_path, capsys, monkeypatch):
     ],
 )
 def test_bad_numbers_are_one_line_errors_that_write_nothing(trained, tmp_path, capsys, args, needle):
-    out = tmp_path / "o"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
     extra = ["--model", str(trained / "m")] if args[0] == "sample" else []
-    assert main([*args, *extra, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and needle in err and err.startswith("radd: error:")
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert_refused_without_writing(main, [*args, *extra], needle, "radd", tmp_path, capsys)
 
 
 def test_overwrite_replaces_only_the_commands_files(trained, tmp_path, capsys):

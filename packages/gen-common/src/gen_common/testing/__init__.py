@@ -20,12 +20,28 @@ from gen_common.device import num_threads
 
 __all__ = [
     "assert_close",
+    "assert_refused_without_writing",
     "assert_within_sigmas",
     "readme_python_blocks",
     "run_readme_example",
     "seeded",
     "single_thread",
 ]
+
+
+def assert_refused_without_writing(
+    main: Any, argv: list[str], needle: str, prog: str, tmp_path: Path, capsys: Any
+) -> None:
+    """A console script refuses ``argv`` with exit code 2 and one line ``PROG: error: ...`` containing ``needle``,
+    and the ``--out`` folder, which holds a user's file, is left exactly as it was."""
+    out = tmp_path / "refused-out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and err.startswith(f"{prog}: error:"), err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def single_thread(threads: int = 1) -> contextlib.AbstractContextManager[None]:

@@ -78,7 +78,9 @@ def main() -> None:
         save_state_dict(sd, args.log / f"weights-{out.name}.rank{rank}.safetensors")
         if rank == 0:
             save_state_dict(sd, out / "final.safetensors")
-        print(f"rank {rank} {out.name}: steps {res.steps} resumed_from {res.resumed_from}", flush=True)
+        # One report file per rank: two ranks printing to one shared stdout pipe can interleave within a line.
+        with open(args.log / f"report.rank{rank}", "a") as f:
+            f.write(f"rank {rank} {out.name}: steps {res.steps} resumed_from {res.resumed_from}\n")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ COMMANDS = [
         "train-align",
         "longalign.runs:train_align_run",
         TrainAlignRun,
-        writes=("lora/*",),
+        writes=("lora/*", "adapter/*"),
         out_default="runs/longalign-align",
         resumable=True,
     ),

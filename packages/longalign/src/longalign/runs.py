@@ -610,6 +610,11 @@ class BenchRun:
     model: str = arg("tiny", help=MODEL_HELP)
     preference: str = arg("tiny", help=PREF_HELP)
     sentences: int = arg(10, help="sentences in the benchmark prompt", min=1)
+    text_encoder: Literal["model", "sd15"] = arg(
+        "model",
+        help="encoder for the encoding bench: the model's own, or SD 1.5's full-size CLIP-L text encoder "
+        "(random weights from its config, nothing downloaded)",
+    )
     repeats: int = arg(5, help="timed repeats (medians)", min=1)
     reward: bool = arg(True, help="also benchmark one reward step with and without checkpointing")
     stride: int = arg(20, help="DDIM grid spacing of the reward step", min=1)
@@ -623,7 +628,15 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> dict[str, Any]:
     ctx = RunContext.of(ctx)
     pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
     report: dict[str, Any] = {"device": str(ctx.torch_device())}
-    report["encoding"] = bench_encoding(pipe, sentences=run.sentences, repeats=run.repeats)
+    text_encoder = None
+    if run.text_encoder == "sd15":
+        from longalign.bench import sd15_text_encoder
+
+        te = pipe.text_encoder
+        text_encoder = sd15_text_encoder(ctx.seed, te.device, te.dtype)
+    report["encoding"] = bench_encoding(
+        pipe, sentences=run.sentences, repeats=run.repeats, text_encoder=text_encoder
+    )
     if run.reward:
         from longalign.loading import load_preference
 

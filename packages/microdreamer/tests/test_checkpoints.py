@@ -155,6 +155,7 @@ def test_cli_checkpoint_resume_and_refusals(tmp_path, capsys):
     # resuming at the end re-does only the writing, with the same result
     assert main(_run_args(out, "--resume", "--json")) == 0
     again = json.loads(capsys.readouterr().out)
+    assert again["resumed_from"] == 3 and first["resumed_from"] == 0
     assert (again["nfe"], again["primitives"], again["heldout_error"]) == (
         first["nfe"],
         first["primitives"],

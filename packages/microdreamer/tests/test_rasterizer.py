@@ -152,3 +152,19 @@ def test_scanline_spans_keep_exactly_the_alpha_test_pairs():
     alpha = op[None, :, None] * torch.exp(-0.5 * q)
     expected = int(((alpha >= 1 / 255) & (z > 0.2)[..., None]).sum())
     assert 0 < r.num_pairs == expected
+
+
+def test_candidates_without_a_kept_pair_render_background():
+    # o just above 1/255: the α ≥ 1/255 ellipse is ~1e-5 px wide, 5e-4 px from the centre pixel, so the span's
+    # round-off slack proposes that pixel and the α test rejects it
+    cams = orbit_cameras([0.0], [0.0], 2.0, size=9)
+    shift = 5e-4 * 2.0 / cams.fx  # world x for 5e-4 px at depth 2
+    means = torch.tensor([[shift, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    o = torch.tensor([(1 + 1e-9) / 255], dtype=torch.float64, requires_grad=True)
+    one = torch.ones(1, 3, dtype=torch.float64)
+    r = rasterize_gaussians(
+        means, 0.01 * one, torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64), o, one, cams
+    )
+    assert r.num_pairs == 0 and torch.equal(r.image, torch.ones_like(r.image))
+    r.image.sum().backward()
+    assert means.grad.abs().sum() == 0 and o.grad.abs().sum() == 0

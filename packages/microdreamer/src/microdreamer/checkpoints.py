@@ -46,6 +46,7 @@ class Checkpointer:
     every: int = 1
     keep: int = 2
     resume: bool = False
+    resumed_from: int | None = None  # set by `restore`: the iterations the checkpoint held
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -105,7 +106,8 @@ class Checkpointer:
             raise CheckpointError(
                 f"{path} does not fit this run ({type(exc).__name__}: {exc}); {hint}"
             ) from exc
-        return int(meta["done"]), meta["extra"]
+        self.resumed_from = int(meta["done"])
+        return self.resumed_from, meta["extra"]
 
 
 def _capture(trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -149,6 +149,12 @@ class _Composite(torch.autograd.Function):
         )
         raw = _take(o, pair_row) * torch.exp(power)
         keep = (raw >= ALPHA_MIN).nonzero().squeeze(1)  # min(0.99, raw) ≥ 1/255 ⟺ raw ≥ 1/255
+        ctx.empty = keep.numel() == 0  # candidates only within SPAN_SLACK of an ellipse: none kept
+        if ctx.empty:
+            ctx.save_for_backward(geo, col)
+            n_kept = torch.tensor(0)
+            ctx.mark_non_differentiable(n_kept)
+            return torch.zeros(5, n_pix, dtype=dtype, device=device), n_kept
         pr = _take(pair_row, keep)
         pixel = _take(row_pix0, pr) + _take(local, keep)
         key = pixel.int() if n_pix < 2**31 else pixel
@@ -179,6 +185,9 @@ class _Composite(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gout, _g_kept):
+        if ctx.empty:
+            geo, col = ctx.saved_tensors
+            return torch.zeros_like(geo), torch.zeros_like(col), None, None, None, None, None, None
         geo, k, pixel, dx, dy, alpha, raw, trans, w, counts, cr, cg, cb, z = ctx.saved_tensors
         K, dtype = geo.shape[0], geo.dtype
         g = [

@@ -86,6 +86,9 @@ class GenerateReport:
     heldout_error: float | None
     clip_similarity: float | None = None
     files: list[str] = field(default_factory=list)
+    resumed_from: int = (
+        0  # outer iterations the checkpoint held (--resume); seconds_sir counts this process only
+    )
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,7 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         err,
         clip_sim,
         files,
+        0 if checkpoint is None or checkpoint.resumed_from is None else checkpoint.resumed_from,
     )
 
 

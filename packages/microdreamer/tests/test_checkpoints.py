@@ -20,6 +20,7 @@ from microdreamer.toy import HeldOut, toy_denoiser
 from safetensors import safe_open
 
 from gen_common.checkpoint import CheckpointError
+from gen_common.testing import assert_refused_without_writing
 
 SIR_TARGETS = sir_module.sir_targets
 PRESET = get_preset(
@@ -131,9 +132,12 @@ def _run_args(out, *extra):
 
 def test_cli_checkpoint_resume_and_refusals(tmp_path, capsys):
     out = tmp_path / "o"
-    assert main(_run_args(out, "--resume")) == 2  # nothing to resume
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no checkpoint to resume from" in err
+    argv = _run_args(out, "--resume")
+    i = argv.index("--out")
+    del argv[i : i + 2]
+    assert_refused_without_writing(
+        main, argv, "no checkpoint to resume from", "microdreamer", tmp_path, capsys
+    )
     assert main(_run_args(out, "--checkpoint-every", "1", "--json")) == 0
     first = json.loads(capsys.readouterr().out)
     ckdir = out / "checkpoints"

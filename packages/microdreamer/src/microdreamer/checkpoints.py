@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 
 from gen_common.checkpoint import CheckpointError, CheckpointNotFoundError, load_state_dict, save_state_dict
 
@@ -69,6 +70,7 @@ class Checkpointer:
     def restore(self, trainer, *, settings: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Load the latest checkpoint into ``trainer`` (its model, optimiser, counter, history, generators).
         Returns (iterations done, the loop's extra state)."""
+        _check_model(trainer.model)
         found = self.checkpoints()
         if not found:
             raise CheckpointNotFoundError(
@@ -78,19 +80,17 @@ class Checkpointer:
         hint = f"delete {path} to resume from the checkpoint before it, or start over without --resume"
         try:
             tensors = load_state_dict(path)
-            from safetensors import safe_open
-
             with safe_open(str(path), framework="pt") as fh:
                 meta = json.loads((fh.metadata() or {})[STATE_KEY])
             if meta.get("format") != FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}")
-        except (CheckpointError, OSError, ValueError, KeyError, TypeError) as exc:
+        except (CheckpointError, SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(
                 f"{path} is not a readable microdreamer checkpoint ({type(exc).__name__}): truncated or corrupt; {hint}"
             ) from exc
         settings = _plain(settings)
-        if meta["settings"] != settings:
-            old, new = _flat(meta["settings"]), _flat(settings)
+        if meta.get("settings") != settings:
+            old, new = _flat(meta.get("settings") or {}), _flat(settings)
             diff = [
                 f"{k} {old.get(k)!r} → {new.get(k)!r}"
                 for k in sorted(old.keys() | new.keys())
@@ -104,14 +104,24 @@ class Checkpointer:
             _restore(trainer, tensors, meta)
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise CheckpointError(
-                f"{path} does not fit this run ({type(exc).__name__}: {exc}); {hint}"
+                f"{path} does not fit this run ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                + hint
             ) from exc
         self.resumed_from = int(meta["done"])
         return self.resumed_from, meta["extra"]
 
 
+def _check_model(model) -> None:
+    # restoring replaces entries of the model's own ``params`` dict (densification changes their shapes)
+    if not isinstance(vars(model).get("params"), dict):
+        raise ValueError(
+            f"{type(model).__name__} keeps no params dict of its own: checkpoints support GaussianModel and VoxelNeRF"
+        )
+
+
 def _capture(trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     model, opt = trainer.model, trainer.optimizer
+    _check_model(model)
     tensors: dict[str, torch.Tensor] = {f"param.{k}": v.detach() for k, v in model.params.items()}
     adam: dict[str, dict[str, Any]] = {}
     for group in opt.param_groups:
@@ -138,7 +148,7 @@ def _capture(trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         "history": asdict(trainer.history),
         "adam": adam,
         "counter": None if counter is None else asdict(counter),
-        "config": asdict(model.config) if hasattr(model, "config") and model.config is not None else None,
+        "config": asdict(model.config) if is_dataclass(getattr(model, "config", None)) else None,
         "numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
         "python": _jsonable(random.getstate()),
         "num_primitives": len(model),
@@ -169,6 +179,7 @@ def _restore(trainer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) ->
     from microdreamer.loop import History
 
     model = trainer.model
+    _check_model(model)
     device = model.xyz.device
     for k in list(model.params):
         model.params[k] = tensors[f"param.{k}"].to(device).requires_grad_(True)

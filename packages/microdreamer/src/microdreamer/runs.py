@@ -287,6 +287,8 @@ def _checkpointer(run: GenerateRun, ctx: RunContext):
 
     from microdreamer.checkpoints import Checkpointer
 
+    if run.backend == "nerfstudio":
+        raise ValueError("--checkpoint-every/--resume support the gs and nerf backends, not nerfstudio yet")
     if ctx.out is None:
         raise ValueError("checkpoints are written into the output folder: give --out DIR")
     ckpt = Checkpointer(

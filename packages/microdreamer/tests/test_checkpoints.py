@@ -36,8 +36,9 @@ def _sir(folder=None, *, every=2, resume=False, stop_after=None, monkeypatch=Non
     den = toy_denoiser()
     held = HeldOut(den, size=12, radius=PRESET.radius, views=3)
     model = GaussianModel.blob(PRESET.num_pts, generator=torch.Generator().manual_seed(seed))
-    # densify every 2 steps with a low threshold so the number of Gaussians changes between checkpoints
-    model.config = dataclasses.replace(model.config, densification_interval=2, densify_grad_threshold=2e-4)
+    # densify every 4 steps (3 per iteration) with a low threshold: the number of Gaussians changes before and after
+    # the checkpoint, which falls between two densifications (live statistics)
+    model.config = dataclasses.replace(model.config, densification_interval=4, densify_grad_threshold=2e-4)
     if targets is not None:
 
         def recording(*a, **k):
@@ -170,3 +171,47 @@ def test_cli_checkpoint_resume_and_refusals(tmp_path, capsys):
     assert main(_run_args(out, "--resume", "--overwrite")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "truncated or corrupt" in err
+
+
+def test_checkpoint_round_trips_every_piece_of_state(tmp_path):
+    from microdreamer.checkpoints import STATS
+    from microdreamer.loop import Trainer
+
+    den = toy_denoiser()
+    model = GaussianModel.blob(PRESET.num_pts, generator=torch.Generator().manual_seed(0))
+    model.config = dataclasses.replace(model.config, densification_interval=4, densify_grad_threshold=2e-4)
+    gen = torch.Generator().manual_seed(1)
+    snap = {}
+
+    def progress(i, n):
+        if i == 2:
+            opt = model.optimizer
+            snap["adam"] = {g["name"]: (g["lr"], dict(opt.state[g["params"][0]])) for g in opt.param_groups}
+            snap["stats"] = [getattr(model, k).clone() for k in STATS]
+            snap["rng"] = (gen.get_state(), torch.get_rng_state())
+            snap["params"] = {k: v.detach().clone() for k, v in model.params.items()}
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        run_sir(
+            model, den, PRESET, generator=gen, progress=progress, checkpoint=Checkpointer(tmp_path, every=2)
+        )
+    assert snap["stats"][1].sum() > 0  # live densification statistics at the checkpoint
+    torch.manual_seed(123)  # scrambled: the checkpoint must put it back
+    fresh = GaussianModel.blob(10)
+    tr = Trainer(fresh, PRESET, counter=toy_denoiser().counter, generator=torch.Generator().manual_seed(9))
+    settings = {"loop": "sir", "preset": dataclasses.asdict(PRESET), "model": "GaussianModel"}
+    assert Checkpointer(tmp_path, resume=True).restore(tr, settings=settings)[0] == 2
+    assert all(torch.equal(fresh.params[k], v) for k, v in snap["params"].items())
+    assert all(torch.equal(getattr(fresh, k), v) for k, v in zip(STATS, snap["stats"], strict=True))
+    opt = tr.optimizer
+    assert opt is fresh.optimizer and all(g["params"][0] is fresh.params[g["name"]] for g in opt.param_groups)
+    for g in opt.param_groups:
+        lr, st = snap["adam"][g["name"]]
+        got = opt.state[g["params"][0]]
+        assert g["lr"] == lr and got["step"] == st["step"]
+        assert torch.equal(got["exp_avg"], st["exp_avg"]) and torch.equal(got["exp_avg_sq"], st["exp_avg_sq"])
+    assert torch.equal(tr.generator.get_state(), snap["rng"][0]) and torch.equal(
+        torch.get_rng_state(), snap["rng"][1]
+    )
+    assert (tr.counter.nfe, tr.step) == (den.counter.nfe, 2 * 3)

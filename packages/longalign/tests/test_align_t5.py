@@ -231,3 +231,25 @@ def test_train_align_bad_adapter_exit_2(capsys, t5_dir, tmp_path, sd_pipe):
     assert main(argv) == 0
     assert main([*argv, "--overwrite", "--t5", str(t5_dir), "--adapter-width", "24"]) == 2
     assert "trained without the T5 adapter" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("command", ["train-align", "train-reward"])
+def test_warmup_steps_reach_the_training_loop(monkeypatch, tmp_path, command):
+    """`--warmup-steps` (the release warms up over 2000 steps per process) is the TrainConfig the loop gets."""
+    import longalign.training as training
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen["config"] = next(a for a in (*args, *kwargs.values()) if isinstance(a, training.TrainConfig))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train_align" if command == "train-align" else "train_reward", fake)
+    if command == "train-align":
+        argv = [command, str(_data(tmp_path / "data"))]
+    else:
+        (tmp_path / "p.txt").write_text("A red house. A blue door.\n")
+        argv = [command, str(tmp_path / "p.txt")]
+    with pytest.raises(SystemExit):
+        main([*argv, "--steps", "7", "--warmup-steps", "3", "--out", str(tmp_path / "o")])
+    assert (seen["config"].warmup_steps, seen["config"].steps) == (3, 7)

@@ -390,6 +390,9 @@ class TrainRewardRun:
         "ddim", help="ddim: 50-step CFG rollout; lcm: the 4-step LCM variant"
     )
     checkpoint_every: int = arg(50, help="steps between checkpoints", min=0)
+    warmup_steps: int = arg(
+        0, help="linear lr warmup steps (the release warms up over 2000 per process)", min=0
+    )
     max_length: int = arg(240, help="rows of the segment encoding", min=1)
     dtype: str | None = arg(None, help="model dtype (default: bf16 on CUDA)")
 
@@ -413,7 +416,12 @@ def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict
     )
     out = ctx.output("checkpoints") if ctx.out is not None else None
     cfg = replace(
-        REWARD_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed
+        REWARD_TRAIN,
+        steps=run.steps,
+        lr=run.lr,
+        checkpoint_every=run.checkpoint_every,
+        warmup_steps=run.warmup_steps,
+        seed=ctx.seed,
     )
     _, result = train_reward(
         pipe,
@@ -482,6 +490,9 @@ class TrainAlignRun:
     dropout: float = arg(0.1, help="LoRA dropout", min=0, lt=1)
     size: int | None = arg(None, help="training image side (default: the model's)", min=8)
     checkpoint_every: int = arg(100, help="steps between checkpoints", min=0)
+    warmup_steps: int = arg(
+        0, help="linear lr warmup steps (the release warms up over 2000 per process)", min=0
+    )
     max_length: int = arg(240, help="rows of the segment encoding (and of the T5 branch)", min=1)
     t5: str | None = arg(
         None,
@@ -545,7 +556,12 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
         )
     out = ctx.output("checkpoints") if ctx.out is not None else None
     cfg = replace(
-        ALIGN_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed
+        ALIGN_TRAIN,
+        steps=run.steps,
+        lr=run.lr,
+        checkpoint_every=run.checkpoint_every,
+        warmup_steps=run.warmup_steps,
+        seed=ctx.seed,
     )
     _, result = train_align(
         pipe,

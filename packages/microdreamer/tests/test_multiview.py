@@ -240,7 +240,7 @@ def _port_module(tmp: Path, monkeypatch):
     return _exec_module("mv_unet", source, tmp / "port"), source
 
 
-def test_port_unet_loads_and_gets_the_release_layout(dens, tmp_path, monkeypatch):
+def test_port_unet_loads_and_gets_the_release_layout(dens, fast_presets, tmp_path, monkeypatch, capsys):
     """The port's own MultiViewUNetModel (ImageDream variant, tiny config), saved in the port's layout, loads by
     ``unet_class`` and by ``trust_remote_code``; its ε equals the batch assembled as imagedream_utils.pred_noise
     does (official camera_utils for the camera)."""
@@ -278,7 +278,7 @@ def test_port_unet_loads_and_gets_the_release_layout(dens, tmp_path, monkeypatch
             transformers.CLIPVisionConfig(
                 hidden_size=1280,
                 intermediate_size=16,
-                num_hidden_layers=2,
+                num_hidden_layers=1,
                 num_attention_heads=1,
                 image_size=16,
                 patch_size=8,
@@ -323,6 +323,21 @@ def test_port_unet_loads_and_gets_the_release_layout(dens, tmp_path, monkeypatch
     e_u, e_c = out[:4], out[5:9]
     assert torch.allclose(ea, e_u + 2.0 * (e_c - e_u), atol=1e-5)
     assert ea.abs().mean() > 1e-3
+    # the console script with the port's class: importable by name, or the file shipped in the folder
+    import json
+
+    from microdreamer.cli import main
+
+    monkeypatch.setitem(sys.modules, "mv_unet", port)
+    img_path = _rgba(tmp_path / "in.png")
+    base = ["run", "--model", str(folder), "--input", str(img_path), *FAST]
+    capsys.readouterr()
+    assert main([*base, "--unet-class", "mv_unet:MultiViewUNetModel", "--out", str(tmp_path / "cli")]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["preset"] == "imagedream" and rep["nfe"] == 18  # auto: the folder's preset
+    for spec, msg in [("", "--unet-class mv_unet:MultiViewUNetModel"), ("nope:X", "cannot import nope:X")]:
+        assert main([*base, "--unet-class", spec, "--out", str(tmp_path / "cli-bad")]) == 2
+        assert msg in capsys.readouterr().err
 
 
 # ---- SIR ---------------------------------------------------------------------------------------------------------
@@ -378,11 +393,10 @@ def test_run_mvdream_and_imagedream_from_local_folders(dens, fast_presets, tmp_p
 
     dens["mvdream"].save_pretrained(tmp_path / "mv")
     dens["imagedream"].save_pretrained(tmp_path / "id")
-    rc = main(
-        ["run", "--model", str(tmp_path / "mv"), "--prompt", "a teapot", "--out", str(tmp_path / "o1"), *FAST]
-    )
+    args = ["run", "--model", str(tmp_path / "mv"), "--prompt", "a teapot", "--preset", "mvdream"]
+    rc = main([*args, "--out", str(tmp_path / "o1"), *FAST])
     rep = json.loads(capsys.readouterr().out)
-    # auto picks the folder's preset; init: 4 doubled steps; SIR iteration: 2 inversion + 4 doubled steps
+    # init: 4 doubled steps; SIR iteration: 2 inversion + 4 doubled steps (auto is tested with the port's UNet)
     assert rc == 0 and rep["preset"] == "mvdream" and rep["nfe"] == 8 + 2 + 8 and rep["calls"] == 4 + 2 + 4
     img = _rgba(tmp_path / "in.png")
     args = ["run", "--model", str(tmp_path / "id"), "--input", str(img), "--preset", "imagedream"]
@@ -415,3 +429,21 @@ def test_run_refuses_a_preset_for_another_family(dens, tmp_path, capsys):
         err = capsys.readouterr().err
         assert msg in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / f"o{i}" / "gaussians.ply").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", ["mvdream", "imagedream"])
+def test_adapter_on_cuda_matches_cpu(dens, family):
+    d = dens[family]
+    cams, x = _cams(), torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(5))
+    ref = d.eps(x, 501, cams, guidance_scale=2.0)
+    text, image = d.text, d.image
+    try:
+        d.to("cuda")
+        d.text = tuple(t.cuda() for t in text)
+        d.image = None if image is None else tuple(t.cuda() for t in image)
+        got = d.eps(x.cuda(), 501, cams, guidance_scale=2.0)
+        assert got.device.type == "cuda" and torch.allclose(got.cpu(), ref, atol=1e-4)
+    finally:
+        d.to("cpu")
+        d.text, d.image = text, image

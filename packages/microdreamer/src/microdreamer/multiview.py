@@ -20,6 +20,7 @@ dropped. Both released checkpoints predict ε; a ``v_prediction`` scheduler conf
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import math
@@ -37,6 +38,7 @@ __all__ = [
     "MultiViewDenoiser",
     "TinyMultiViewUNet",
     "detect_family",
+    "import_unet_class",
     "mvdream_camera",
     "tiny_multiview",
 ]
@@ -224,6 +226,17 @@ def _import_remote_unet(root: Path, index: dict[str, Any]):
     raise FileNotFoundError(f"{root}: no {module}.py beside the weights to import {name} from")
 
 
+def import_unet_class(spec: str):
+    """``"module:Class"`` → the class (the module must be importable, e.g. the port's mv_unet.py on PYTHONPATH)."""
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"--unet-class wants module:Class (e.g. mv_unet:MultiViewUNetModel), got {spec!r}")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {spec} ({exc}); put the port's mv_unet.py on PYTHONPATH") from exc
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -289,10 +302,9 @@ class MultiViewDenoiser:
         self.image_size, self.clip_size, self.num_frames = image_size, clip_size, num_frames
         self.clip_mean, self.clip_std = tuple(clip_mean), tuple(clip_std)
         self.counter = counter or CallCounter()
-        self.text: tuple[torch.Tensor, torch.Tensor] | None = None  # (negative, positive), each [1, L, D]
-        self.image: tuple[torch.Tensor, torch.Tensor] | None = (
-            None  # (CLIP tokens [1, T, E], VAE latent [1, 4, h, w])
-        )
+        # (negative, positive) text context, each [1, L, D]; ImageDream's (CLIP tokens [1, T, E], latent [1, 4, h, w])
+        self.text: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.image: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -341,9 +353,9 @@ class MultiViewDenoiser:
                 klass = _import_remote_unet(root, index)
             else:
                 raise ValueError(
-                    f"{root}/unet holds a {name or 'custom'} model whose class is not on the package index: pass "
-                    "unet_class= (e.g. MultiViewUNetModel from the port's mv_unet.py), a built unet=, or "
-                    "trust_remote_code=True to import the .py shipped in the folder"
+                    f"{root}/unet holds a {name or 'custom'} model whose class is not on the package index: give "
+                    "the port's class (unet_class=; CLI --unet-class mv_unet:MultiViewUNetModel), a built unet=, or "
+                    "trust_remote_code=True (CLI --unet-class folder) to import the .py shipped in the folder"
                 )
             unet = klass.from_config(cfg) if hasattr(klass, "from_config") else klass(**_init_kwargs(cfg))
             unet.load_state_dict(_load_state(root / "unet"))

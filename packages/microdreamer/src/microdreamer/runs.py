@@ -72,6 +72,11 @@ class GenerateRun:
         "release",
         help="MVDream/ImageDream negative prompt ('release': the released configs' list; '' for none)",
     )
+    unet_class: str = arg(
+        "",
+        help="MVDream/ImageDream UNet class as module:Class (e.g. mv_unet:MultiViewUNetModel from the port), or "
+        "'folder' to import the .py shipped in the model folder (runs that file)",
+    )
 
 
 @dataclass
@@ -302,11 +307,16 @@ def _model_denoiser(run: GenerateRun, preset, device):
         denoiser = load_denoiser(run.model, device=device)
         denoiser.set_reference(image.to(device), elevation=run.elevation)
         return denoiser, Reference(image, mask, run.elevation), preset
-    from microdreamer.multiview import MultiViewDenoiser
+    from microdreamer.multiview import MultiViewDenoiser, import_unet_class
     from microdreamer.presets import RELEASE_NEGATIVE_PROMPT
 
     # float32 on every device, as the release runs both multi-view models
-    denoiser = MultiViewDenoiser.from_pretrained(run.model, device=device)
+    denoiser = MultiViewDenoiser.from_pretrained(
+        run.model,
+        unet_class=import_unet_class(run.unet_class) if run.unet_class not in ("", "folder") else None,
+        trust_remote_code=run.unet_class == "folder",
+        device=device,
+    )
     neg = RELEASE_NEGATIVE_PROMPT if run.negative_prompt == "release" else run.negative_prompt
     denoiser.set_prompt(run.prompt, neg)
     if family == "imagedream":

@@ -193,9 +193,7 @@ def test_folder_round_trip_and_refusals(dens, tmp_path):
     )
     # a UNet class that is not on the index: refused unless the caller supplies it
     cfg = (tmp_path / "id" / "unet" / "config.json").read_text()
-    (tmp_path / "id" / "unet" / "config.json").write_text(
-        cfg.replace("TinyMultiViewUNet", "MultiViewUNetModel")
-    )
+    (tmp_path / "id" / "unet" / "config.json").write_text(cfg.replace("TinyMultiViewUNet", "SomeOtherUNet"))
     with pytest.raises(ValueError, match="unet_class="):
         MultiViewDenoiser.from_pretrained(tmp_path / "id")
     for f in (tmp_path / "id" / "unet").glob("*.safetensors"):
@@ -292,17 +290,20 @@ def test_port_unet_loads_and_gets_the_release_layout(dens, fast_presets, tmp_pat
     folder = tmp_path / "port-folder"
     a = MultiViewDenoiser.from_pretrained(folder, unet_class=port.MultiViewUNetModel)
     b = MultiViewDenoiser.from_pretrained(folder, trust_remote_code=True)
+    c = MultiViewDenoiser.from_pretrained(folder)  # this package's MultiViewUNet reads the port's weights
+    assert type(c.unet).__name__ == "MultiViewUNet"
     img = torch.ones(1, 3, 32, 32)
     img[..., 8:24, 8:24] = 0.3
-    for m in (a, b):
+    for m in (a, b, c):
         m.set_prompt("a red teapot", "blurry")
         torch.manual_seed(0)
         m.set_reference(img)
-    b.image = a.image
+    b.image = c.image = a.image
     cams = _cams()
     x = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(4))
     ea, eb = a.eps(x, 501, cams, guidance_scale=2.0), b.eps(x, 501, cams, guidance_scale=2.0)
     assert torch.allclose(ea, eb, atol=1e-5)
+    assert torch.allclose(c.eps(x, 501, cams, guidance_scale=2.0), ea, atol=1e-4)
     # the release's batch: 4 views + a zero 5th frame, [neg, pos], zero ip/ip_img for neg, 5th frame dropped
     pose = cams.c2w_opengl()
     cam = cu.normalize_camera(cu.convert_opengl_to_blender(pose)).float()
@@ -332,12 +333,58 @@ def test_port_unet_loads_and_gets_the_release_layout(dens, fast_presets, tmp_pat
     img_path = _rgba(tmp_path / "in.png")
     base = ["run", "--model", str(folder), "--input", str(img_path), *FAST]
     capsys.readouterr()
-    assert main([*base, "--unet-class", "mv_unet:MultiViewUNetModel", "--out", str(tmp_path / "cli")]) == 0
+    assert main([*base, "--out", str(tmp_path / "cli")]) == 0  # this package's MultiViewUNet reads the folder
     rep = json.loads(capsys.readouterr().out)
     assert rep["preset"] == "imagedream" and rep["nfe"] == 18  # auto: the folder's preset
-    for spec, msg in [("", "--unet-class mv_unet:MultiViewUNetModel"), ("nope:X", "cannot import nope:X")]:
-        assert main([*base, "--unet-class", spec, "--out", str(tmp_path / "cli-bad")]) == 2
-        assert msg in capsys.readouterr().err
+    assert main([*base, "--unet-class", "nope:X", "--out", str(tmp_path / "cli-bad")]) == 2
+    assert "cannot import nope:X" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ip_dim", [0, 16])
+def test_own_multiview_unet_matches_the_ports_class(tmp_path, monkeypatch, ip_dim):
+    """microdreamer.mvunet.MultiViewUNet takes the port's state dict as is (strict) and gives its output, for
+    MVDream (no ip) and ImageDream (ip_dim 16 as released) at a tiny width; two levels, attention at both."""
+    from microdreamer.mvunet import MultiViewUNet
+
+    port, _ = _port_module(tmp_path, monkeypatch)
+    cfg = {
+        "image_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "model_channels": 32,
+        "num_res_blocks": 2,
+        "attention_resolutions": [1, 2],
+        "channel_mult": [1, 2],
+        "num_head_channels": 16,
+        "context_dim": 32,
+        "camera_dim": 16,
+        "transformer_depth": 1,
+        "use_checkpoint": False,
+        "ip_dim": ip_dim,
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        ref = port.MultiViewUNetModel.from_config(cfg).eval()
+        for p in ref.parameters():
+            p.data.normal_(0, 0.05)
+    ours = MultiViewUNet.from_config(cfg).eval()
+    ours.load_state_dict(ref.state_dict())  # strict: same names, same shapes
+    g = torch.Generator().manual_seed(2)
+    f = 5 if ip_dim else 4
+    kw = {
+        "x": torch.randn(2 * f, 4, 8, 8, generator=g),
+        "timesteps": torch.tensor([501] * f + [301] * f),
+        "context": torch.randn(2 * f, 7, 32, generator=g),
+        "num_frames": f,
+        "camera": torch.randn(2 * f, 16, generator=g),
+    }
+    if ip_dim:
+        kw["ip"] = torch.randn(2 * f, 5, 1280, generator=g)
+        kw["ip_img"] = torch.randn(2, 4, 8, 8, generator=g)
+    with torch.no_grad():
+        want = ref(**{k: (v.clone() if torch.is_tensor(v) else v) for k, v in kw.items()})
+        got = ours(**kw)
+    assert want.abs().mean() > 1e-2 and torch.allclose(got, want, atol=1e-4)
 
 
 # ---- SIR ---------------------------------------------------------------------------------------------------------
@@ -447,3 +494,33 @@ def test_adapter_on_cuda_matches_cpu(dens, family):
     finally:
         d.to("cpu")
         d.text, d.image = text, image
+
+
+@pytest.mark.parametrize("ip_dim", [0, 16])
+def test_released_config_has_the_ports_parameter_names_and_shapes(tmp_path, monkeypatch, ip_dim):
+    """At the released size (sd-v2-base.yaml / sd_v2_base_ipmv.yaml, built on the meta device: no memory) every
+    tensor of the port's state dict, hence of the released safetensors, has its twin in MultiViewUNet."""
+    from microdreamer.mvunet import MultiViewUNet
+
+    port, _ = _port_module(tmp_path, monkeypatch)
+    cfg = {
+        "image_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "model_channels": 320,
+        "attention_resolutions": [4, 2, 1],
+        "num_res_blocks": 2,
+        "channel_mult": [1, 2, 4, 4],
+        "num_head_channels": 64,
+        "transformer_depth": 1,
+        "context_dim": 1024,
+        "use_checkpoint": False,
+        "camera_dim": 16,
+        "ip_dim": ip_dim,
+    }
+    with torch.device("meta"):
+        ref = port.MultiViewUNetModel(**cfg)
+        ours = MultiViewUNet.from_config(cfg)
+    want = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert got == want and len(want) > 600

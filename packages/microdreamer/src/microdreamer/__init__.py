@@ -46,6 +46,7 @@ _EXPORTS = {
     "MultiViewDenoiser": "multiview",
     "mvdream_camera": "multiview",
     "tiny_multiview": "multiview",
+    "MultiViewUNet": "mvunet",
     "clip_similarity": "evaluation",
     "orbit_frames": "plots",
     "save_gif": "plots",

@@ -3,9 +3,11 @@
 Neither model is in diffusers; users hold the diffusers-format ports (``ashawkey/mvdream-sd2.1-diffusers``,
 ``ashawkey/imagedream-ipmv-diffusers``): ``model_index.json``, ``unet/`` (a ``MultiViewUNetModel`` config and
 safetensors weights), ``vae/``, ``text_encoder/`` + ``tokenizer/`` (SD 2.1's OpenCLIP-H text tower, penultimate
-layer), ``scheduler/``, and for ImageDream ``image_encoder/`` + ``feature_extractor/`` (CLIP ViT-H/14). The UNet
-class itself lives in the port's ``mv_unet.py``, not on the package index: pass it (``unet_class=``), pass a built
-model (``unet=``), or opt in to importing the ``.py`` file that ships in the folder (``trust_remote_code=True``).
+layer), ``scheduler/``, and for ImageDream ``image_encoder/`` + ``feature_extractor/`` (CLIP ViT-H/14). The port's
+UNet class lives in its ``mv_unet.py`` (which needs xformers), not on the package index; a ``MultiViewUNetModel``
+folder is read by this package's own implementation (:mod:`microdreamer.mvunet`, same parameter names, tested against
+the port's class). ``unet_class=``, a built ``unet=``, or (opt-in) importing the ``.py`` shipped in the folder
+(``trust_remote_code=True``) override that.
 Weights are read from ``.safetensors`` only; pickled ``.bin``/``.pt`` files are refused.
 
 Conditioning as guidance/{mvdream,imagedream}_utils.py builds it: views in groups of ``num_frames = 4``; each view's
@@ -330,9 +332,10 @@ class MultiViewDenoiser:
     ) -> MultiViewDenoiser:
         """Load the port's folder (local, or a hub id when the network is allowed).
 
-        The UNet: ``unet`` (a built model) as given; else the class named in ``unet/config.json`` (this package's
-        :class:`TinyMultiViewUNet`, or ``unet_class``, or with ``trust_remote_code`` the ``.py`` in the folder)
-        built from that config and filled from ``unet/*.safetensors``. ``text_encoder``/``tokenizer`` replace the
+        The UNet: ``unet`` (a built model) as given; else ``unet_class``, or with ``trust_remote_code`` the ``.py``
+        in the folder, or the class named in ``unet/config.json`` (``MultiViewUNetModel`` → this package's
+        :class:`~microdreamer.mvunet.MultiViewUNet`, or the tiny stand-in), built from that config and filled from
+        ``unet/*.safetensors``. ``text_encoder``/``tokenizer`` replace the
         folder's CLIP text tower (it must produce the context width the UNet was trained with)."""
         diffusers, transformers = _require()
         from gen_common.checkpoint import resolve_pretrained
@@ -345,12 +348,14 @@ class MultiViewDenoiser:
         if unet is None:
             cfg = _read_json(root / "unet" / "config.json")
             name = cfg.get("_class_name", "")
-            if name == TinyMultiViewUNet.__name__:
-                klass = TinyMultiViewUNet
-            elif unet_class is not None:
+            if unet_class is not None:
                 klass = unet_class
             elif trust_remote_code:
                 klass = _import_remote_unet(root, index)
+            elif name == TinyMultiViewUNet.__name__:
+                klass = TinyMultiViewUNet
+            elif name == "MultiViewUNetModel":  # the ports' class: this package's own implementation reads it
+                from microdreamer.mvunet import MultiViewUNet as klass
             else:
                 raise ValueError(
                     f"{root}/unet holds a {name or 'custom'} model whose class is not on the package index: give "

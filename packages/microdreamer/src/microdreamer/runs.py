@@ -74,8 +74,8 @@ class GenerateRun:
     )
     unet_class: str = arg(
         "",
-        help="MVDream/ImageDream UNet class as module:Class (e.g. mv_unet:MultiViewUNetModel from the port), or "
-        "'folder' to import the .py shipped in the model folder (runs that file)",
+        help="MVDream/ImageDream: replace the built-in UNet with module:Class (e.g. mv_unet:MultiViewUNetModel from "
+        "the port), or 'folder' to import the .py shipped in the model folder (runs that file)",
     )
 
 

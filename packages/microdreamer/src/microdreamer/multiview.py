@@ -362,8 +362,15 @@ class MultiViewDenoiser:
                     "the port's class (unet_class=; CLI --unet-class mv_unet:MultiViewUNetModel), a built unet=, or "
                     "trust_remote_code=True (CLI --unet-class folder) to import the .py shipped in the folder"
                 )
-            unet = klass.from_config(cfg) if hasattr(klass, "from_config") else klass(**_init_kwargs(cfg))
-            unet.load_state_dict(_load_state(root / "unet"))
+            state = _load_state(root / "unet")
+            # built without memory (a random init of ~0.9 B parameters takes seconds and 3.5 GB), then the file's
+            # tensors are adopted (strict: every name and shape must match) and cast to float32 as the release runs
+            with torch.device("meta"):
+                unet = klass.from_config(cfg) if hasattr(klass, "from_config") else klass(**_init_kwargs(cfg))
+            unet.load_state_dict(state, assign=True)
+            if any(t.is_meta for t in unet.state_dict().values()):
+                raise ValueError(f"{root}/unet: the model has tensors the weights file does not fill")
+            unet = unet.float()
         kw = {"use_safetensors": True}
         vae = diffusers.AutoencoderKL.from_pretrained(root / "vae", **kw)
         if text_encoder is None:

@@ -101,3 +101,15 @@ def test_train_reward_writes_a_reloadable_lora(capsys, tmp_path):
 
     pipe = load_lora(tiny_sd_pipeline(0), out / "lora")
     assert sum("lora_" in n for n, _ in pipe.unet.named_parameters()) > 0
+
+
+def test_bench_encoding_and_the_sd15_text_encoder_size(capsys):
+    from longalign.bench import sd15_text_config
+    from transformers import CLIPTextModel
+
+    code, rep = run_json(capsys, "bench", "--no-reward", "--sentences", "3", "--repeats", "1")
+    e = rep["encoding"]
+    assert code == 0 and e["segments"] == 3 and e["per_segment_s"] > 0 and e["batched_s"] > 0
+    with torch.device("meta"):  # shapes only: SD 1.5's CLIP-L text tower without allocating its weights
+        big = CLIPTextModel(sd15_text_config())
+    assert sum(p.numel() for p in big.parameters()) == 123_060_480  # stable-diffusion-v1-5/text_encoder

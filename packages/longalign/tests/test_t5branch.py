@@ -11,7 +11,8 @@ from longalign.t5branch import T5Branch, TextAdapter
 from .test_lora import OFFICIAL
 
 
-def test_adapter_loads_the_release_layout(tmp_path):
+def load_official_adapters(tmp_path):
+    """The fetched checkout's ``modules/adapters.py``, imported from a temporary copy."""
     if not (OFFICIAL / "HEAD").exists() and not (OFFICIAL / ".git").exists():
         pytest.skip("official LongAlign checkout not found")
     src = subprocess.run(
@@ -22,16 +23,35 @@ def test_adapter_loads_the_release_layout(tmp_path):
     ).stdout
     (tmp_path / "official_adapters.py").write_text(src)
     sys.path.insert(0, str(tmp_path))
+    sys.modules.pop("official_adapters", None)
     try:
-        official_adapters = importlib.import_module("official_adapters")  # the fetched checkout's file
+        return importlib.import_module("official_adapters")
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def test_adapter_loads_the_release_layout(tmp_path):
+    official_adapters = load_official_adapters(tmp_path)  # the fetched checkout's file
     torch.manual_seed(0)
     ref = official_adapters.TextAdapter(16, 24, 8).eval()
     ref.save_pretrained(tmp_path / "adapter")  # the released folder layout
     ours = TextAdapter.from_pretrained(tmp_path / "adapter").eval()
     x = torch.randn(2, 5, 16)
     torch.testing.assert_close(ours(x), ref(x).sample)
+    sys.modules.pop("official_adapters", None)
+
+
+def test_saved_adapter_loads_in_the_release_code(tmp_path):
+    """What `train-align` writes (`save_adapter`) is what the release's sample.py loads (its own TextAdapter)."""
+    from longalign.t5branch import save_adapter
+
+    official = load_official_adapters(tmp_path)
+    torch.manual_seed(1)
+    ours = TextAdapter(16, 24, 8).eval()
+    save_adapter(ours, tmp_path / "s100_adapter")
+    ref = official.TextAdapter.from_pretrained(tmp_path / "s100_adapter", use_safetensors=True).eval()
+    x = torch.randn(2, 5, 16)
+    torch.testing.assert_close(ref(x).sample, ours(x), atol=0, rtol=0)
     sys.modules.pop("official_adapters", None)
 
 

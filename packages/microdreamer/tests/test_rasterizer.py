@@ -127,3 +127,44 @@ def test_front_gaussian_occludes_back_one():
     )
     px = r.image[0, :, 4, 4]
     assert px[0] > 0.95 and px[2] < 0.02  # front (red) wins with α = 0.99
+
+
+def test_scanline_spans_keep_exactly_the_alpha_test_pairs():
+    # large anisotropic Gaussians crossing the image borders: the spans must hold every pair with α ≥ 1/255
+    # (counted here by brute force over all pixels) and the image must match the per-pixel reference
+    cams = orbit_cameras([25, -40], [60, 300], 2.0, size=10)
+    scene = _scene(n=6, seed=3, scale=0.35)
+    r = rasterize_gaussians(*scene, cams, clamp_output=False)
+    slow = _dense_reference(*scene, cams, torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(r.image, slow, atol=1e-10)
+    from microdreamer.rasterizer import _project
+
+    means, scales, quats, op, _ = scene
+    M = quaternion_to_rotation(quats) * scales[:, None, :]
+    _, z, ndc, cov2 = _project(means, M @ M.transpose(-1, -2), cams, 0.3)
+    px = ((ndc[..., 0] + 1) * 10 - 1) / 2
+    py = ((ndc[..., 1] + 1) * 10 - 1) / 2
+    ys, xs = torch.meshgrid(
+        torch.arange(10.0, dtype=torch.float64), torch.arange(10.0, dtype=torch.float64), indexing="ij"
+    )
+    d = torch.stack([xs.reshape(1, 1, -1) - px[..., None], ys.reshape(1, 1, -1) - py[..., None]], -1)
+    q = torch.einsum("vnpi,vnij,vnpj->vnp", d, torch.linalg.inv(cov2), d)
+    alpha = op[None, :, None] * torch.exp(-0.5 * q)
+    expected = int(((alpha >= 1 / 255) & (z > 0.2)[..., None]).sum())
+    assert 0 < r.num_pairs == expected
+
+
+def test_candidates_without_a_kept_pair_render_background():
+    # o just above 1/255: the α ≥ 1/255 ellipse is ~1e-5 px wide, 5e-4 px from the centre pixel, so the span's
+    # round-off slack proposes that pixel and the α test rejects it
+    cams = orbit_cameras([0.0], [0.0], 2.0, size=9)
+    shift = 5e-4 * 2.0 / cams.fx  # world x for 5e-4 px at depth 2
+    means = torch.tensor([[shift, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    o = torch.tensor([(1 + 1e-9) / 255], dtype=torch.float64, requires_grad=True)
+    one = torch.ones(1, 3, dtype=torch.float64)
+    r = rasterize_gaussians(
+        means, 0.01 * one, torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64), o, one, cams
+    )
+    assert r.num_pairs == 0 and torch.equal(r.image, torch.ones_like(r.image))
+    r.image.sum().backward()
+    assert means.grad.abs().sum() == 0 and o.grad.abs().sum() == 0

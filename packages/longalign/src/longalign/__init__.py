@@ -43,10 +43,13 @@ _LAZY = {
     "lcm_rollout": "longalign.reward",
     "train_reward": "longalign.training",
     "train_align": "longalign.training",
+    "AlignObjective": "longalign.training",
     "merge_loras": "longalign.training",
     "load_pipeline": "longalign.loading",
     "T5Branch": "longalign.t5branch",
     "TextAdapter": "longalign.t5branch",
+    "save_adapter": "longalign.t5branch",
+    "load_t5_branch": "longalign.loading",
     "load_preference": "longalign.loading",
 }
 

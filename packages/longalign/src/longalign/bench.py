@@ -12,7 +12,14 @@ import torch
 
 from gen_common.bench import compare, time_call
 
-__all__ = ["bench_encoding", "bench_reward_step", "long_prompt", "per_segment_encode"]
+__all__ = [
+    "bench_encoding",
+    "bench_reward_step",
+    "long_prompt",
+    "per_segment_encode",
+    "sd15_text_config",
+    "sd15_text_encoder",
+]
 
 _WORDS = (
     "a quiet harbour town at dawn with red roofs and white walls",
@@ -52,10 +59,49 @@ def per_segment_encode(encoder: Any, prompt: str) -> torch.Tensor:
     return torch.cat([out, pad.expand(encoder.max_length - out.shape[0], -1)])
 
 
-def bench_encoding(pipe: Any, sentences: int = 10, repeats: int = 5) -> dict[str, Any]:
+def sd15_text_config() -> Any:
+    """The `CLIPTextConfig` of Stable Diffusion 1.5's text encoder (CLIP ViT-L/14's text tower: width 768, 12 layers,
+    12 heads, MLP 3072, 77 positions, quick-GELU; 123M parameters)."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        projection_dim=768,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+    )
+
+
+def sd15_text_encoder(
+    seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> Any:
+    """SD 1.5's text encoder at full size with random weights built from `sd15_text_config` under ``seed``: nothing
+    is downloaded (timing does not depend on the weights' values)."""
+    from transformers import CLIPTextModel
+
+    cfg = sd15_text_config()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIPTextModel(cfg).eval()
+    return model.to(device, dtype) if dtype is not None else model.to(device)
+
+
+def bench_encoding(
+    pipe: Any, sentences: int = 10, repeats: int = 5, text_encoder: Any = None
+) -> dict[str, Any]:
+    """Batched segment encoding against one call per segment, with the pipeline's tokenizer and its text encoder
+    (or ``text_encoder``, e.g. `sd15_text_encoder` for SD 1.5's size on a tiny pipeline)."""
     from longalign.segments import SegmentEncoder
 
-    enc = SegmentEncoder.from_pipe(pipe, warn_truncation=False)
+    encoder = text_encoder if text_encoder is not None else pipe.text_encoder
+    enc = SegmentEncoder(pipe.tokenizer, encoder, warn_truncation=False)
     prompt = long_prompt(sentences)
     dev = enc.device
     batched = enc([prompt]).embeds[0]
@@ -63,6 +109,9 @@ def bench_encoding(pipe: Any, sentences: int = 10, repeats: int = 5) -> dict[str
     res = compare(lambda: per_segment_encode(enc, prompt), lambda: enc([prompt]), repeats=repeats, device=dev)
     return {
         "sentences": sentences,
+        "segments": len(enc.segments(prompt)),
+        "encoder_params": sum(p.numel() for p in encoder.parameters()),
+        "threads": torch.get_num_threads(),
         "per_segment_s": res.baseline_s,
         "batched_s": res.candidate_s,
         "speedup": res.ratio,

@@ -52,7 +52,8 @@ def _show_bench(r: dict[str, Any]) -> str:
     e = r["encoding"]
     lines = [
         f"device: {r['device']}",
-        f"encoding a {e['sentences']}-sentence prompt: per-segment {e['per_segment_s'] * 1e3:.2f} ms, "
+        f"encoding a {e['sentences']}-sentence prompt ({e['encoder_params'] / 1e6:.1f}M-parameter text encoder, "
+        f"{e['threads']} thread(s)): per-segment {e['per_segment_s'] * 1e3:.2f} ms, "
         f"batched {e['batched_s'] * 1e3:.2f} ms, speedup x{e['speedup']:.2f}",
     ]
     if "reward_step" in r:
@@ -88,7 +89,7 @@ COMMANDS = [
         "train-align",
         "longalign.runs:train_align_run",
         TrainAlignRun,
-        writes=("lora/*",),
+        writes=("lora/*", "adapter/*"),
         out_default="runs/longalign-align",
         resumable=True,
     ),

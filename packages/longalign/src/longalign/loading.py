@@ -75,19 +75,28 @@ def load_preference(model: str, device: str | torch.device = "auto", **kwargs: A
 
 
 def load_t5_branch(
-    t5: str, adapter: str, pipe: Any, device: str | torch.device = "auto", max_length: int = 240
+    t5: str,
+    adapter: str | None,
+    pipe: Any,
+    device: str | torch.device = "auto",
+    max_length: int = 240,
+    *,
+    adapter_width: int | None = None,
+    seed: int = 0,
 ) -> Any:
     """LongSD's T5 branch for ``pipe``: a transformers T5 encoder + its tokenizer (one folder or hub id, e.g. the
-    release's ``t5-large``) and the released adapter folder (`TextAdapter`). T5 runs in float32 unless the pipeline
-    is bf16 (fp16 T5 overflows); shapes are checked against T5's width and the UNet's cross-attention width."""
+    release's ``t5-large``) and an adapter folder (`TextAdapter`: the released one, LaVi-Bridge's, or one saved by
+    ``train-align``). ``adapter=None`` builds a fresh adapter (T5 width -> ``adapter_width`` (LaVi-Bridge's 896) ->
+    the UNet's cross-attention width) under ``seed``, for stage 1. T5 runs in float32 unless the pipeline is bf16
+    (fp16 T5 overflows); shapes are checked against T5's width and the UNet's cross-attention width."""
     from transformers import AutoTokenizer, T5EncoderModel
 
-    from longalign.t5branch import T5Branch, TextAdapter
+    from longalign.t5branch import LAVI_BRIDGE_WIDTH, T5Branch, TextAdapter
 
     dev = resolve_device(device)
     unet_dtype = next(pipe.unet.parameters()).dtype
     dt = torch.bfloat16 if unet_dtype == torch.bfloat16 else torch.float32
-    t5_path, adapter_path = resolve_model_path(t5), resolve_model_path(adapter)
+    t5_path = resolve_model_path(t5)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(t5_path))
         encoder = T5EncoderModel.from_pretrained(str(t5_path), torch_dtype=dt)
@@ -95,10 +104,16 @@ def load_t5_branch(
         raise ValueError(
             f"{t5_path} is not a T5 encoder folder with a tokenizer ({type(exc).__name__})"
         ) from exc
-    try:
-        text_adapter = TextAdapter.from_pretrained(str(adapter_path), torch_dtype=dt)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ValueError(f"{adapter_path} is not a TextAdapter folder ({type(exc).__name__})") from exc
+    if adapter is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            text_adapter = TextAdapter(
+                encoder.config.d_model,
+                adapter_width or LAVI_BRIDGE_WIDTH,
+                pipe.unet.config.cross_attention_dim,
+            )
+    else:
+        text_adapter = _load_adapter(resolve_model_path(adapter), dt)
     cfg = text_adapter.config
     if cfg.in_dim != encoder.config.d_model:
         raise ValueError(
@@ -108,4 +123,39 @@ def load_t5_branch(
         raise ValueError(
             f"the adapter gives width {cfg.out_dim} but the UNet attends to {pipe.unet.config.cross_attention_dim}"
         )
+    encoder.requires_grad_(False)
     return T5Branch(tokenizer, encoder.eval().to(dev), text_adapter.eval().to(dev), max_length=max_length)
+
+
+def _load_adapter(path: Path, dtype: torch.dtype) -> Any:
+    """`TextAdapter.from_pretrained`, with every weight checked against the shapes its config.json implies
+    (diffusers would otherwise refuse in a multi-line message, or keep random weights for missing keys)."""
+    from safetensors import safe_open
+
+    from longalign.t5branch import TextAdapter
+
+    try:
+        config = TextAdapter.load_config(str(path))
+        model = TextAdapter.from_config(config)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path} is not a TextAdapter folder ({type(exc).__name__})") from exc
+    weights = path / "diffusion_pytorch_model.safetensors"
+    if weights.is_file():  # (a .bin-only folder, e.g. an older LaVi-Bridge download, is left to diffusers)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        try:
+            with safe_open(str(weights), framework="pt") as fh:
+                shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+        except Exception as exc:
+            raise ValueError(f"{weights} is not a readable safetensors file ({type(exc).__name__})") from exc
+        for k, shape in expected.items():
+            if k not in shapes:
+                raise ValueError(f"{weights} lacks adapter weight {k}: not a TextAdapter file")
+            if shapes[k] != shape:
+                raise ValueError(
+                    f"{weights}: {k} has shape {shapes[k]} but its config.json "
+                    f"(in {config['in_dim']}, int {config['int_dim']}, out {config['out_dim']}) needs {shape}"
+                )
+    try:
+        return TextAdapter.from_pretrained(str(path), torch_dtype=dtype)
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path} is not a TextAdapter folder ({type(exc).__name__})") from exc

@@ -469,7 +469,8 @@ def _plot_history(history: list[dict[str, float]], path: Path) -> None:
 
 @dataclass(frozen=True)
 class TrainAlignRun:
-    """Stage 1: LoRA on ε-MSE over (image, long caption) pairs with caption dropout (checkpoints and resumes)."""
+    """Stage 1: LoRA (and with --t5 the T5 adapter, as LongSD) on ε-MSE over (image, long caption) pairs with
+    caption dropout (checkpoints and resumes); writes lora/ and, with --t5, adapter/ for `sample --t5 --adapter`."""
 
     data: Path = arg(positional=True, help="a folder of images, each with a same-named .txt caption")
     model: str = arg("tiny", help=MODEL_HELP)
@@ -481,6 +482,16 @@ class TrainAlignRun:
     dropout: float = arg(0.1, help="LoRA dropout", min=0, lt=1)
     size: int | None = arg(None, help="training image side (default: the model's)", min=8)
     checkpoint_every: int = arg(100, help="steps between checkpoints", min=0)
+    max_length: int = arg(240, help="rows of the segment encoding (and of the T5 branch)", min=1)
+    t5: str | None = arg(
+        None,
+        help="train LongSD's T5 adapter too: a T5 encoder folder with its tokenizer (or hub id, online); T5 stays frozen",
+    )
+    adapter: str | None = arg(
+        None,
+        help="adapter folder to start from (the release starts from LaVi-Bridge's); default: a fresh adapter",
+    )
+    adapter_width: int = arg(896, help="inner width of a fresh adapter (LaVi-Bridge: 896)", min=1)
 
 
 def _load_pairs(folder: Path, side: int) -> tuple[Any, list[str]]:
@@ -509,13 +520,29 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
     from gen_common.seeding import seed_everything
     from longalign.loading import load_pipeline
     from longalign.lora import LoraSpec, save_lora
+    from longalign.segments import SegmentEncoder
     from longalign.training import ALIGN_TRAIN, train_align
 
     ctx = RunContext.of(ctx)
+    if run.adapter is not None and run.t5 is None:
+        raise ValueError("--adapter needs --t5 (the T5 encoder the adapter reads)")
     seed_everything(ctx.seed)
     pipe = load_pipeline(run.model, ctx.device, seed=ctx.seed)
     side = run.size or pipe.unet.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     images, captions = _load_pairs(run.data, side)
+    branch = None
+    if run.t5 is not None:
+        from longalign.loading import load_t5_branch
+
+        branch = load_t5_branch(
+            run.t5,
+            run.adapter,
+            pipe,
+            ctx.device,
+            max_length=run.max_length,
+            adapter_width=run.adapter_width,
+            seed=ctx.seed,
+        )
     out = ctx.output("checkpoints") if ctx.out is not None else None
     cfg = replace(
         ALIGN_TRAIN, steps=run.steps, lr=run.lr, checkpoint_every=run.checkpoint_every, seed=ctx.seed
@@ -528,6 +555,8 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
         caption_dropout=run.caption_dropout,
         lora=LoraSpec(rank=run.rank, dropout=run.dropout),
         config=cfg,
+        encoder=SegmentEncoder.from_pipe(pipe, max_length=run.max_length),
+        branch=branch,
         out_dir=out,
         device=ctx.device,
         progress=ctx.progress,
@@ -541,6 +570,10 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
         path = ctx.output("lora/pytorch_lora_weights.safetensors")
         save_lora(pipe.unet, path.parent, overwrite=True)
         report["lora"] = str(path)
+        if branch is not None:
+            from longalign.t5branch import save_adapter
+
+            report["adapter"] = str(save_adapter(branch.adapter, ctx.output("adapter"), overwrite=True))
     return report
 
 
@@ -577,6 +610,11 @@ class BenchRun:
     model: str = arg("tiny", help=MODEL_HELP)
     preference: str = arg("tiny", help=PREF_HELP)
     sentences: int = arg(10, help="sentences in the benchmark prompt", min=1)
+    text_encoder: Literal["model", "sd15"] = arg(
+        "model",
+        help="encoder for the encoding bench: the model's own, or SD 1.5's full-size CLIP-L text encoder "
+        "(random weights from its config, nothing downloaded)",
+    )
     repeats: int = arg(5, help="timed repeats (medians)", min=1)
     reward: bool = arg(True, help="also benchmark one reward step with and without checkpointing")
     stride: int = arg(20, help="DDIM grid spacing of the reward step", min=1)
@@ -590,7 +628,15 @@ def bench(run: BenchRun, ctx: RunContext | None = None) -> dict[str, Any]:
     ctx = RunContext.of(ctx)
     pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
     report: dict[str, Any] = {"device": str(ctx.torch_device())}
-    report["encoding"] = bench_encoding(pipe, sentences=run.sentences, repeats=run.repeats)
+    text_encoder = None
+    if run.text_encoder == "sd15":
+        from longalign.bench import sd15_text_encoder
+
+        te = pipe.text_encoder
+        text_encoder = sd15_text_encoder(ctx.seed, te.device, te.dtype)
+    report["encoding"] = bench_encoding(
+        pipe, sentences=run.sentences, repeats=run.repeats, text_encoder=text_encoder
+    )
     if run.reward:
         from longalign.loading import load_preference
 

@@ -3,13 +3,19 @@
 result is concatenated after the 240 CLIP segment rows (a 480-row context).
 
 `TextAdapter` keeps the release's parameter names (``norm1``, ``ff1.net.0.proj``, ``ff1.net.2``, ``norm2``,
-``ff2...``), so ``TextAdapter.from_pretrained(folder)`` loads the released adapter folder (config + weights).
-Use ``SegmentEncoder(..., branch=T5Branch(tokenizer, t5, adapter))``.
+``ff2...``), so ``TextAdapter.from_pretrained(folder)`` loads the released adapter folder (config + weights), and
+`save_adapter` writes the same layout (``config.json`` + ``diffusion_pytorch_model.safetensors``, what the
+release's ``adapter.save_pretrained`` writes in stage 1). Use ``SegmentEncoder(..., branch=T5Branch(tokenizer, t5,
+adapter))`` for sampling; stage 1 (`longalign.training.train_align`) trains the adapter through `T5Branch.encode`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +24,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-__all__ = ["T5Branch", "TextAdapter"]
+__all__ = ["LAVI_BRIDGE_WIDTH", "T5Branch", "TextAdapter", "save_adapter"]
+
+# The inner width of LaVi-Bridge's T5-large -> SD adapter (TextAdapter(1024, 896, 768)), which the release starts from.
+LAVI_BRIDGE_WIDTH = 896
 
 
 class _GatedProj(nn.Module):
@@ -59,7 +68,8 @@ class TextAdapter(ModelMixin, ConfigMixin):
 
 
 class T5Branch:
-    """Callable ``prompts -> (B, max_length, out_dim)``: T5 over the whole prompt, then the adapter."""
+    """Callable ``prompts -> (B, max_length, out_dim)``: T5 over the whole prompt, then the adapter (no gradients;
+    `encode` is the same map with gradients through the adapter, for training)."""
 
     def __init__(
         self, tokenizer: Any, encoder: nn.Module, adapter: TextAdapter, max_length: int = 240
@@ -67,7 +77,8 @@ class T5Branch:
         self.tokenizer, self.encoder, self.adapter, self.max_length = tokenizer, encoder, adapter, max_length
 
     @torch.no_grad()
-    def __call__(self, prompts: Sequence[str]) -> torch.Tensor:
+    def t5_states(self, prompts: Sequence[str]) -> torch.Tensor:
+        """(B, max_length, d_model): the frozen T5 encoder's last hidden states, padded to ``max_length``."""
         ids = self.tokenizer(
             list(prompts),
             max_length=self.max_length,
@@ -76,6 +87,34 @@ class T5Branch:
             return_tensors="pt",
         ).input_ids
         dev = next(self.encoder.parameters()).device
-        hidden = self.encoder(ids.to(dev))[0]  # the release passes no attention mask
-        adapter_dtype = next(self.adapter.parameters()).dtype
-        return self.adapter(hidden.to(adapter_dtype))
+        return self.encoder(ids.to(dev))[0]  # the release passes no attention mask
+
+    def encode(self, prompts: Sequence[str]) -> torch.Tensor:
+        """The adapter rows, differentiable in the adapter's parameters (T5 stays frozen, as in stage 1)."""
+        hidden = self.t5_states(prompts)
+        adapter_param = next(self.adapter.parameters())
+        return self.adapter(hidden.to(adapter_param.device, adapter_param.dtype))
+
+    @torch.no_grad()
+    def __call__(self, prompts: Sequence[str]) -> torch.Tensor:
+        return self.encode(prompts)
+
+
+def save_adapter(adapter: TextAdapter, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write ``adapter`` as the release does (``save_pretrained``: ``config.json`` +
+    ``diffusion_pytorch_model.safetensors``, float32), each file replaced atomically; ``TextAdapter.from_pretrained``
+    and ``longalign sample --adapter`` read it back."""
+    target = Path(directory)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} is not empty; choose another folder or pass overwrite=True")
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        dtype = next(adapter.parameters()).dtype
+        adapter.float().save_pretrained(tmp, safe_serialization=True)
+        adapter.to(dtype)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, target / f.name)  # one rename per file: a reader never sees half a file
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

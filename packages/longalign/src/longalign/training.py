@@ -3,12 +3,15 @@
 - `train_reward` (stage 2, official ``unet_reward.py``): optional earlier LoRAs merged into the UNet (stage 1, as
   the release does), then a fresh LoRA trained on the reweighted preference reward (`longalign.reward`).
 - `train_align` (stage 1, official ``unet_align_ct5.py``): ε-MSE (or v-MSE) on (image, long caption) pairs with
-  segment-encoded captions and caption dropout 0.1, LoRA on the same targets. (The release also trains a T5 adapter
-  here; that branch is not part of this package's training yet.)
+  segment-encoded captions and caption dropout 0.1, LoRA on the same targets, and, given a `T5Branch`, its adapter
+  trained together with the LoRA as the release does: one AdamW over LoRA + adapter (same lr), one gradient-norm
+  clip over both, T5 and CLIP frozen, a dropped caption is "" for both branches, the 240 adapter rows concatenated
+  after the 240 CLIP rows.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,6 +25,7 @@ from gen_common.training import TrainConfig, TrainResult, train
 from longalign.lora import LoraSpec, add_lora, load_lora, load_release_lora, merge_release_lora
 from longalign.reward import RewardConfig, RewardObjective
 from longalign.segments import SegmentEncoder
+from longalign.t5branch import T5Branch
 
 __all__ = ["ALIGN_TRAIN", "REWARD_TRAIN", "AlignObjective", "merge_loras", "train_align", "train_reward"]
 
@@ -93,22 +97,66 @@ def train_reward(
 
 class AlignObjective(torch.nn.Module):
     """Stage 1's loss: MSE between the UNet's output and its target (ε, or v for v-prediction UNets) at a uniform
-    timestep, with segment-encoded captions dropped to "" with probability ``caption_dropout``."""
+    timestep, with segment-encoded captions dropped to "" with probability ``caption_dropout``. With a ``branch``
+    (T5 + adapter) the context is [CLIP segment rows; adapter(T5(caption))] and the adapter trains (it is the
+    ``adapter`` submodule, so checkpoints hold its weights and the optimizer its moments); T5 stays frozen."""
 
-    def __init__(self, pipe: Any, encoder: SegmentEncoder, caption_dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        pipe: Any,
+        encoder: SegmentEncoder,
+        caption_dropout: float = 0.1,
+        branch: T5Branch | None = None,
+    ) -> None:
         super().__init__()
         self.unet, self.vae, self.scheduler = pipe.unet, pipe.vae, pipe.scheduler
         self.encoder = encoder
         self.caption_dropout = caption_dropout
         self.vae.requires_grad_(False)
+        encoder.text_encoder.requires_grad_(False)  # CLIP is frozen (the release: requires_grad_(False))
+        self.branch = branch
+        if branch is not None:
+            branch.encoder.requires_grad_(False)
+            self.adapter = branch.adapter
+            self.adapter.float().requires_grad_(
+                True
+            )  # trained in float32 like the LoRA, whatever the UNet's dtype
 
     state_dict = RewardObjective.state_dict
-    load_state_dict = RewardObjective.load_state_dict
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):  # type: ignore[override]
+        params = {n: p for n, p in self.named_parameters() if p.requires_grad}
+        missing, extra = set(params) - set(state), set(state) - set(params)
+        if strict and (missing or extra):
+            has = any(k.startswith("adapter.") for k in state)
+            raise ValueError(
+                f"the checkpoint does not match this run ({len(missing)} tensors missing, {len(extra)} unexpected; "
+                f"it was trained {'with' if has else 'without'} the T5 adapter): resume with the same "
+                "--t5/--adapter and LoRA flags, or train into a fresh --out"
+            )
+        with torch.no_grad():
+            for n, p in params.items():
+                if n in state:
+                    p.copy_(state[n])
+        return None
 
     def train(self, mode: bool = True) -> AlignObjective:
+        # The adapter's own dropout is active in training (the release calls adapter.train()); T5, CLIP and the VAE
+        # stay in eval mode (the release calls .eval() on them).
         super().train(mode)
         self.vae.eval()
+        if self.branch is not None:
+            self.branch.encoder.eval()
         return self
+
+    def context(self, captions: Sequence[str]) -> torch.Tensor:
+        """The UNet's cross-attention context: CLIP segment rows (no gradients), then the adapter rows (with)."""
+        with torch.no_grad():
+            cond = self.encoder(list(captions)).embeds
+        if self.branch is None:
+            return cond
+        extra = self.branch.encode(captions)
+        return torch.cat([cond, extra.to(cond.device, cond.dtype)], dim=1)
 
     def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None):
         images, captions = batch["images"], batch["captions"]
@@ -116,7 +164,7 @@ class AlignObjective(torch.nn.Module):
             dtype = next(self.vae.parameters()).dtype
             latents = self.vae.encode((images * 2 - 1).to(dtype)).latent_dist.sample(generator=None)
             latents = latents.float() * self.vae.config.scaling_factor
-            cond = self.encoder(captions).embeds.to(latents.device)
+        cond = self.context(captions).to(latents.device)
         noise, t = batch["noise"].to(latents), batch["t"].to(latents.device)
         noisy = self.scheduler.add_noise(latents, noise, t)
         pred = self.unet(noisy.to(cond.dtype), t, cond).sample.float()
@@ -137,31 +185,45 @@ def train_align(
     lora: LoraSpec | None = None,
     config: TrainConfig = ALIGN_TRAIN,
     encoder: SegmentEncoder | None = None,
+    branch: T5Branch | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     device: str | torch.device = "auto",
     progress: bool | None = None,
     stop_after: int | None = None,
 ) -> tuple[AlignObjective, TrainResult]:
-    """Stage 1: LoRA on ε-MSE over (image, long caption) pairs; ``images`` (N, 3, H, W) in [0, 1]."""
+    """Stage 1: LoRA (and, with ``branch``, the T5 adapter) on ε-MSE over (image, long caption) pairs; ``images``
+    (N, 3, H, W) in [0, 1]. The LoRA is trained in place on ``pipe.unet`` and the adapter in place on
+    ``branch.adapter`` (save them with `longalign.lora.save_lora` and `longalign.t5branch.save_adapter`). An
+    ``encoder`` that carries a branch of its own trains that branch's adapter."""
     if images.ndim != 4 or images.shape[0] != len(captions):
         raise ValueError(
             f"{images.shape[0] if images.ndim == 4 else '?'} images for {len(captions)} captions"
         )
     if images.shape[0] == 0:
         raise ValueError("no training pairs")
+    encoder = encoder or SegmentEncoder.from_pipe(pipe)
+    if encoder.branch is not None:
+        if branch is not None and branch is not encoder.branch:
+            raise ValueError("two T5 branches given: pass it as branch= or inside the encoder, not both")
+        branch, encoder = encoder.branch, copy.copy(encoder)
+        encoder.branch = None  # its rows are added by the objective, with gradients through the adapter
     add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)
-    objective = AlignObjective(pipe, encoder or SegmentEncoder.from_pipe(pipe), caption_dropout)
+    objective = AlignObjective(pipe, encoder, caption_dropout, branch)
     n_train = int(pipe.scheduler.config.num_train_timesteps)
 
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, Any]:
         idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
         drop = torch.rand(batch_size, generator=gen) < caption_dropout
+        # a dropped caption is "" for both branches (the release drops it before encoding)
         caps = ["" if d else captions[int(i)] for i, d in zip(idx, drop)]
         side = images.shape[-1] // 2 ** (len(pipe.vae.config.block_out_channels) - 1)
         noise = torch.randn(batch_size, pipe.unet.config.in_channels, side, side, generator=gen)
         t = torch.randint(0, n_train, (batch_size,), generator=gen)
         return {"images": images[idx], "captions": caps, "noise": noise, "t": t}
 
+    adapter_cfg = None
+    if branch is not None:
+        adapter_cfg = {k: v for k, v in branch.adapter.config.items() if not k.startswith("_")}
     result = train(
         objective,
         lambda model, batch, gen: model(batch, gen),
@@ -171,7 +233,7 @@ def train_align(
         device=device,
         progress=progress,
         stop_after=stop_after,
-        extra_state={"caption_dropout": caption_dropout},
+        extra_state={"caption_dropout": caption_dropout, "adapter": adapter_cfg},
     )
     return objective, result
 

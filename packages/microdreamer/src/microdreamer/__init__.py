@@ -32,6 +32,7 @@ _EXPORTS = {
     "run_sir": "sir",
     "sir_targets": "sir",
     "run_sds": "sds",
+    "Checkpointer": "checkpoints",
     "toy_scene": "toy",
     "toy_denoiser": "toy",
     "HeldOut": "toy",

@@ -137,6 +137,11 @@ class Trainer:
                 )
                 self.optimizer = self.model.optimizer
 
+    def resume_clock(self, seconds: float) -> None:
+        """Continue the work clock from ``seconds`` (a resumed run's history stays cumulative)."""
+        self._t0 = time.perf_counter() - seconds
+        self._paused = 0.0
+
     def record(self) -> None:
         t_work = time.perf_counter() - self._t0 - self._paused
         t_eval = time.perf_counter()

@@ -5,11 +5,16 @@ tiles: EWA projection of each 3D covariance (Zwicker et al. 2002: Σ' = J W Σ W
 clamp of the Jacobian's point), per-pixel alpha α = min(0.99, o·exp(−½ dᵀ Σ'⁻¹ d)) kept where α ≥ 1/255, and
 front-to-back compositing in depth order, C = Σ_i c_i α_i Π_{j<i}(1 − α_j) + T·bg.
 
-Vectorisation: every (Gaussian, pixel) pair inside the exact α ≥ 1/255 ellipse's bounding box is materialised as one
-row (the boxes are generated with `repeat_interleave`, no Python loop), pairs are laid out in (pixel, depth) order by
-one stable sort, and the per-pixel transmittance is a segmented exclusive cumulative sum of log(1 − α) computed in
-float64 (so a long global cumsum does not lose precision). Autograd does the backward pass; all index work is
-integer and gradient-free, so gradients are exact for the smooth part (what `gradcheck` checks).
+Vectorisation: the (Gaussian, pixel) candidates are the scanline spans of each Gaussian's exact α ≥ 1/255 ellipse,
+q = dᵀΣ'⁻¹d ≤ 2·ln(255·o) (the opacity-aware cut-off; a faint Gaussian covers fewer pixels than a fixed 3σ), built
+with two `repeat_interleave`s (rows, then pixels; no Python loop); α is evaluated on them and the α test keeps the
+exact set. Kept pairs are laid out in (pixel, depth) order by one stable sort, and the per-pixel transmittance is
+a segmented exclusive cumulative sum of log(1 − α) in float64 (a long global cumsum must not lose precision).
+
+The compositing is a `torch.autograd.Function` with a hand-written backward (the 3DGS one: ∂L/∂α_i = s_i T_i −
+S_i/(1 − α_i), where s_i is the output gradient dotted with the pair's features and S_i the sum of s_j w_j behind
+it), reduced to per-Gaussian sums of the power's moments; autograd does the (Gaussian-sized) projection. All index
+work is integer and gradient-free, so gradients are exact for the smooth part (what `gradcheck` checks).
 
 The screen-space means are returned in NDC (``means2d``), as the CUDA rasteriser's ``viewspace_points`` gradient is:
 densification thresholds (0.01 in DreamGaussian) are in those units.
@@ -29,6 +34,7 @@ __all__ = ["RenderOutput", "quaternion_to_rotation", "rasterize_gaussians"]
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 NEAR_Z = 0.2  # 3DGS's in_frustum test
+SPAN_SLACK = 1e-3  # pixels added to each span so round-off never drops a pixel the α test would keep
 
 
 @dataclass
@@ -88,6 +94,137 @@ def _project(means, cov3d, cameras: Cameras, low_pass: float):
     return cam, z, ndc, cov2
 
 
+def _spans(mx, my, a, b, c, q_max, width: int, height: int, view_base):
+    """Scanline spans of the ellipses q ≤ q_max (per Gaussian-in-view k; all inputs detached, [K]).
+
+    Rows |y − my| ≤ √(q_max Σ'_yy); in row y the ellipse covers x ∈ mx + (Σ'_xy/Σ'_yy)(y − my) ±
+    √((q_max − (y − my)²/Σ'_yy) · det Σ' / Σ'_yy). Returns, per row r: its Gaussian k, its y, its first x, its pixel
+    count and its first pixel's flat index.
+    """
+    K = mx.shape[0]
+    ry = torch.sqrt(q_max * c)
+    y0 = torch.ceil(my - ry - SPAN_SLACK).clamp(0, height)
+    y1 = torch.floor(my + ry + SPAN_SLACK).clamp(-1, height - 1)
+    n_rows = (y1 - y0 + 1).clamp(min=0).long()
+    row_k = torch.repeat_interleave(torch.arange(K, device=mx.device), n_rows)
+    first = torch.cumsum(n_rows, 0) - n_rows
+    row_y = y0[row_k] + (torch.arange(row_k.shape[0], device=mx.device) - first[row_k]).to(mx.dtype)
+    dy = row_y - my[row_k]
+    cr = c[row_k]
+    centre = mx[row_k] + b[row_k] / cr * dy
+    half = torch.sqrt(torch.clamp(q_max[row_k] - dy * dy / cr, min=0) * (a * c - b * b)[row_k] / cr)
+    x0 = torch.ceil(centre - half - SPAN_SLACK).clamp(0, width)
+    x1 = torch.floor(centre + half + SPAN_SLACK).clamp(-1, width - 1)
+    n = (x1 - x0 + 1).clamp(min=0).long()
+    pix0 = view_base[row_k] + row_y.long() * width + x0.long()
+    return row_k, row_y, x0, n, pix0
+
+
+def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return values.index_select(0, index)  # several times faster than values[index] for 1-D gathers on the CPU
+
+
+class _Composite(torch.autograd.Function):
+    """α of every candidate pair, the α ≥ 1/255 test, (pixel, depth) order, front-to-back compositing.
+
+    geo [K, 7] = (pixel x, pixel y, conic A, B, C of Σ'⁻¹ = [[A, B], [B, C]], opacity, camera z), col [K, 3], both
+    for the visible Gaussian-in-view entries in (view, depth) order; rows from `_spans`. Returns [5, n_pix]: the
+    colour sum (3), accumulated α, α-weighted depth (no background), and the number of kept pairs.
+    """
+
+    @staticmethod
+    def forward(ctx, geo, col, row_k, row_y, row_x0, row_n, row_pix0, n_pix: int):
+        dtype, device = geo.dtype, geo.device
+        mx, my, A, B, C, o = (_take(v, row_k) for v in geo[:, :6].t().contiguous())  # per row
+        total = int(row_n.sum())
+        pair_row = torch.repeat_interleave(
+            torch.arange(row_k.shape[0], device=device), row_n, output_size=total
+        )
+        local = torch.arange(total, device=device) - _take(torch.cumsum(row_n, 0) - row_n, pair_row)
+        # per-row constants: power(dx) = c0 + dx·(c1 + dx·hA) = −½(A dx² + C dy²) − B dx dy
+        r_dy = row_y - my
+        dx = _take(row_x0 - mx, pair_row) + local.to(dtype)
+        power = _take(-0.5 * C * r_dy * r_dy, pair_row) + dx * (
+            _take(-B * r_dy, pair_row) + dx * _take(-0.5 * A, pair_row)
+        )
+        raw = _take(o, pair_row) * torch.exp(power)
+        keep = (raw >= ALPHA_MIN).nonzero().squeeze(1)  # min(0.99, raw) ≥ 1/255 ⟺ raw ≥ 1/255
+        ctx.empty = keep.numel() == 0  # candidates only within SPAN_SLACK of an ellipse: none kept
+        if ctx.empty:
+            ctx.save_for_backward(geo, col)
+            n_kept = torch.tensor(0)
+            ctx.mark_non_differentiable(n_kept)
+            return torch.zeros(5, n_pix, dtype=dtype, device=device), n_kept
+        pr = _take(pair_row, keep)
+        pixel = _take(row_pix0, pr) + _take(local, keep)
+        key = pixel.int() if n_pix < 2**31 else pixel
+        key, srt = torch.sort(
+            key, stable=True
+        )  # pairs were generated in (view, depth) order: stable keeps it
+        pixel, pr = key.long(), _take(pr, srt)
+        raw, dx = _take(_take(raw, keep), srt), _take(_take(dx, keep), srt)
+        k, dy = _take(row_k, pr), _take(r_dy, pr)
+        alpha = raw.clamp(max=ALPHA_MAX)
+        upix, counts = torch.unique_consecutive(pixel, return_counts=True)
+        seg_first = torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts, output_size=pixel.shape[0]
+        )
+        log1m = torch.log1p(-alpha.double())
+        excl = torch.cumsum(log1m, 0) - log1m
+        trans = torch.exp(excl - _take(excl, seg_first)).to(dtype)
+        w = alpha * trans
+        feats = [_take(v, k) for v in torch.cat([col, geo[:, 6:7]], 1).t().contiguous()]  # r, g, b, z
+        out = torch.zeros(5, n_pix, dtype=dtype, device=device)
+        for ch, f in enumerate((feats[0] * w, feats[1] * w, feats[2] * w, w, feats[3] * w)):
+            out[ch].index_copy_(0, upix, torch.segment_reduce(f, "sum", lengths=counts))
+        ctx.save_for_backward(geo, k, pixel, dx, dy, alpha, raw, trans, w, counts, *feats)
+        n_kept = torch.tensor(k.shape[0])
+        ctx.mark_non_differentiable(n_kept)
+        return out, n_kept
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gout, _g_kept):
+        if ctx.empty:
+            geo, col = ctx.saved_tensors
+            return torch.zeros_like(geo), torch.zeros_like(col), None, None, None, None, None, None
+        geo, k, pixel, dx, dy, alpha, raw, trans, w, counts, cr, cg, cb, z = ctx.saved_tensors
+        K, dtype = geo.shape[0], geo.dtype
+        g = [
+            gout[ch].index_select(0, pixel) for ch in range(5)
+        ]  # ∂L/∂(colour sum, acc, depth) at each pair's pixel
+        s = g[0] * cr + g[1] * cg + g[2] * cb + g[3] + g[4] * z  # ∂L/∂w_i
+        sw = (s * w).double()
+        incl = torch.cumsum(sw, 0)
+        seg_last = torch.repeat_interleave(torch.cumsum(counts, 0) - 1, counts, output_size=k.shape[0])
+        behind = (_take(incl, seg_last) - incl).to(dtype)  # S_i = Σ_{j behind i} s_j w_j
+        d_alpha = s * trans - behind / (1 - alpha)
+        gp = torch.where(
+            raw <= ALPHA_MAX, d_alpha * alpha, torch.zeros_like(alpha)
+        )  # ∂L/∂power (clamp: none)
+
+        def per_k(v):
+            return torch.zeros(K, dtype=dtype, device=geo.device).index_add_(0, k, v)
+
+        s_g, s_x, s_y = per_k(gp), per_k(gp * dx), per_k(gp * dy)
+        s_xx, s_xy, s_yy = per_k(gp * dx * dx), per_k(gp * dx * dy), per_k(gp * dy * dy)
+        A, B, C, o = geo[:, 2], geo[:, 3], geo[:, 4], geo[:, 5]
+        d_geo = torch.stack(
+            [
+                A * s_x + B * s_y,  # dx = x − mx, ∂power/∂dx = −(A dx + B dy)
+                C * s_y + B * s_x,
+                -0.5 * s_xx,
+                -s_xy,
+                -0.5 * s_yy,
+                s_g / o,  # ∂α/∂o = α/o where unclamped
+                per_k(g[4] * w),
+            ],
+            dim=1,
+        )
+        d_col = torch.stack([per_k(g[0] * w), per_k(g[1] * w), per_k(g[2] * w)], dim=1)
+        return d_geo, d_col, None, None, None, None, None, None
+
+
 def rasterize_gaussians(
     means: torch.Tensor,
     scales: torch.Tensor,
@@ -123,82 +260,52 @@ def rasterize_gaussians(
         mid = 0.5 * (a + c)
         lam = mid + torch.sqrt(torch.clamp(mid * mid - det, min=0.1))
         radii3 = torch.ceil(3.0 * torch.sqrt(lam))
-        # exact support of α ≥ 1/255: −½ dᵀΣ'⁻¹d ≥ ln(1/(255·o)); the ellipse's bounding box has half-widths
-        # √(2 ln(255 o) Σ'_xx) and √(2 ln(255 o) Σ'_yy)
-        ln_ratio = torch.log(torch.clamp(op.detach() * 255.0, min=1.0))
-        rx = torch.sqrt(2.0 * ln_ratio * a.clamp(min=0))
-        ry = torch.sqrt(2.0 * ln_ratio * c.clamp(min=0))
-        visible = (z > NEAR_Z) & (det > 0) & (ln_ratio > 0)
-        x0 = torch.ceil(pix_x - rx).clamp(0, W)
-        x1 = torch.floor(pix_x + rx).clamp(-1, W - 1)
-        y0 = torch.ceil(pix_y - ry).clamp(0, H)
-        y1 = torch.floor(pix_y + ry).clamp(-1, H - 1)
-        bw = (x1 - x0 + 1).clamp(min=0)
-        bh = (y1 - y0 + 1).clamp(min=0)
-        visible &= (bw > 0) & (bh > 0)
+        # the opacity-aware cut-off: α ≥ 1/255 ⟺ q = dᵀΣ'⁻¹d ≤ 2 ln(255 o); its bounding box decides visibility
+        q_max = 2.0 * torch.log(torch.clamp(op.detach() * 255.0, min=1.0))
+        rx = torch.sqrt(q_max * a.clamp(min=0))
+        ry = torch.sqrt(q_max * c.clamp(min=0))
+        visible = (z > NEAR_Z) & (det > 0) & (q_max > 0)
+        visible &= (torch.floor(pix_x + rx) >= 0) & (torch.ceil(pix_x - rx) <= W - 1)
+        visible &= (torch.floor(pix_y + ry) >= 0) & (torch.ceil(pix_y - ry) <= H - 1)
         radii = torch.where(visible, radii3, torch.zeros_like(radii3)).to(torch.int32)
         # visible (view, gaussian) entries in (view, depth) order: the later stable sort by pixel keeps depth order
         vis_idx = visible.reshape(-1).nonzero().squeeze(1)
         view_of = torch.div(vis_idx, N, rounding_mode="floor")
-        order = torch.argsort(z.reshape(-1)[vis_idx].detach(), stable=True)
+        order = torch.argsort(z.reshape(-1)[vis_idx], stable=True)
         order = order[torch.argsort(view_of[order], stable=True)]
         g = vis_idx[order]  # flat (v·N + n) ids, sorted
-        counts = (bw.reshape(-1)[g] * bh.reshape(-1)[g]).long()
-        total = int(counts.sum())
-    if total == 0:
+        rows = _spans(
+            pix_x.reshape(-1)[g],
+            pix_y.reshape(-1)[g],
+            a.reshape(-1)[g],
+            b.reshape(-1)[g],
+            c.reshape(-1)[g],
+            q_max.reshape(-1)[g],
+            W,
+            H,
+            torch.div(g, N, rounding_mode="floor") * (H * W),
+        )
+    if g.numel() == 0 or int(rows[3].sum()) == 0:
         zero = (means.sum() + scales.sum() + quats.sum() + opacities.sum() + colors.sum()) * 0
         image = bg.reshape(1, 3, 1, 1).expand(V, 3, H, W) + zero
         empty = torch.zeros(V, 1, H, W, dtype=dtype, device=device) + zero
         return RenderOutput(image, empty, empty, ndc, radii, 0)
 
-    with torch.no_grad():
-        pair_g = torch.repeat_interleave(g, counts)
-        starts = torch.cumsum(counts, 0) - counts
-        local = torch.arange(total, device=device) - torch.repeat_interleave(starts, counts)
-        gw = bw.reshape(-1)[pair_g].long()
-        px = x0.reshape(-1)[pair_g].long() + local % gw
-        py = y0.reshape(-1)[pair_g].long() + torch.div(local, gw, rounding_mode="floor")
-        pair_v = torch.div(pair_g, N, rounding_mode="floor")
-        pixel = pair_v * (H * W) + py * W + px
-        srt = torch.argsort(pixel, stable=True)
-        pair_g, pixel, px, py = pair_g[srt], pixel[srt], px[srt], py[srt]
-
-    # the differentiable part: α per pair. One packed gather (and one index_add in backward) instead of six.
+    # Gaussian-sized gathers stay in autograd; the pair-sized work is in _Composite
     packed = torch.stack([pix_x, pix_y, c / det, -b / det, a / det, op, z], dim=-1).reshape(V * N, 7)
-    pg = packed.index_select(0, pair_g)
-    dx = px.to(dtype) - pg[:, 0]
-    dy = py.to(dtype) - pg[:, 1]
-    power = -0.5 * (pg[:, 2] * dx * dx + pg[:, 4] * dy * dy) - pg[:, 3] * dx * dy
-    alpha = torch.clamp(pg[:, 5] * torch.exp(power), max=ALPHA_MAX)
-    with torch.no_grad():
-        keep = (alpha >= ALPHA_MIN).nonzero().squeeze(1)
-    alpha, pair_g, pixel, pz = alpha[keep], pair_g[keep], pixel[keep], pg[keep, 6]
-
-    # segmented exclusive cumsum of log(1 − α) per pixel (pairs are contiguous per pixel, in depth order)
-    log1m = torch.log1p(-alpha.double())
-    incl = torch.cumsum(log1m, 0)
-    excl = incl - log1m
-    with torch.no_grad():
-        _, seg_counts = torch.unique_consecutive(pixel, return_counts=True)
-        seg_start = torch.repeat_interleave(torch.cumsum(seg_counts, 0) - seg_counts, seg_counts)
-    trans = torch.exp(excl - excl[seg_start]).to(dtype)
-    w = alpha * trans
-
-    n_pix = V * H * W
-    n_gauss = torch.remainder(pair_g, N)
-    col = colors[n_gauss] * w[:, None]
-    img = torch.zeros(n_pix, 3, dtype=dtype, device=device).index_add(0, pixel, col)
-    acc = torch.zeros(n_pix, dtype=dtype, device=device).index_add(0, pixel, w)
-    dep = torch.zeros(n_pix, dtype=dtype, device=device).index_add(0, pixel, w * pz)
-    img = img + (1.0 - acc)[:, None] * bg
-    image = img.reshape(V, H, W, 3).permute(0, 3, 1, 2)
+    geo = packed.index_select(0, g)
+    col = colors.index_select(0, torch.remainder(g, N))
+    out, n_kept = _Composite.apply(geo, col, *rows, V * H * W)
+    acc = out[3]
+    img = out[:3] + (1.0 - acc)[None] * bg[:, None]
+    image = img.reshape(3, V, H, W).transpose(0, 1)
     if clamp_output:
         image = image.clamp(0, 1)
     return RenderOutput(
         image=image,
         alpha=acc.reshape(V, 1, H, W),
-        depth=dep.reshape(V, 1, H, W),
+        depth=out[4].reshape(V, 1, H, W),
         means2d=ndc,
         radii=radii,
-        num_pairs=int(alpha.shape[0]),
+        num_pairs=int(n_kept),
     )

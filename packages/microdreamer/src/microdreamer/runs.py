@@ -77,6 +77,12 @@ class GenerateRun:
         help="MVDream/ImageDream: replace the built-in UNet with module:Class (e.g. mv_unet:MultiViewUNetModel from "
         "the port), or 'folder' to import the .py shipped in the model folder (runs that file)",
     )
+    checkpoint_every: int = arg(
+        0, help="write an atomic checkpoint to OUT/checkpoints every N outer iterations (0: none)", min=0
+    )
+    resume: bool = arg(
+        False, help="continue from the latest checkpoint in OUT/checkpoints (same settings and --seed)"
+    )
 
 
 @dataclass
@@ -92,6 +98,9 @@ class GenerateReport:
     heldout_error: float | None
     clip_similarity: float | None = None
     files: list[str] = field(default_factory=list)
+    resumed_from: int = (
+        0  # outer iterations the checkpoint held (--resume); seconds_sir counts this process only
+    )
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,7 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
     else:
         model = load_backend(run.backend)(generator=gen).to(device)
     rast = _rasterizer(run.rasterizer, device)
+    checkpoint = _checkpointer(run, ctx)
     t0 = time.perf_counter()
     with ctx.bar(total=preset.total_steps, desc="SIR") as bar:
         res = run_sir(
@@ -221,7 +231,8 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
             generator=gen,
             evaluate=evaluate,
             rasterizer=rast,
-            progress=lambda i, n: bar.update(1),
+            progress=lambda i, n: bar.update(i - bar.n),
+            checkpoint=checkpoint,
         )
     if run.backend == "gs" and run.filter_white:
         from microdreamer.postprocess import filter_white_gaussians
@@ -266,6 +277,7 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         err,
         clip_sim,
         files,
+        0 if checkpoint is None or checkpoint.resumed_from is None else checkpoint.resumed_from,
     )
 
 
@@ -322,6 +334,34 @@ def _model_denoiser(run: GenerateRun, preset, device):
     if family == "imagedream":
         denoiser.set_reference(image.to(device))
     return denoiser, None, preset  # neither multi-view release adds reference-view terms
+
+
+def _checkpointer(run: GenerateRun, ctx: RunContext):
+    """OUT/checkpoints for --checkpoint-every/--resume. Checkpoints of an earlier run are never replaced silently:
+    without --resume they need --overwrite (then this run's replace them)."""
+    if not (run.checkpoint_every or run.resume):
+        return None
+    from pathlib import Path
+
+    from microdreamer.checkpoints import Checkpointer
+
+    if run.backend == "nerfstudio":
+        raise ValueError("--checkpoint-every/--resume support the gs and nerf backends, not nerfstudio yet")
+    if ctx.out is None:
+        raise ValueError("checkpoints are written into the output folder: give --out DIR")
+    ckpt = Checkpointer(
+        Path(ctx.out).expanduser() / "checkpoints", every=run.checkpoint_every, resume=run.resume
+    )
+    earlier = ckpt.checkpoints()
+    if earlier and not run.resume:
+        if not ctx.overwrite:
+            raise FileExistsError(
+                f"{ckpt.folder} holds checkpoints of an earlier run: pass --resume to continue it, --overwrite to "
+                "start over (replacing them), or choose another --out"
+            )
+        for path in earlier:  # files this command wrote; a fresh run must not resume from them later
+            path.unlink()
+    return ckpt
 
 
 def _clip_similarity(name: str, model, reference, preset, device) -> float:

@@ -9,11 +9,12 @@ One doubled (CFG) forward pass per optimisation step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
+from microdreamer.checkpoints import Checkpointer
 from microdreamer.denoisers import Denoiser
 from microdreamer.gaussians import GaussianModel
 from microdreamer.loop import History, Reference, Trainer, sample_views
@@ -44,7 +45,10 @@ def run_sds(
     eval_every: int = 25,
     rasterizer=None,
     progress: Callable[[int, int], None] | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> SDSResult:
+    """``checkpoint``: atomic checkpoints every ``checkpoint.every`` steps; with ``checkpoint.resume``, continue from
+    the latest one."""
     check_family(preset, denoiser)
     tr = Trainer(
         model,
@@ -58,8 +62,21 @@ def run_sds(
     T = len(denoiser.alphas_cumprod)
     lo, hi = int(T * t_range[0]), int(T * t_range[1])
     device = model.xyz.device
-    tr.record()
-    for s in range(steps):
+    settings = {
+        "loop": "sds",
+        "preset": asdict(preset),
+        "model": type(model).__name__,
+        "steps": steps,
+        "t_range": list(t_range),
+        "anneal": anneal,
+        "eval_every": eval_every,
+    }
+    start = 0
+    if checkpoint is not None and checkpoint.resume:
+        start, _ = checkpoint.restore(tr, settings=settings)
+    else:
+        tr.record()
+    for s in range(start, steps):
         tr.advance()
         cams = sample_views(preset, tr.generator).to(device)
         if anneal:
@@ -80,6 +97,8 @@ def run_sds(
             tr.finish()
         if (s + 1) % eval_every == 0 or s == steps - 1:
             tr.record()
+        if checkpoint is not None and checkpoint.due(s + 1, steps):
+            checkpoint.save(tr, s + 1, settings=settings, extra={})
         if progress is not None:
             progress(s + 1, steps)
     return SDSResult(model, tr.history, tr.step)

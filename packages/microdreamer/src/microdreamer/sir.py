@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
 from microdreamer.cameras import Cameras
+from microdreamer.checkpoints import Checkpointer
 from microdreamer.ddim import DDIMGrid
 from microdreamer.denoisers import Denoiser
 from microdreamer.gaussians import GaussianModel
@@ -106,8 +107,12 @@ def run_sir(
     evaluate: Callable[[GaussianModel], float] | None = None,
     rasterizer=None,
     progress: Callable[[int, int], None] | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> SIRResult:
-    """Run SIR on ``model`` in place; ``evaluate(model)`` (held-out error) is recorded after every outer iteration."""
+    """Run SIR on ``model`` in place; ``evaluate(model)`` (held-out error) is recorded after every outer iteration.
+
+    ``checkpoint``: write atomic checkpoints every ``checkpoint.every`` outer iterations and, with
+    ``checkpoint.resume``, continue from the latest one (the result is the uninterrupted run's, bit for bit)."""
     check_family(preset, denoiser)
     tr = Trainer(
         model,
@@ -121,8 +126,14 @@ def run_sir(
     grid = DDIMGrid(preset.denoise_steps, alphas_cumprod=denoiser.alphas_cumprod)
     t2s, t1s = [], []
     device = model.xyz.device
-    tr.record()
-    for it in range(preset.total_steps):
+    settings = {"loop": "sir", "preset": asdict(preset), "model": type(model).__name__}
+    start = 0
+    if checkpoint is not None and checkpoint.resume:
+        start, extra = checkpoint.restore(tr, settings=settings)
+        t2s, t1s = list(extra["t2"]), list(extra["t1"])
+    else:
+        tr.record()
+    for it in range(start, preset.total_steps):
         if preset.official:
             tr.advance()  # the release's extra step-counter tick per outer iteration
         cams = sample_views(preset, tr.generator).to(device)
@@ -158,6 +169,8 @@ def run_sir(
         if it == preset.total_steps - 1:
             tr.finish()
         tr.record()
+        if checkpoint is not None and checkpoint.due(it + 1, preset.total_steps):
+            checkpoint.save(tr, it + 1, settings=settings, extra={"t2": t2s, "t1": t1s})
         if progress is not None:
             progress(it + 1, preset.total_steps)
     return SIRResult(model, tr.history, t2s, t1s, tr.step)

@@ -520,7 +520,10 @@ class MultiViewDenoiser:
             raise ValueError("the reference image must be a finite [1, 3, H, W] tensor in [0, 1]")
         x = F.interpolate(image, (self.image_size, self.image_size), mode="bilinear", align_corners=False)
         x = x.to(self.device)
-        xc = F.interpolate(x, (self.clip_size, self.clip_size), mode="bicubic", align_corners=False)
+        # antialiased, as the port's CLIPImageProcessor (PIL bicubic) shrinks the 256-px image
+        xc = F.interpolate(
+            x, (self.clip_size, self.clip_size), mode="bicubic", align_corners=False, antialias=True
+        )
         mean = torch.tensor(self.clip_mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.clip_std, device=x.device).view(1, 3, 1, 1)
         enc = self.image_encoder(((xc - mean) / std).to(self.dtype), output_hidden_states=True)

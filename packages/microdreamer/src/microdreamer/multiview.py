@@ -304,6 +304,9 @@ class MultiViewDenoiser:
         self.image_size, self.clip_size, self.num_frames = image_size, clip_size, num_frames
         self.clip_mean, self.clip_std = tuple(clip_mean), tuple(clip_std)
         self.counter = counter or CallCounter()
+        # the VAE posterior sample (encode) draws from this CPU generator, so a run repeats exactly; reseed it
+        # (or replace it) to vary that noise
+        self.generator = torch.Generator().manual_seed(0)
         # (negative, positive) text context, each [1, L, D]; ImageDream's (CLIP tokens [1, T, E], latent [1, 4, h, w])
         self.text: tuple[torch.Tensor, torch.Tensor] | None = None
         self.image: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -533,7 +536,8 @@ class MultiViewDenoiser:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(images, (self.image_size, self.image_size), mode="bilinear", align_corners=False)
         post = self.vae.encode((2 * x - 1).to(self.device, self.dtype)).latent_dist
-        return post.sample() * self.vae.config.scaling_factor
+        noise = torch.randn(post.mean.shape, generator=self.generator).to(post.mean)
+        return (post.mean + post.std * noise) * self.vae.config.scaling_factor
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         img = self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["PRESETS", "Preset", "get_preset"]
+__all__ = ["PRESETS", "RELEASE_NEGATIVE_PROMPT", "Preset", "get_preset"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,11 @@ def get_preset(name: str, **overrides) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides) if overrides else PRESETS[name]
+
+
+# configs/imagedream.yaml and text_mv.yaml: the negative prompt both multi-view runs pass to the unconditional half
+RELEASE_NEGATIVE_PROMPT = (
+    "ugly, bad anatomy, blurry, pixelated obscure, unnatural colors, poor lighting, dull, and unclear, cropped, "
+    "lowres, low quality, artifacts, duplicate, morbid, mutilated, poorly drawn face, deformed, dehydrated, "
+    "bad proportions"
+)

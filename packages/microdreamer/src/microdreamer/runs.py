@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from gen_common.cli import RunContext, arg
@@ -50,7 +50,9 @@ class GenerateRun:
     backend: Literal["gs", "nerf", "nerfstudio"] = arg(
         "gs", help="Gaussian splatting, the pure-torch voxel NeRF, or nerfstudio's NeRF (its own environment)"
     )
-    model: str = arg("", help="Stable-Zero123 diffusers folder or hub id (image inputs)")
+    model: str = arg(
+        "", help="diffusers folder or hub id: Stable-Zero123, or the MVDream/ImageDream port (see README)"
+    )
     elevation: float = arg(0.0, help="estimated elevation of the input view in degrees", min=-80, max=80)
     iterations: int = arg(0, help="outer SIR iterations incl. the initial one (0: the preset's)", min=0)
     render_size: int = arg(0, help="training render size in pixels (0: the preset's)", min=0)
@@ -64,6 +66,16 @@ class GenerateRun:
     )
     clip: str = arg(
         "", help="CLIP model folder or hub id: report the paper's CLIP similarity (8 orbit renders vs input)"
+    )
+    prompt: str = arg("", help="text prompt for MVDream (required) and ImageDream (optional)")
+    negative_prompt: str = arg(
+        "release",
+        help="MVDream/ImageDream negative prompt ('release': the released configs' list; '' for none)",
+    )
+    unet_class: str = arg(
+        "",
+        help="MVDream/ImageDream: replace the built-in UNet with module:Class (e.g. mv_unet:MultiViewUNetModel from "
+        "the port), or 'folder' to import the .py shipped in the model folder (runs that file)",
     )
     checkpoint_every: int = arg(
         0, help="write an atomic checkpoint to OUT/checkpoints every N outer iterations (0: none)", min=0
@@ -180,7 +192,6 @@ def load_backend(name: str):
 def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
     """SIR on the toy scene (exact denoiser) or an input image (Stable-Zero123), then post-process, mesh, GIF."""
     from microdreamer.gaussians import GaussianModel
-    from microdreamer.loop import Reference
     from microdreamer.mesh import extract_mesh, save_mesh
     from microdreamer.nerf import VoxelNeRF
     from microdreamer.plots import orbit_frames, save_gif
@@ -193,21 +204,13 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
     gen = ctx.generator()
     reference = None
     evaluate = None
-    if run.input == "toy":
+    if run.input == "toy" and not run.model:
         denoiser = toy_denoiser()
         denoiser.scene.to(device)
         evaluate = HeldOut(denoiser, size=preset.render_size, radius=preset.radius)
         evaluate.cameras = evaluate.cameras.to(device)
     else:
-        from microdreamer.images import load_image
-        from microdreamer.zero123 import load_denoiser
-
-        image, mask = load_image(run.input, preset.ref_size)
-        if not run.model:
-            raise ValueError("an image input needs --model (a Stable-Zero123 diffusers folder or hub id)")
-        denoiser = load_denoiser(run.model, device=device)
-        denoiser.set_reference(image.to(device), elevation=run.elevation)
-        reference = Reference(image, mask, run.elevation)
+        denoiser, reference, preset = _model_denoiser(run, preset, device)
     if run.backend == "gs":
         model = GaussianModel.blob(preset.num_pts, generator=gen).to(device)
     elif run.backend == "nerf":
@@ -276,6 +279,61 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         files,
         0 if checkpoint is None or checkpoint.resumed_from is None else checkpoint.resumed_from,
     )
+
+
+def _model_denoiser(run: GenerateRun, preset, device):
+    """The user's denoiser for ``run --model``: Stable-Zero123 (image), ImageDream (image + optional prompt) or
+    MVDream (prompt), told apart by the folder's layout; a preset made for another family is refused before any
+    weights load. ``--preset auto`` picks the family's preset."""
+    from types import SimpleNamespace
+
+    from microdreamer.loop import Reference
+    from microdreamer.sir import check_family
+
+    image = mask = None
+    if run.input != "toy":
+        from microdreamer.images import load_image
+
+        image, mask = load_image(run.input, preset.ref_size)
+    if not run.model:
+        raise ValueError("an image input needs --model (a Stable-Zero123 diffusers folder or hub id)")
+    from gen_common.checkpoint import resolve_pretrained
+    from microdreamer.multiview import _require, detect_family
+
+    _require()  # a missing extra is reported before the path is looked at
+    family = detect_family(resolve_pretrained(run.model))
+    if run.preset == "auto":
+        preset = _resolve_preset(replace(run, preset={"zero123": "sai"}.get(family, family)))
+    check_family(preset, SimpleNamespace(family=family))
+    if family == "mvdream" and image is not None:
+        raise ValueError(
+            "MVDream is text-to-3D: give --prompt and no --input image (ImageDream takes an image)"
+        )
+    if family == "mvdream" and not run.prompt.strip():
+        raise ValueError("MVDream is text-to-3D: give a text prompt (--prompt)")
+    if family != "mvdream" and image is None:
+        raise ValueError(f"the {family} model is conditioned on an image: give --input IMAGE")
+    if family == "zero123":
+        from microdreamer.zero123 import load_denoiser
+
+        denoiser = load_denoiser(run.model, device=device)
+        denoiser.set_reference(image.to(device), elevation=run.elevation)
+        return denoiser, Reference(image, mask, run.elevation), preset
+    from microdreamer.multiview import MultiViewDenoiser, import_unet_class
+    from microdreamer.presets import RELEASE_NEGATIVE_PROMPT
+
+    # float32 on every device, as the release runs both multi-view models
+    denoiser = MultiViewDenoiser.from_pretrained(
+        run.model,
+        unet_class=import_unet_class(run.unet_class) if run.unet_class not in ("", "folder") else None,
+        trust_remote_code=run.unet_class == "folder",
+        device=device,
+    )
+    neg = RELEASE_NEGATIVE_PROMPT if run.negative_prompt == "release" else run.negative_prompt
+    denoiser.set_prompt(run.prompt, neg)
+    if family == "imagedream":
+        denoiser.set_reference(image.to(device))
+    return denoiser, None, preset  # neither multi-view release adds reference-view terms
 
 
 def _checkpointer(run: GenerateRun, ctx: RunContext):

@@ -135,6 +135,8 @@ def _capture(trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         if hasattr(model, k):
             tensors[f"stats.{k}"] = getattr(model, k)
     tensors["rng.loop"] = trainer.generator.get_state()
+    for name, g in trainer.generators.items():
+        tensors[f"rng.gen.{name}"] = g.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -209,6 +211,8 @@ def _restore(trainer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) ->
         for k, v in meta["counter"].items():
             setattr(trainer.counter, k, v)
     trainer.generator.set_state(tensors["rng.loop"])
+    for name, g in trainer.generators.items():
+        g.set_state(tensors[f"rng.gen.{name}"])
     torch.set_rng_state(tensors["rng.torch"])
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda and torch.cuda.is_available():

@@ -61,6 +61,13 @@ class Denoiser(Protocol):
     ) -> torch.Tensor: ...
 
 
+def denoiser_generators(denoiser) -> dict[str, torch.Generator]:
+    """The denoiser's own random generator (latent denoisers draw the VAE posterior sample from it), if it has one:
+    a run reseeds it and a checkpoint saves it."""
+    g = getattr(denoiser, "generator", None)
+    return {"denoiser": g} if isinstance(g, torch.Generator) else {}
+
+
 def _gaussian_eps(x: torch.Tensor, a: float, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """The exact ε-prediction (posterior mean of ε) when x₀ ~ N(mean, var·I) and x_t = √a x₀ + √(1−a) ε."""
     x0 = mean + (a**0.5 * var / (a * var + 1 - a)) * (x - a**0.5 * mean)

@@ -84,8 +84,11 @@ class Trainer:
         counter=None,
         rasterizer=None,
         generator: torch.Generator | None = None,
+        generators: dict[str, torch.Generator] | None = None,
     ):
         self.model, self.preset, self.reference = model, preset, reference
+        # other generators the run draws from (the denoiser's VAE-posterior noise): checkpointed with the loop's
+        self.generators = dict(generators or {})
         self.evaluate, self.counter, self.rasterizer = evaluate, counter, rasterizer
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.step = 0

@@ -210,7 +210,7 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         evaluate = HeldOut(denoiser, size=preset.render_size, radius=preset.radius)
         evaluate.cameras = evaluate.cameras.to(device)
     else:
-        denoiser, reference, preset = _model_denoiser(run, preset, device)
+        denoiser, reference, preset = _model_denoiser(run, preset, device, ctx.seed)
     if run.backend == "gs":
         model = GaussianModel.blob(preset.num_pts, generator=gen).to(device)
     elif run.backend == "nerf":
@@ -281,7 +281,7 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
     )
 
 
-def _model_denoiser(run: GenerateRun, preset, device):
+def _model_denoiser(run: GenerateRun, preset, device, seed: int = 0):
     """The user's denoiser for ``run --model``: Stable-Zero123 (image), ImageDream (image + optional prompt) or
     MVDream (prompt), told apart by the folder's layout; a preset made for another family is refused before any
     weights load. ``--preset auto`` picks the family's preset."""
@@ -317,6 +317,7 @@ def _model_denoiser(run: GenerateRun, preset, device):
         from microdreamer.zero123 import load_denoiser
 
         denoiser = load_denoiser(run.model, device=device)
+        denoiser.generator.manual_seed(seed)  # the VAE posterior noise follows --seed too
         denoiser.set_reference(image.to(device), elevation=run.elevation)
         return denoiser, Reference(image, mask, run.elevation), preset
     from microdreamer.multiview import MultiViewDenoiser, import_unet_class
@@ -329,6 +330,7 @@ def _model_denoiser(run: GenerateRun, preset, device):
         trust_remote_code=run.unet_class == "folder",
         device=device,
     )
+    denoiser.generator.manual_seed(seed)
     neg = RELEASE_NEGATIVE_PROMPT if run.negative_prompt == "release" else run.negative_prompt
     denoiser.set_prompt(run.prompt, neg)
     if family == "imagedream":

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from microdreamer.checkpoints import Checkpointer
-from microdreamer.denoisers import Denoiser
+from microdreamer.denoisers import Denoiser, denoiser_generators
 from microdreamer.gaussians import GaussianModel
 from microdreamer.loop import History, Reference, Trainer, sample_views
 from microdreamer.presets import Preset
@@ -58,6 +58,7 @@ def run_sds(
         counter=denoiser.counter,
         rasterizer=rasterizer,
         generator=generator,
+        generators=denoiser_generators(denoiser),
     )
     T = len(denoiser.alphas_cumprod)
     lo, hi = int(T * t_range[0]), int(T * t_range[1])

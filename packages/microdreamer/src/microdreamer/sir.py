@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from microdreamer.cameras import Cameras
 from microdreamer.checkpoints import Checkpointer
 from microdreamer.ddim import DDIMGrid
-from microdreamer.denoisers import Denoiser
+from microdreamer.denoisers import Denoiser, denoiser_generators
 from microdreamer.gaussians import GaussianModel
 from microdreamer.loop import History, Reference, Trainer, sample_views
 from microdreamer.presets import Preset
@@ -122,6 +122,7 @@ def run_sir(
         counter=denoiser.counter,
         rasterizer=rasterizer,
         generator=generator,
+        generators=denoiser_generators(denoiser),
     )
     grid = DDIMGrid(preset.denoise_steps, alphas_cumprod=denoiser.alphas_cumprod)
     t2s, t1s = [], []

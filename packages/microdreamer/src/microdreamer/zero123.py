@@ -99,6 +99,9 @@ class Zero123Denoiser:
         self.alphas_cumprod = alphas_cumprod if alphas_cumprod is not None else scaled_linear_alphas_cumprod()
         self.stable, self.image_size, self.clip_size = stable, image_size, clip_size
         self.counter = counter or CallCounter()
+        # the VAE posterior sample (encode) draws from this CPU generator, so a run repeats exactly (`run` seeds it
+        # from --seed; checkpoints save it)
+        self.generator = torch.Generator().manual_seed(0)
         self.embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
         self.default_elevation = 0.0
 
@@ -184,7 +187,8 @@ class Zero123Denoiser:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(images, (self.image_size, self.image_size), mode="bicubic", align_corners=False)
         post = self.vae.encode((2 * x - 1).to(self.device, self.dtype)).latent_dist
-        return post.sample() * self.vae.config.scaling_factor
+        noise = torch.randn(post.mean.shape, generator=self.generator).to(post.mean)
+        return (post.mean + post.std * noise) * self.vae.config.scaling_factor
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         img = self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 
 from microdreamer.cameras import Cameras
 from microdreamer.ddim import scaled_linear_alphas_cumprod
@@ -59,6 +60,39 @@ class Denoiser(Protocol):
         doubled: bool = True,
         phase: str = "sample",
     ) -> torch.Tensor: ...
+
+
+class LatentDenoiser:
+    """What the latent-space adapters (Stable-Zero123, MVDream/ImageDream) share: the device and dtype of their
+    UNet, and the VAE round trip. The posterior sample of ``encode`` draws from the adapter's own CPU ``generator``
+    (not torch's global one), so a run repeats under a seed; `run` seeds it and checkpoints save it. ``resize``: how
+    renders reach the VAE's size, as each release does it."""
+
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    image_size: int
+    resize = "bilinear"
+
+    def _init_generator(self) -> None:
+        self.generator = torch.Generator().manual_seed(0)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(images, (self.image_size, self.image_size), mode=self.resize, align_corners=False)
+        post = self.vae.encode((2 * x - 1).to(self.device, self.dtype)).latent_dist
+        noise = torch.randn(post.mean.shape, generator=self.generator).to(post.mean)
+        return (post.mean + post.std * noise) * self.vae.config.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        img = self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample
+        return (img / 2 + 0.5).clamp(0, 1).float()
 
 
 def denoiser_generators(denoiser) -> dict[str, torch.Generator]:

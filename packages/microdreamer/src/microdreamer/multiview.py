@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from microdreamer.cameras import Cameras
 from microdreamer.ddim import scaled_linear_alphas_cumprod
-from microdreamer.denoisers import CallCounter
+from microdreamer.denoisers import CallCounter, LatentDenoiser
 
 __all__ = [
     "MultiViewDenoiser",
@@ -264,7 +264,7 @@ def detect_family(root: str | Path) -> str:
     return "imagedream" if int(cfg.get("ip_dim") or 0) > 0 else "mvdream"
 
 
-class MultiViewDenoiser:
+class MultiViewDenoiser(LatentDenoiser):
     """The denoiser protocol for MVDream (family ``mvdream``) and ImageDream (family ``imagedream``).
 
     Call :meth:`set_prompt` (both) and :meth:`set_reference` (ImageDream) before sampling. ``eps`` takes the V views
@@ -304,20 +304,10 @@ class MultiViewDenoiser:
         self.image_size, self.clip_size, self.num_frames = image_size, clip_size, num_frames
         self.clip_mean, self.clip_std = tuple(clip_mean), tuple(clip_std)
         self.counter = counter or CallCounter()
-        # the VAE posterior sample (encode) draws from this CPU generator, so a run repeats exactly; reseed it
-        # (or replace it) to vary that noise
-        self.generator = torch.Generator().manual_seed(0)
+        self._init_generator()
         # (negative, positive) text context, each [1, L, D]; ImageDream's (CLIP tokens [1, T, E], latent [1, 4, h, w])
         self.text: tuple[torch.Tensor, torch.Tensor] | None = None
         self.image: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.unet.parameters()).dtype
 
     # ---- loading -----------------------------------------------------------------------------------------------
     @classmethod
@@ -533,16 +523,6 @@ class MultiViewDenoiser:
         self.image = (enc.hidden_states[-2].to(self.dtype), self.encode(x).to(self.dtype))
 
     # ---- the protocol ------------------------------------------------------------------------------------------
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(images, (self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        post = self.vae.encode((2 * x - 1).to(self.device, self.dtype)).latent_dist
-        noise = torch.randn(post.mean.shape, generator=self.generator).to(post.mean)
-        return (post.mean + post.std * noise) * self.vae.config.scaling_factor
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        img = self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample
-        return (img / 2 + 0.5).clamp(0, 1).float()
-
     def unet_inputs(self, latents: torch.Tensor, t: int, cameras: Cameras, *, halves: str) -> dict[str, Any]:
         """The keyword arguments of one ``MultiViewUNetModel`` call. ``halves``: "both" ([uncond, cond], the CFG
         batch) or "uncond" (the unconditional half alone)."""

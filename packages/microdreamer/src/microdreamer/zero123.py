@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from microdreamer.cameras import Cameras
 from microdreamer.ddim import scaled_linear_alphas_cumprod
-from microdreamer.denoisers import CallCounter
+from microdreamer.denoisers import CallCounter, LatentDenoiser
 
 __all__ = ["CameraProjection", "Zero123Denoiser", "load_denoiser", "tiny_zero123"]
 
@@ -77,10 +77,11 @@ class CameraProjection(torch.nn.Module):
         return m
 
 
-class Zero123Denoiser:
+class Zero123Denoiser(LatentDenoiser):
     """The denoiser protocol for an image-conditioned Zero123-family model (family ``zero123``)."""
 
     family = "zero123"
+    resize = "bicubic"  # renders reach the VAE bicubic-resized, as the release's encode_imgs
 
     def __init__(
         self,
@@ -99,19 +100,9 @@ class Zero123Denoiser:
         self.alphas_cumprod = alphas_cumprod if alphas_cumprod is not None else scaled_linear_alphas_cumprod()
         self.stable, self.image_size, self.clip_size = stable, image_size, clip_size
         self.counter = counter or CallCounter()
-        # the VAE posterior sample (encode) draws from this CPU generator, so a run repeats exactly (`run` seeds it
-        # from --seed; checkpoints save it)
-        self.generator = torch.Generator().manual_seed(0)
+        self._init_generator()
         self.embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
         self.default_elevation = 0.0
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.unet.parameters()).dtype
 
     # ---- loading -----------------------------------------------------------------------------------------------
     @classmethod
@@ -184,16 +175,6 @@ class Zero123Denoiser:
         return self
 
     # ---- the protocol ------------------------------------------------------------------------------------------
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(images, (self.image_size, self.image_size), mode="bicubic", align_corners=False)
-        post = self.vae.encode((2 * x - 1).to(self.device, self.dtype)).latent_dist
-        noise = torch.randn(post.mean.shape, generator=self.generator).to(post.mean)
-        return (post.mean + post.std * noise) * self.vae.config.scaling_factor
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        img = self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample
-        return (img / 2 + 0.5).clamp(0, 1).float()
-
     @torch.no_grad()
     def set_reference(self, image: torch.Tensor, elevation: float = 0.0) -> None:
         """The input view (RGB on white, [1, 3, H, W] in [0, 1]): CLIP embedding and VAE latent (get_img_embeds)."""

@@ -124,7 +124,9 @@ def extract_mesh(model: GaussianModel, *, threshold: float = 0.2, resolution: in
     padded = np.pad(grid.numpy(), 1)  # empty border: every surface closes
     verts, faces, _, _ = marching_cubes(padded, level=threshold, allow_degenerate=False)
     verts = (verts - 1.0) * voxel + origin.numpy()
-    faces = faces.astype(np.int64)
+    # scikit-image winds the faces of a density (high inside) clockwise seen from outside: reverse them so the
+    # right-hand normals point outwards, as viewers with back-face culling and the shading's view-cosine expect
+    faces = faces[:, ::-1].astype(np.int64)
     # clean: drop unreferenced vertices and faces that repeat a vertex
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
     used, inverse = np.unique(faces.reshape(-1), return_inverse=True)

@@ -90,6 +90,18 @@ class ExportMeshRun:
     mesh_format: Literal["obj", "ply", "glb"] = arg("obj", help="output format")
     threshold: float = arg(0.2, help="density iso-level", gt=0)
     resolution: int = arg(128, help="grid resolution", min=8)
+    target_faces: int = arg(
+        50_000, help="decimate to at most this many faces (quadric edge collapse; the release's 5e4)", min=1
+    )
+    refine_steps: int = arg(
+        0, help="stage-2 colour refinement steps against the denoiser (0: off; the release runs 30)", min=0
+    )
+    refine_size: int = arg(512, help="stage-2 render size (the release's 512)", min=8)
+    input: str = arg(
+        "toy", help="refinement guidance: 'toy' (the exact toy denoiser) or the input image (needs --model)"
+    )
+    model: str = arg("", help="Stable-Zero123 diffusers folder or hub id (refinement of an image's mesh)")
+    elevation: float = arg(0.0, help="estimated elevation of the input view in degrees", min=-80, max=80)
 
 
 @dataclass(frozen=True)
@@ -281,19 +293,83 @@ def _clip_similarity(name: str, model, reference, preset, device) -> float:
 
 
 def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    """Gaussians → marching cubes → decimation → optional stage-2 colour refinement → mesh file."""
+    from microdreamer.decimate import decimate_mesh
     from microdreamer.gaussians import GaussianModel
     from microdreamer.mesh import extract_mesh, save_mesh
 
     ctx = RunContext.of(ctx)
     model = GaussianModel.load_ply(run.gaussians)
+    t0 = time.perf_counter()
     mesh = extract_mesh(model, threshold=run.threshold, resolution=run.resolution)
-    path = save_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))
-    return {
+    t1 = time.perf_counter()
+    faces_before = len(mesh.faces)
+    mesh = decimate_mesh(mesh, run.target_faces)
+    t2 = time.perf_counter()
+    report: dict[str, Any] = {
         "gaussians": len(model),
+        "faces_marching_cubes": faces_before,
+        "seconds_marching_cubes": round(t1 - t0, 3),
+        "seconds_decimate": round(t2 - t1, 3),
+    }
+    if run.refine_steps:
+        report |= _refine(run, mesh, ctx)
+        mesh = report.pop("mesh")
+    path = save_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))
+    return report | {
         "vertices": len(mesh.vertices),
         "faces": len(mesh.faces),
         "watertight": mesh.edges_manifold(),
         "file": str(path),
+    }
+
+
+def _refine(run: ExportMeshRun, mesh, ctx: RunContext) -> dict[str, Any]:
+    from microdreamer.refine import RefineConfig, mesh_heldout_error, refine_mesh_colors
+
+    device = ctx.torch_device()
+    reference, evaluate = None, None
+    if run.input == "toy":
+        from microdreamer.toy import HeldOut, toy_denoiser
+
+        denoiser = toy_denoiser()
+        denoiser.scene.to(device)
+        held = HeldOut(denoiser, size=min(run.refine_size, 64))
+        cams = held.cameras.to(device)
+        evaluate = lambda m: mesh_heldout_error(m, cams, held.truth)  # noqa: E731
+    else:
+        from microdreamer.images import load_image
+        from microdreamer.loop import Reference
+        from microdreamer.zero123 import load_denoiser
+
+        image, mask = load_image(run.input, 256)
+        if not run.model:
+            raise ValueError(
+                "refining an image's mesh needs --model (a Stable-Zero123 diffusers folder or hub id)"
+            )
+        denoiser = load_denoiser(run.model, device=device)
+        denoiser.set_reference(image.to(device), elevation=run.elevation)
+        reference = Reference(image, mask, run.elevation)
+    cfg = RefineConfig(steps=run.refine_steps, render_size=run.refine_size)
+    with ctx.bar(total=cfg.steps, desc="stage 2") as bar:
+        res = refine_mesh_colors(
+            mesh,
+            denoiser,
+            cfg,
+            reference=reference,
+            generator=ctx.generator(),
+            evaluate=evaluate,
+            device=device,
+            progress=lambda i, n: bar.update(1),
+        )
+    return {
+        "mesh": res.mesh,
+        "refine_steps": run.refine_steps,
+        "refine_timestep": res.timestep,
+        "refine_nfe": res.nfe,
+        "seconds_refine": res.seconds,
+        "heldout_l1_before": res.error_before,
+        "heldout_l1_after": res.error_after,
     }
 
 

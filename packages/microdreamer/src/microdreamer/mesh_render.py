@@ -1,0 +1,240 @@
+"""A triangle-mesh renderer in plain PyTorch (z-buffer rasterisation, runs on the CPU), nvdiffrast when present.
+
+Stage 2 of DreamGaussian/MicroDreamer renders the exported mesh with nvdiffrast (CUDA) and refines its colours. This
+module computes what that renderer's ``rasterize`` + ``interpolate`` compute, in the package's camera convention
+(:mod:`microdreamer.cameras`, the Gaussian rasteriser's pixel grid: pixel (i, j) samples NDC ((2i + 1)/W − 1,
+(2j + 1)/H − 1), OpenCV axes, y down):
+
+- rasterise (no gradient; the geometry is fixed in stage 2, as the release's ``train_geo: False``): every
+  (triangle, pixel) pair inside a triangle's screen bounding box is one row (generated with ``repeat_interleave``,
+  no Python loop over triangles); edge functions give screen-space barycentrics b, kept where all b ≥ 0 (pixels on a
+  shared edge go to both triangles, so a closed mesh has no cracks); perspective-correct barycentrics
+  b̃_k = (b_k / z_k) / Σ_j b_j / z_j and depth z = 1 / Σ_j b_j / z_j; the z-buffer keeps the nearest pair per pixel
+  (ties to the lower triangle index). Triangles with a vertex closer than the camera's near plane are dropped.
+- interpolate (differentiable w.r.t. the vertex attributes): a(p) = Σ_k b̃_k a_{f(p),k}, as nvdiffrast's
+  ``interpolate``; the image is a·colour + (1 − a)·background with a = coverage.
+
+Where ``nvdiffrast`` imports and the tensors are on CUDA, ``backend="auto"`` rasterises with it (its clip space is
+built from the same cameras, so both backends produce the same fragments; a ``gpu`` test checks it). No
+anti-aliasing is applied by either backend (the release's ``dr.antialias`` only smooths silhouette edges).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+
+import torch
+
+from microdreamer.cameras import Cameras
+
+__all__ = [
+    "Fragments",
+    "MeshRenderOutput",
+    "interpolate",
+    "nvdiffrast_available",
+    "rasterize_mesh",
+    "render_mesh",
+    "vertex_normals",
+]
+
+
+@dataclass
+class Fragments:
+    """The visible surface per pixel: ``face`` [V, H, W] (−1 = background), perspective-correct ``bary`` [V, H, W, 3],
+    camera-space ``depth`` [V, H, W] (0 on background)."""
+
+    face: torch.Tensor
+    bary: torch.Tensor
+    depth: torch.Tensor
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.face >= 0
+
+
+@dataclass
+class MeshRenderOutput:
+    image: torch.Tensor  # [V, 3, H, W]
+    alpha: torch.Tensor  # [V, 1, H, W] coverage (0 or 1)
+    depth: torch.Tensor  # [V, 1, H, W] camera z (0 on background)
+    viewcos: torch.Tensor | None  # [V, 1, H, W] normal · direction to the camera (None unless asked)
+    fragments: Fragments
+
+
+def _nvdiffrast():
+    # nvdiffrast is not on the package index (users build it from NVlabs' source), so no extra can declare it: it is
+    # looked up by name at run time
+    return importlib.import_module("nvdiffrast.torch")
+
+
+def nvdiffrast_available() -> bool:
+    try:
+        _nvdiffrast()
+    except Exception:  # ImportError, or a CUDA-extension build failure at import
+        return False
+    return torch.cuda.is_available()
+
+
+def _camera_space(vertices: torch.Tensor, cameras: Cameras) -> torch.Tensor:
+    vm = cameras.viewmats.to(vertices)
+    return torch.einsum("vij,nj->vni", vm[:, :3, :3], vertices) + vm[:, None, :3, 3]  # [V, N, 3]
+
+
+@torch.no_grad()
+def _rasterize_torch(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras) -> Fragments:
+    V, H, W = len(cameras), cameras.height, cameras.width
+    device = vertices.device
+    cam = _camera_space(vertices.double(), cameras)  # index work in float64: edge tests stay exact enough
+    tan_y = math.tan(cameras.fovy / 2)
+    tan_x = tan_y * W / H
+    face_out = torch.full((V, H * W), -1, dtype=torch.long, device=device)
+    bary_out = torch.zeros(V, H * W, 3, dtype=vertices.dtype, device=device)
+    depth_out = torch.zeros(V, H * W, dtype=vertices.dtype, device=device)
+    F_ = faces.shape[0]
+    for v in range(V):
+        z = cam[v, :, 2]
+        zs = torch.where(z > cameras.near, z, torch.ones_like(z))
+        px = ((cam[v, :, 0] / zs / tan_x + 1) * W - 1) * 0.5
+        py = ((cam[v, :, 1] / zs / tan_y + 1) * H - 1) * 0.5
+        tx, ty, tz = px[faces], py[faces], z[faces]  # [F, 3]
+        area = (tx[:, 1] - tx[:, 0]) * (ty[:, 2] - ty[:, 0]) - (tx[:, 2] - tx[:, 0]) * (ty[:, 1] - ty[:, 0])
+        ok = (tz > cameras.near).all(1) & (area.abs() > 1e-12)
+        x0 = torch.ceil(tx.min(1).values).clamp(0, W)
+        x1 = torch.floor(tx.max(1).values).clamp(-1, W - 1)
+        y0 = torch.ceil(ty.min(1).values).clamp(0, H)
+        y1 = torch.floor(ty.max(1).values).clamp(-1, H - 1)
+        bw = (x1 - x0 + 1).clamp(min=0).long()
+        bh = (y1 - y0 + 1).clamp(min=0).long()
+        ok &= (bw > 0) & (bh > 0)
+        fid = ok.nonzero().squeeze(1)
+        counts = bw[fid] * bh[fid]
+        total = int(counts.sum())
+        if total == 0:
+            continue
+        pf = torch.repeat_interleave(fid, counts)
+        local = torch.arange(total, device=device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts
+        )
+        qx = x0[pf] + (local % bw[pf]).double()
+        qy = y0[pf] + torch.div(local, bw[pf], rounding_mode="floor").double()
+        txf, tyf = tx[pf], ty[pf]
+        # edge functions: b_k = signed area of the sub-triangle opposite vertex k / the triangle's signed area
+        b0 = ((txf[:, 1] - qx) * (tyf[:, 2] - qy) - (txf[:, 2] - qx) * (tyf[:, 1] - qy)) / area[pf]
+        b1 = ((txf[:, 2] - qx) * (tyf[:, 0] - qy) - (txf[:, 0] - qx) * (tyf[:, 2] - qy)) / area[pf]
+        b2 = ((txf[:, 0] - qx) * (tyf[:, 1] - qy) - (txf[:, 1] - qx) * (tyf[:, 0] - qy)) / area[pf]
+        inside = (b0 >= 0) & (b1 >= 0) & (b2 >= 0)
+        b = torch.stack([b0, b1, b2], 1)[inside]
+        pf, qx, qy = pf[inside], qx[inside], qy[inside]
+        if pf.numel() == 0:
+            continue
+        q = b / tz[pf]
+        s = q.sum(1)
+        zp = 1.0 / s
+        pix = qy.long() * W + qx.long()
+        zmin = torch.full((H * W,), math.inf, dtype=zp.dtype, device=device).scatter_reduce(
+            0, pix, zp, "amin"
+        )
+        win = zp <= zmin[pix]
+        fmin = torch.full((H * W,), F_, dtype=torch.long, device=device).scatter_reduce(
+            0, pix[win], pf[win], "amin"
+        )
+        sel = win & (pf == fmin[pix])
+        face_out[v, pix[sel]] = pf[sel]
+        bary_out[v, pix[sel]] = (q[sel] / s[sel, None]).to(vertices.dtype)
+        depth_out[v, pix[sel]] = zp[sel].to(vertices.dtype)
+    return Fragments(face_out.reshape(V, H, W), bary_out.reshape(V, H, W, 3), depth_out.reshape(V, H, W))
+
+
+_NVDR_CONTEXTS: dict = {}
+
+
+@torch.no_grad()
+def _rasterize_nvdiffrast(
+    vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras, far: float = 100.0
+) -> Fragments:
+    dr = _nvdiffrast()
+    device = vertices.device
+    if device not in _NVDR_CONTEXTS:
+        _NVDR_CONTEXTS[device] = dr.RasterizeCudaContext(device=device)
+    H, W = cameras.height, cameras.width
+    cam = _camera_space(vertices.float(), cameras)
+    tan_y = math.tan(cameras.fovy / 2)
+    tan_x = tan_y * W / H
+    n = cameras.near
+    z = cam[..., 2]
+    # OpenCV camera space → clip space; y down keeps nvdiffrast's row 0 at NDC y = −1, the top row of our grid
+    clip = torch.stack(
+        [cam[..., 0] / tan_x, cam[..., 1] / tan_y, (far + n) / (far - n) * z - 2 * far * n / (far - n), z], -1
+    )
+    rast, _ = dr.rasterize(_NVDR_CONTEXTS[device], clip.contiguous(), faces.int().contiguous(), (H, W))
+    face = rast[..., 3].round().long() - 1
+    u, v = rast[..., 0], rast[..., 1]
+    bary = torch.stack([u, v, 1 - u - v], -1) * (face >= 0)[..., None]
+    views = torch.arange(len(cameras), device=device)[:, None, None].expand_as(face)
+    depth = (bary * z[:, faces.long()][views, face.clamp(min=0)]).sum(-1)
+    return Fragments(face, bary.to(vertices.dtype), depth.to(vertices.dtype))
+
+
+def rasterize_mesh(
+    vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras, *, backend: str = "auto"
+) -> Fragments:
+    """Visible triangle and perspective-correct barycentrics per pixel. ``backend``: "auto" (nvdiffrast on CUDA when
+    it imports, else torch), "torch" or "nvdiffrast"."""
+    if backend not in {"auto", "torch", "nvdiffrast"}:
+        raise ValueError(f"unknown mesh rasteriser backend {backend!r}: use auto, torch or nvdiffrast")
+    faces = faces.to(device=vertices.device, dtype=torch.long)
+    if backend == "nvdiffrast" or (backend == "auto" and vertices.is_cuda and nvdiffrast_available()):
+        if not nvdiffrast_available():
+            raise ImportError(
+                "the nvdiffrast mesh rasteriser needs CUDA and nvdiffrast (pip install nvdiffrast)"
+            )
+        return _rasterize_nvdiffrast(vertices, faces, cameras)
+    return _rasterize_torch(vertices, faces, cameras)
+
+
+def interpolate(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragments) -> torch.Tensor:
+    """Per-pixel Σ_k b̃_k a_{f,k} → [V, C, H, W] (0 on background); differentiable w.r.t. ``attributes`` [N, C]."""
+    faces = faces.to(device=attributes.device, dtype=torch.long)
+    idx = faces[fragments.face.clamp(min=0)]  # [V, H, W, 3]
+    w = fragments.bary.to(attributes) * fragments.mask[..., None]
+    out = (attributes[idx] * w[..., None]).sum(-2)  # [V, H, W, C]
+    return out.permute(0, 3, 1, 2)
+
+
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Area-weighted vertex normals from right-hand (counter-clockwise seen from outside) faces."""
+    faces = faces.to(device=vertices.device, dtype=torch.long)
+    v0, v1, v2 = (vertices[faces[:, k]] for k in range(3))
+    fn = torch.linalg.cross(v1 - v0, v2 - v0)
+    vn = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), fn.repeat_interleave(3, 0))
+    return vn / vn.norm(dim=-1, keepdim=True).clamp_min(1e-20)
+
+
+def render_mesh(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    colors: torch.Tensor,
+    cameras: Cameras,
+    *,
+    background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
+    fragments: Fragments | None = None,
+    normals: bool = False,
+    backend: str = "auto",
+) -> MeshRenderOutput:
+    """Render a vertex-coloured mesh into V views (colours [N, 3] in [0, 1]). Pass ``fragments`` from an earlier
+    call with the same geometry and cameras to skip rasterisation (stage 2 re-renders fixed geometry many times).
+    ``normals``: also the release's view cosine (the interpolated normal's component towards the camera)."""
+    frags = fragments if fragments is not None else rasterize_mesh(vertices, faces, cameras, backend=backend)
+    mask = frags.mask[:, None].to(colors.dtype)
+    bg = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).reshape(1, 3, 1, 1)
+    image = interpolate(colors, faces, frags) + (1 - mask) * bg
+    viewcos = None
+    if normals:
+        n = interpolate(vertex_normals(vertices.detach(), faces).to(colors), faces, frags)
+        n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-20)
+        # OpenCV camera z points into the scene, so the direction to the camera is −z
+        rz = cameras.viewmats[:, 2, :3].to(n)
+        viewcos = -(n * rz[:, :, None, None]).sum(1, keepdim=True)
+    return MeshRenderOutput(image, mask, frags.depth[:, None], viewcos, frags)

@@ -56,3 +56,17 @@ def test_cli_refine_steps(tmp_path, capsys):
     assert rep["heldout_l1_after"] < rep["heldout_l1_before"]
     assert main([*args, "--refine-steps", "-1", "--out", str(tmp_path / "b")]) == 2
     assert "refine-steps" in capsys.readouterr().err
+
+
+def test_readme_mesh_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), flags=re.S)
+    block = next(b for b in blocks if "refine_mesh_colors" in b)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, str(readme), "exec"), {"__name__": "readme"})
+    m = re.search(r"(\d+) faces; held-out L1 ([0-9.]+) -> ([0-9.]+)", capsys.readouterr().out)
+    assert m and int(m.group(1)) <= 2000 and float(m.group(3)) < float(m.group(2))
+    assert (tmp_path / "toy_refined.ply").stat().st_size > 2000 * 13

@@ -70,3 +70,25 @@ def test_readme_mesh_example_runs(tmp_path, monkeypatch, capsys):
     m = re.search(r"(\d+) faces; held-out L1 ([0-9.]+) -> ([0-9.]+)", capsys.readouterr().out)
     assert m and int(m.group(1)) <= 2000 and float(m.group(3)) < float(m.group(2))
     assert (tmp_path / "toy_refined.ply").stat().st_size > 2000 * 13
+
+
+def test_reference_view_term_with_a_zero123_denoiser():
+    pytest.importorskip("diffusers")
+    from microdreamer.loop import Reference
+    from microdreamer.zero123 import tiny_zero123
+
+    den = tiny_zero123(seed=0)
+    mesh = extract_mesh(toy_denoiser().scene, threshold=0.2, resolution=24)
+    grey = Mesh(mesh.vertices, mesh.faces, np.full_like(mesh.colors, 0.5))
+    green = torch.ones(1, 3, 32, 32)
+    green[:, [0, 2], 8:24, 8:24] = 0.1  # a green square on white
+    den.set_reference(green, elevation=0.0)
+    ref = Reference(green, (green[:, :1] < 0.5).float(), 0.0)
+    cfg = RefineConfig(render_size=16, steps=20, views=2, guidance_weight=0.0)  # the reference term alone
+    res = refine_mesh_colors(grey, den, cfg, reference=ref)
+    assert res.nfe == 2 * 10 and res.losses[-1] < 0.2 * res.losses[0]
+    # the vertices facing the reference camera (azimuth 0: +z) turned green; those facing away stayed grey
+    front = mesh.vertices[:, 2] > np.percentile(mesh.vertices[:, 2], 90)
+    back = mesh.vertices[:, 2] < np.percentile(mesh.vertices[:, 2], 10)
+    assert res.mesh.colors[front, 1].mean() - res.mesh.colors[front, 0].mean() > 0.3
+    assert np.allclose(res.mesh.colors[back], 0.5, atol=1e-4)

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from microdreamer.cameras import Cameras
 
@@ -34,8 +35,10 @@ __all__ = [
     "MeshRenderOutput",
     "interpolate",
     "nvdiffrast_available",
+    "raster_screen",
     "rasterize_mesh",
     "render_mesh",
+    "sample_texture",
     "vertex_normals",
 ]
 
@@ -83,68 +86,86 @@ def _camera_space(vertices: torch.Tensor, cameras: Cameras) -> torch.Tensor:
 
 
 @torch.no_grad()
+def raster_screen(
+    px: torch.Tensor,
+    py: torch.Tensor,
+    z: torch.Tensor,
+    faces: torch.Tensor,
+    height: int,
+    width: int,
+    near: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Z-buffer rasterisation of triangles given per-vertex pixel coordinates (pixel (i, j) samples (x, y) = (j, i))
+    and camera depths z: per pixel the nearest triangle (−1: none), its perspective-correct barycentrics and depth,
+    flattened to [H·W]. With z ≡ 1 it is an affine rasteriser (UV-space baking)."""
+    H, W = height, width
+    device = px.device
+    face_out = torch.full((H * W,), -1, dtype=torch.long, device=device)
+    bary_out = torch.zeros(H * W, 3, dtype=torch.float64, device=device)
+    depth_out = torch.zeros(H * W, dtype=torch.float64, device=device)
+    tx, ty, tz = px[faces], py[faces], z[faces]  # [F, 3]
+    area = (tx[:, 1] - tx[:, 0]) * (ty[:, 2] - ty[:, 0]) - (tx[:, 2] - tx[:, 0]) * (ty[:, 1] - ty[:, 0])
+    ok = (tz > near).all(1) & (area.abs() > 1e-12)
+    x0 = torch.ceil(tx.min(1).values).clamp(0, W)
+    x1 = torch.floor(tx.max(1).values).clamp(-1, W - 1)
+    y0 = torch.ceil(ty.min(1).values).clamp(0, H)
+    y1 = torch.floor(ty.max(1).values).clamp(-1, H - 1)
+    bw = (x1 - x0 + 1).clamp(min=0).long()
+    bh = (y1 - y0 + 1).clamp(min=0).long()
+    ok &= (bw > 0) & (bh > 0)
+    fid = ok.nonzero().squeeze(1)
+    counts = bw[fid] * bh[fid]
+    total = int(counts.sum())
+    if total == 0:
+        return face_out, bary_out, depth_out
+    pf = torch.repeat_interleave(fid, counts)
+    local = torch.arange(total, device=device) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts
+    )
+    qx = x0[pf] + (local % bw[pf]).to(px.dtype)
+    qy = y0[pf] + torch.div(local, bw[pf], rounding_mode="floor").to(px.dtype)
+    txf, tyf = tx[pf], ty[pf]
+    # edge functions: b_k = signed area of the sub-triangle opposite vertex k / the triangle's signed area
+    b0 = ((txf[:, 1] - qx) * (tyf[:, 2] - qy) - (txf[:, 2] - qx) * (tyf[:, 1] - qy)) / area[pf]
+    b1 = ((txf[:, 2] - qx) * (tyf[:, 0] - qy) - (txf[:, 0] - qx) * (tyf[:, 2] - qy)) / area[pf]
+    b2 = ((txf[:, 0] - qx) * (tyf[:, 1] - qy) - (txf[:, 1] - qx) * (tyf[:, 0] - qy)) / area[pf]
+    inside = (b0 >= 0) & (b1 >= 0) & (b2 >= 0)
+    b = torch.stack([b0, b1, b2], 1)[inside]
+    pf, qx, qy = pf[inside], qx[inside], qy[inside]
+    if pf.numel() == 0:
+        return face_out, bary_out, depth_out
+    q = b / tz[pf]
+    s = q.sum(1)
+    zp = 1.0 / s
+    pix = qy.long() * W + qx.long()
+    zmin = torch.full((H * W,), math.inf, dtype=zp.dtype, device=device).scatter_reduce(0, pix, zp, "amin")
+    win = zp <= zmin[pix]
+    fmin = torch.full((H * W,), faces.shape[0], dtype=torch.long, device=device).scatter_reduce(
+        0, pix[win], pf[win], "amin"
+    )
+    sel = win & (pf == fmin[pix])
+    face_out[pix[sel]] = pf[sel]
+    bary_out[pix[sel]] = (q[sel] / s[sel, None]).double()
+    depth_out[pix[sel]] = zp[sel].double()
+    return face_out, bary_out, depth_out
+
+
+@torch.no_grad()
 def _rasterize_torch(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras) -> Fragments:
     V, H, W = len(cameras), cameras.height, cameras.width
-    device = vertices.device
     cam = _camera_space(vertices.double(), cameras)  # index work in float64: edge tests stay exact enough
     tan_y = math.tan(cameras.fovy / 2)
     tan_x = tan_y * W / H
-    face_out = torch.full((V, H * W), -1, dtype=torch.long, device=device)
-    bary_out = torch.zeros(V, H * W, 3, dtype=vertices.dtype, device=device)
-    depth_out = torch.zeros(V, H * W, dtype=vertices.dtype, device=device)
-    F_ = faces.shape[0]
+    out = []
     for v in range(V):
         z = cam[v, :, 2]
         zs = torch.where(z > cameras.near, z, torch.ones_like(z))
         px = ((cam[v, :, 0] / zs / tan_x + 1) * W - 1) * 0.5
         py = ((cam[v, :, 1] / zs / tan_y + 1) * H - 1) * 0.5
-        tx, ty, tz = px[faces], py[faces], z[faces]  # [F, 3]
-        area = (tx[:, 1] - tx[:, 0]) * (ty[:, 2] - ty[:, 0]) - (tx[:, 2] - tx[:, 0]) * (ty[:, 1] - ty[:, 0])
-        ok = (tz > cameras.near).all(1) & (area.abs() > 1e-12)
-        x0 = torch.ceil(tx.min(1).values).clamp(0, W)
-        x1 = torch.floor(tx.max(1).values).clamp(-1, W - 1)
-        y0 = torch.ceil(ty.min(1).values).clamp(0, H)
-        y1 = torch.floor(ty.max(1).values).clamp(-1, H - 1)
-        bw = (x1 - x0 + 1).clamp(min=0).long()
-        bh = (y1 - y0 + 1).clamp(min=0).long()
-        ok &= (bw > 0) & (bh > 0)
-        fid = ok.nonzero().squeeze(1)
-        counts = bw[fid] * bh[fid]
-        total = int(counts.sum())
-        if total == 0:
-            continue
-        pf = torch.repeat_interleave(fid, counts)
-        local = torch.arange(total, device=device) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts
-        )
-        qx = x0[pf] + (local % bw[pf]).double()
-        qy = y0[pf] + torch.div(local, bw[pf], rounding_mode="floor").double()
-        txf, tyf = tx[pf], ty[pf]
-        # edge functions: b_k = signed area of the sub-triangle opposite vertex k / the triangle's signed area
-        b0 = ((txf[:, 1] - qx) * (tyf[:, 2] - qy) - (txf[:, 2] - qx) * (tyf[:, 1] - qy)) / area[pf]
-        b1 = ((txf[:, 2] - qx) * (tyf[:, 0] - qy) - (txf[:, 0] - qx) * (tyf[:, 2] - qy)) / area[pf]
-        b2 = ((txf[:, 0] - qx) * (tyf[:, 1] - qy) - (txf[:, 1] - qx) * (tyf[:, 0] - qy)) / area[pf]
-        inside = (b0 >= 0) & (b1 >= 0) & (b2 >= 0)
-        b = torch.stack([b0, b1, b2], 1)[inside]
-        pf, qx, qy = pf[inside], qx[inside], qy[inside]
-        if pf.numel() == 0:
-            continue
-        q = b / tz[pf]
-        s = q.sum(1)
-        zp = 1.0 / s
-        pix = qy.long() * W + qx.long()
-        zmin = torch.full((H * W,), math.inf, dtype=zp.dtype, device=device).scatter_reduce(
-            0, pix, zp, "amin"
-        )
-        win = zp <= zmin[pix]
-        fmin = torch.full((H * W,), F_, dtype=torch.long, device=device).scatter_reduce(
-            0, pix[win], pf[win], "amin"
-        )
-        sel = win & (pf == fmin[pix])
-        face_out[v, pix[sel]] = pf[sel]
-        bary_out[v, pix[sel]] = (q[sel] / s[sel, None]).to(vertices.dtype)
-        depth_out[v, pix[sel]] = zp[sel].to(vertices.dtype)
-    return Fragments(face_out.reshape(V, H, W), bary_out.reshape(V, H, W, 3), depth_out.reshape(V, H, W))
+        out.append(raster_screen(px, py, z, faces, H, W, cameras.near))
+    face, bary, depth = (torch.stack(t) for t in zip(*out))
+    dt = vertices.dtype
+    return Fragments(face.reshape(V, H, W), bary.to(dt).reshape(V, H, W, 3), depth.to(dt).reshape(V, H, W))
 
 
 _NVDR_CONTEXTS: dict = {}
@@ -212,24 +233,44 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return vn / vn.norm(dim=-1, keepdim=True).clamp_min(1e-20)
 
 
+def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear lookup of ``texture`` [T_h, T_w, C] at ``uv`` [V, 2, H, W] (u across columns, v down the rows, texel
+    (i, j) centred at ((j + ½)/T_w, (i + ½)/T_h)) → [V, C, H, W]; differentiable w.r.t. the texture."""
+    grid = (uv.permute(0, 2, 3, 1) * 2 - 1).to(texture)
+    tex = texture.permute(2, 0, 1)[None].expand(uv.shape[0], -1, -1, -1)
+    return F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def render_mesh(
     vertices: torch.Tensor,
     faces: torch.Tensor,
-    colors: torch.Tensor,
+    colors: torch.Tensor | None,
     cameras: Cameras,
     *,
     background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
     fragments: Fragments | None = None,
     normals: bool = False,
     backend: str = "auto",
+    uvs: torch.Tensor | None = None,
+    texture: torch.Tensor | None = None,
 ) -> MeshRenderOutput:
     """Render a vertex-coloured mesh into V views (colours [N, 3] in [0, 1]). Pass ``fragments`` from an earlier
     call with the same geometry and cameras to skip rasterisation (stage 2 re-renders fixed geometry many times).
-    ``normals``: also the release's view cosine (the interpolated normal's component towards the camera)."""
+    ``normals``: also the release's view cosine (the interpolated normal's component towards the camera).
+    ``uvs`` [N, 2] and ``texture`` [T, T, 3]: colour from the texture instead (``colors`` is then ignored; pass
+    None), differentiable w.r.t. the texture, as stage 2 optimises the release's UV albedo."""
     frags = fragments if fragments is not None else rasterize_mesh(vertices, faces, cameras, backend=backend)
-    mask = frags.mask[:, None].to(colors.dtype)
+    if texture is not None:
+        if uvs is None:
+            raise ValueError("a texture needs per-vertex uvs")
+        mask = frags.mask[:, None].to(texture.dtype)
+        shaded = sample_texture(texture, interpolate(uvs.to(texture), faces, frags)) * mask
+        colors = texture
+    else:
+        mask = frags.mask[:, None].to(colors.dtype)
+        shaded = interpolate(colors, faces, frags)
     bg = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).reshape(1, 3, 1, 1)
-    image = interpolate(colors, faces, frags) + (1 - mask) * bg
+    image = shaded + (1 - mask) * bg
     viewcos = None
     if normals:
         n = interpolate(vertex_normals(vertices.detach(), faces).to(colors), faces, frags)

@@ -16,9 +16,11 @@ Release quirk not reproduced: its ImageDream/MVDream branch re-makes the targets
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +34,9 @@ from microdreamer.loop import Reference
 from microdreamer.mesh import Mesh
 from microdreamer.mesh_render import rasterize_mesh, render_mesh
 from microdreamer.sir import sir_targets
+
+if TYPE_CHECKING:
+    from microdreamer.texture import TexturedMesh
 
 __all__ = ["RefineConfig", "RefineResult", "mesh_heldout_error", "refine_mesh_colors", "refine_views"]
 
@@ -70,7 +75,7 @@ class RefineConfig:
 
 @dataclass
 class RefineResult:
-    mesh: Mesh
+    mesh: Mesh | TexturedMesh
     losses: list[float] = field(default_factory=list)
     timestep: int = 0
     nfe: int = 0
@@ -91,35 +96,57 @@ def refine_views(config: RefineConfig, generator: torch.Generator) -> Cameras:
 
 @torch.no_grad()
 def mesh_heldout_error(
-    mesh: Mesh, cameras: Cameras, truth: torch.Tensor, *, background: float = 1.0, backend: str = "auto"
+    mesh: Mesh | TexturedMesh,
+    cameras: Cameras,
+    truth: torch.Tensor,
+    *,
+    background: float = 1.0,
+    backend: str = "auto",
 ) -> float:
-    """Mean |render − truth| of the mesh over ``cameras`` (e.g. :class:`microdreamer.toy.HeldOut`'s)."""
-    v, f, c = (torch.from_numpy(np.asarray(a)) for a in (mesh.vertices, mesh.faces, mesh.colors))
-    out = render_mesh(v.float(), f, c.float(), cameras, background=(background,) * 3, backend=backend)
+    """Mean |render − truth| of the mesh (vertex-coloured or textured) over ``cameras`` (e.g.
+    :class:`microdreamer.toy.HeldOut`'s)."""
+    verts, faces, albedo, uvs = _albedo(mesh, "cpu")
+    out = _render(verts, faces, albedo, uvs, cameras.to("cpu"), background=(background,) * 3, backend=backend)
     return float((out.image - truth.to(out.image)).abs().mean())
 
 
+def _albedo(mesh, device):
+    """(vertices, faces, albedo, uvs): the albedo is the vertex colours [N, 3] or the texture [T, T, 3]."""
+    verts = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32)).to(device)
+    faces = torch.from_numpy(np.asarray(mesh.faces, dtype=np.int64)).to(device)
+    if hasattr(mesh, "texture"):
+        uvs = torch.from_numpy(np.asarray(mesh.uvs, dtype=np.float32)).to(device)
+        return verts, faces, torch.from_numpy(np.asarray(mesh.texture, dtype=np.float32)).to(device), uvs
+    return verts, faces, torch.from_numpy(np.asarray(mesh.colors, dtype=np.float32)).to(device), None
+
+
+def _render(verts, faces, albedo, uvs, cams, **kw):
+    if uvs is None:
+        return render_mesh(verts, faces, albedo, cams, **kw)
+    return render_mesh(verts, faces, None, cams, uvs=uvs, texture=albedo, **kw)
+
+
 def refine_mesh_colors(
-    mesh: Mesh,
+    mesh: Mesh | TexturedMesh,
     denoiser: Denoiser,
     config: RefineConfig | None = None,
     *,
     reference: Reference | None = None,
     generator: torch.Generator | None = None,
-    evaluate: Callable[[Mesh], float] | None = None,
+    evaluate: Callable[[Mesh | TexturedMesh], float] | None = None,
     device: torch.device | str = "cpu",
     backend: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> RefineResult:
-    """Optimise ``mesh``'s vertex colours against SDEdit-style targets of ``denoiser`` (geometry fixed); returns a new
-    mesh. ``evaluate(mesh)`` (a held-out error) is recorded before and after."""
+    """Optimise ``mesh``'s vertex colours, or its texture for a :class:`microdreamer.texture.TexturedMesh` (the
+    release's case), against SDEdit-style targets of ``denoiser`` (geometry fixed); returns a new mesh of the same
+    kind. ``evaluate(mesh)`` (a held-out error) is recorded before and after."""
     cfg = config or RefineConfig()
     gen = generator or torch.Generator().manual_seed(0)
     device = torch.device(device)
     err0 = evaluate(mesh) if evaluate is not None else None
-    verts = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32)).to(device)
-    faces = torch.from_numpy(np.asarray(mesh.faces, dtype=np.int64)).to(device)
-    col = torch.from_numpy(np.asarray(mesh.colors, dtype=np.float32)).to(device).clamp(1e-6, 1 - 1e-6)
+    verts, faces, albedo, uvs = _albedo(mesh, device)
+    col = albedo.clamp(1e-6, 1 - 1e-6)
     logits = torch.log(col / (1 - col)).requires_grad_(True)  # the release's trunc_rev_sigmoid
     opt = Adam([{"params": [logits], "lr": cfg.lr, "name": "albedo"}], eps=1e-8)  # torch.optim.Adam's eps
     grid = DDIMGrid(cfg.denoise_steps, alphas_cumprod=denoiser.alphas_cumprod)
@@ -135,7 +162,7 @@ def refine_mesh_colors(
         ref_cam = orbit_cameras([reference.elevation], [0.0], cfg.radius, size=size, fovy_deg=cfg.fovy).to(
             device
         )
-        ref_out = render_mesh(verts, faces, col, ref_cam, background=bg, normals=True, backend=backend)
+        ref_out = _render(verts, faces, col, uvs, ref_cam, background=bg, normals=True, backend=backend)
         ref_frags = ref_out.fragments
         ref_valid = ((ref_out.alpha > 0) & (ref_out.viewcos > 0.5)).float()
         ref_image = reference.image.to(device)
@@ -149,8 +176,8 @@ def refine_mesh_colors(
             cams = refine_views(cfg, gen).to(device)
             frags = rasterize_mesh(verts, faces, cams, backend=backend)
             with torch.no_grad():
-                images = render_mesh(
-                    verts, faces, torch.sigmoid(logits), cams, background=bg, fragments=frags
+                images = _render(
+                    verts, faces, torch.sigmoid(logits), uvs, cams, background=bg, fragments=frags
                 ).image
             target = sir_targets(
                 denoiser,
@@ -165,10 +192,10 @@ def refine_mesh_colors(
                 noise=noise,
             )
         colors = torch.sigmoid(logits)
-        out = render_mesh(verts, faces, colors, cams, background=bg, fragments=frags)
+        out = _render(verts, faces, colors, uvs, cams, background=bg, fragments=frags)
         loss = cfg.guidance_weight * F.mse_loss(out.image, target)
         if ref_frags is not None:
-            ref = render_mesh(verts, faces, colors, ref_cam, background=bg, fragments=ref_frags).image
+            ref = _render(verts, faces, colors, uvs, ref_cam, background=bg, fragments=ref_frags).image
             loss = loss + cfg.reference_weight * F.mse_loss(ref * ref_valid, ref_image * ref_valid)
         opt.zero_grad()
         loss.backward()
@@ -177,9 +204,8 @@ def refine_mesh_colors(
         if progress is not None:
             progress(s + 1, cfg.steps)
     seconds = time.perf_counter() - start
-    refined = Mesh(
-        np.asarray(mesh.vertices), np.asarray(mesh.faces), torch.sigmoid(logits).detach().cpu().numpy()
-    )
+    fitted = torch.sigmoid(logits).detach().cpu().numpy()
+    refined = dataclasses.replace(mesh, **{"texture" if uvs is not None else "colors": fitted})
     err1 = evaluate(refined) if evaluate is not None else None
     nfe = (counter.nfe - nfe0) if counter is not None else 0
     return RefineResult(refined, losses, t, nfe, round(seconds, 3), err0, err1)

@@ -93,6 +93,11 @@ class ExportMeshRun:
     target_faces: int = arg(
         50_000, help="decimate to at most this many faces (quadric edge collapse; the release's 5e4)", min=1
     )
+    texture_size: int = arg(
+        0,
+        help="UV texture size (0: vertex colours; the release: 1024); needs microdreamer[texture], .obj or .glb",
+        min=0,
+    )
     refine_steps: int = arg(
         0, help="stage-2 colour refinement steps against the denoiser (0: off; the release runs 30)", min=0
     )
@@ -299,6 +304,10 @@ def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, 
     from microdreamer.mesh import extract_mesh, save_mesh
 
     ctx = RunContext.of(ctx)
+    if run.texture_size and run.mesh_format == "ply":
+        raise ValueError("a UV-textured mesh is written as .obj or .glb: use --mesh-format obj|glb")
+    if run.texture_size == 1:
+        raise ValueError("--texture-size must be 0 (vertex colours) or at least 2 texels")
     model = GaussianModel.load_ply(run.gaussians)
     t0 = time.perf_counter()
     mesh = extract_mesh(model, threshold=run.threshold, resolution=run.resolution)
@@ -312,15 +321,26 @@ def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, 
         "seconds_marching_cubes": round(t1 - t0, 3),
         "seconds_decimate": round(t2 - t1, 3),
     }
+    if run.texture_size:
+        from microdreamer.texture import bake_texture
+
+        mesh = bake_texture(mesh, run.texture_size)
+        report["seconds_texture"] = round(time.perf_counter() - t2, 3)
     if run.refine_steps:
         report |= _refine(run, mesh, ctx)
         mesh = report.pop("mesh")
-    path = save_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))
+    if run.texture_size:
+        from microdreamer.texture import save_textured_mesh
+
+        files = save_textured_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))
+    else:
+        files = [save_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))]
     return report | {
         "vertices": len(mesh.vertices),
         "faces": len(mesh.faces),
         "watertight": mesh.edges_manifold(),
-        "file": str(path),
+        "file": str(files[0]),
+        "files": [str(f) for f in files],
     }
 
 

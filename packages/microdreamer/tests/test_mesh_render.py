@@ -136,3 +136,40 @@ def test_nvdiffrast_matches_the_torch_rasteriser():
     assert (ref.depth[:, 0][both] - got.depth[:, 0][both]).abs().max() < 1e-3
     assert (ref.image - got.image).abs().mean() < 1e-3
     assert np.isfinite(got.viewcos.cpu().numpy()).all()
+
+
+def test_nvdiffrast_wrapper_plumbing_with_a_stand_in(monkeypatch):
+    """The nvdiffrast wrapper (clip space, triangle ids, barycentric order, depth) against a stand-in that follows
+    nvdiffrast's documented output: rast = (u, v, z/w, triangle id + 1), point = u·v0 + v·v1 + (1 − u − v)·v2,
+    row 0 at NDC y = −1, pixel centres at NDC (2i + 1)/W − 1."""
+    import sys
+    import types
+
+    from microdreamer import mesh_render
+    from microdreamer.mesh_render import raster_screen
+
+    def rasterize(ctx, clip, tri, resolution):
+        H, W = resolution
+        out = []
+        for c in clip:
+            w = c[:, 3].double()
+            px = ((c[:, 0] / w + 1) * W - 1) / 2
+            py = ((c[:, 1] / w + 1) * H - 1) / 2
+            face, bary, _ = raster_screen(px.double(), py.double(), w, tri.long(), H, W, 1e-6)
+            r = torch.zeros(H * W, 4)
+            r[:, :2] = bary[:, :2].float()
+            r[:, 2] = (c[:, 2] / c[:, 3])[tri.long()].mean(1)[face.clamp(min=0)] * (face >= 0)
+            r[:, 3] = (face + 1).float()
+            out.append(r.reshape(H, W, 4))
+        return torch.stack(out), None
+
+    fake = types.SimpleNamespace(rasterize=rasterize, RasterizeCudaContext=lambda device=None: object())
+    monkeypatch.setitem(sys.modules, "nvdiffrast", types.ModuleType("nvdiffrast"))
+    monkeypatch.setitem(sys.modules, "nvdiffrast.torch", fake)
+    mesh = extract_mesh(_gauss(), threshold=TAU, resolution=24)
+    v, f, _ = _tensors(mesh)
+    cams = orbit_cameras([20.0, -40.0], [10.0, 250.0], 2.0, size=32)
+    got = mesh_render._rasterize_nvdiffrast(v, f, cams)
+    ref = rasterize_mesh(v, f, cams, backend="torch")
+    assert torch.equal(got.face, ref.face)
+    assert torch.allclose(got.bary, ref.bary, atol=1e-5) and torch.allclose(got.depth, ref.depth, atol=1e-5)

@@ -92,3 +92,12 @@ def test_reference_view_term_with_a_zero123_denoiser():
     back = mesh.vertices[:, 2] < np.percentile(mesh.vertices[:, 2], 10)
     assert res.mesh.colors[front, 1].mean() - res.mesh.colors[front, 0].mean() > 0.3
     assert np.allclose(res.mesh.colors[back], 0.5, atol=1e-4)
+
+
+def test_cli_image_refinement_needs_a_model(tmp_path, capsys):
+    ply = toy_denoiser().scene.save_ply(tmp_path / "toy.ply")
+    rc = main(
+        ["export-mesh", str(ply), "--refine-steps", "5", "--input", "x.png", "--out", str(tmp_path / "o")]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "needs --model" in err and len(err.splitlines()) == 1

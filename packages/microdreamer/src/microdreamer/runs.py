@@ -298,7 +298,7 @@ def _clip_similarity(name: str, model, reference, preset, device) -> float:
 
 
 def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, Any]:
-    """Gaussians → marching cubes → decimation → optional stage-2 colour refinement → mesh file."""
+    """Gaussians → marching cubes → decimation → optional UV texture → optional stage-2 refinement → mesh file."""
     from microdreamer.decimate import decimate_mesh
     from microdreamer.gaussians import GaussianModel
     from microdreamer.mesh import extract_mesh, save_mesh
@@ -308,6 +308,10 @@ def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, 
         raise ValueError("a UV-textured mesh is written as .obj or .glb: use --mesh-format obj|glb")
     if run.texture_size == 1:
         raise ValueError("--texture-size must be 0 (vertex colours) or at least 2 texels")
+    if run.refine_steps and run.input != "toy" and not run.model:
+        raise ValueError(
+            "refining an image's mesh needs --model (a Stable-Zero123 diffusers folder or hub id)"
+        )
     model = GaussianModel.load_ply(run.gaussians)
     t0 = time.perf_counter()
     mesh = extract_mesh(model, threshold=run.threshold, resolution=run.resolution)
@@ -363,10 +367,6 @@ def _refine(run: ExportMeshRun, mesh, ctx: RunContext) -> dict[str, Any]:
         from microdreamer.zero123 import load_denoiser
 
         image, mask = load_image(run.input, 256)
-        if not run.model:
-            raise ValueError(
-                "refining an image's mesh needs --model (a Stable-Zero123 diffusers folder or hub id)"
-            )
         denoiser = load_denoiser(run.model, device=device)
         denoiser.set_reference(image.to(device), elevation=run.elevation)
         reference = Reference(image, mask, run.elevation)

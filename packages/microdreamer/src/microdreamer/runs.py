@@ -98,6 +98,10 @@ class ExportMeshRun:
         help="UV texture size (0: vertex colours; the release: 1024); needs microdreamer[texture], .obj or .glb",
         min=0,
     )
+    texture_source: Literal["renders", "vertex"] = arg(
+        "renders", help="bake the texture from 26 Gaussian renders (as released) or from the vertex colours"
+    )
+    bake_size: int = arg(512, help="render size of the texture bake's views (the release's 512)", min=8)
     refine_steps: int = arg(
         0, help="stage-2 colour refinement steps against the denoiser (0: off; the release runs 30)", min=0
     )
@@ -328,7 +332,12 @@ def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, 
     if run.texture_size:
         from microdreamer.texture import bake_texture
 
-        mesh = bake_texture(mesh, run.texture_size)
+        render = None
+        if run.texture_source == "renders":
+            device = ctx.torch_device()
+            model = model.to(device)
+            render = lambda cams: model.render(cams.to(device)).image  # noqa: E731
+        mesh = bake_texture(mesh, run.texture_size, render=render, render_size=run.bake_size)
         report["seconds_texture"] = round(time.perf_counter() - t2, 3)
     if run.refine_steps:
         report |= _refine(run, mesh, ctx)

@@ -1,11 +1,16 @@
-"""UV-textured meshes: an xatlas atlas, a texture baked from the vertex colours, .obj (+ .mtl + .png) / .glb writers.
+"""UV-textured meshes: an xatlas atlas, a texture baked from renders or vertex colours, .obj (+ .mtl + .png) / .glb.
 
 The release's textured export (DreamGaussian main.py ``save_model('geo+tex')``) unwraps the mesh with xatlas and
-fills a 1024² albedo by back-projecting Gaussian renders; texels no view reached are filled from the nearest baked
-texel within 32 texels. Here the texture is baked from the mesh's vertex colours (rasterised in UV space, colours
-interpolated with the triangle's barycentrics, so rendering the textured mesh reproduces the vertex-coloured one)
-and padded the same distance by repeated neighbour averaging, which keeps bilinear lookups at chart borders from
-reading the empty background. Stage 2 then refines the texture itself (:func:`microdreamer.refine.refine_mesh_colors`).
+fills a 1024² albedo by back-projecting 26 Gaussian renders (8 azimuths × elevations 0, ±45°, plus top and bottom,
+512² each): every mesh pixel whose view cosine exceeds 0.5 is splatted bilinearly into the texture at its UV, at the
+full and coarser resolutions to close holes (``mipmap_linear_grid_put_2d``), and a texel keeps the first view that
+reached it. :func:`bake_texture` does that when given a ``render`` function (e.g. the Gaussians'), with texel
+centres placed as the lookup places them (the release's splat is off by half a texel) and the full resolution always
+splatted (the release's loop skips it for textures ≤ 256²). Texels of the atlas no view reached take the vertex
+colours (baked in UV space: barycentric interpolation, so the textured mesh then renders like the vertex-coloured
+one); without ``render`` the whole texture is baked that way. The atlas is padded 32 texels by repeated neighbour
+averaging (the release copies the nearest texel), so bilinear lookups at chart borders never read the background.
+Stage 2 then refines the texture itself (:func:`microdreamer.refine.refine_mesh_colors`).
 
 Texture layout as the release's: texel (i, j) holds (u, v) = ((j + ½)/T, (i + ½)/T) (v runs down the image rows);
 the .obj stores ``vt u 1−v`` (OBJ's v runs up), and the .glb gets the same image and flipped v through trimesh.
@@ -13,6 +18,7 @@ the .obj stores ``vt u 1−v`` (OBJ's v runs up), and the .glb gets the same ima
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from microdreamer.cameras import Cameras, orbit_cameras
 from microdreamer.mesh import Mesh
-from microdreamer.mesh_render import Fragments, interpolate, raster_screen
+from microdreamer.mesh_render import Fragments, interpolate, raster_screen, render_mesh
 
 __all__ = ["TexturedMesh", "bake_texture", "save_textured_mesh", "to_tensors", "unwrap_uv"]
 
@@ -69,8 +76,67 @@ def _pad(texture: torch.Tensor, mask: torch.Tensor, iterations: int) -> torch.Te
     return tex[0].permute(1, 2, 0)
 
 
-def bake_texture(mesh: Mesh, size: int = RELEASED_TEXTURE_SIZE, *, padding: int = 32) -> TexturedMesh:
-    """Unwrap ``mesh`` and bake its vertex colours into a ``size``² texture (background texels padded)."""
+# the release's back-projection views: (elevation, azimuth) in DreamGaussian's orbit convention
+BAKE_VIEWS = [(e, a) for e in (0.0, -45.0, 45.0) for a in (0, 45, -45, 90, -90, 135, -135, 180)] + [
+    (-89.9, 0.0),
+    (89.9, 0.0),
+]
+
+
+def _splat(size: int, uv: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear splat of ``values`` [P, C] at ``uv`` [P, 2] into a size² grid of texel centres: (Σ w·value, Σ w)."""
+    x, y = uv[:, 0] * size - 0.5, uv[:, 1] * size - 0.5
+    x0 = x.floor().clamp(0, size - 2)
+    y0 = y.floor().clamp(0, size - 2)
+    fx, fy = (x - x0).clamp(0, 1), (y - y0).clamp(0, 1)
+    acc = values.new_zeros(size * size, values.shape[1])
+    cnt = values.new_zeros(size * size)
+    for dx, dy, w in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
+        idx = (y0.long() + dy) * size + x0.long() + dx
+        acc.index_add_(0, idx, values * w[:, None])
+        cnt.index_add_(0, idx, w)
+    return acc, cnt
+
+
+def _splat_mip(size: int, uv: torch.Tensor, values: torch.Tensor, min_resolution: int = 256):
+    """Splat at size², then at halved resolutions (upsampled) into the texels still empty, down to
+    ``min_resolution`` (exclusive), as ``mipmap_linear_grid_put_2d``."""
+    acc = values.new_zeros(size * size, values.shape[1])
+    cnt = values.new_zeros(size * size)
+    res = size
+    while res == size or (res > min_resolution and res >= 2):
+        empty = cnt == 0
+        if not empty.any():
+            break
+        a, c = _splat(res, uv, values)
+        if res != size:
+            grid = torch.cat([a, c[:, None]], 1).T.reshape(1, -1, res, res)
+            up = F.interpolate(grid, (size, size), mode="bilinear", align_corners=False)[0]
+            a, c = up[:-1].reshape(values.shape[1], -1).T, up[-1].reshape(-1)
+        acc[empty] += a[empty]
+        cnt[empty] += c[empty]
+        res //= 2
+    return acc, cnt
+
+
+def bake_texture(
+    mesh: Mesh,
+    size: int = RELEASED_TEXTURE_SIZE,
+    *,
+    render: Callable[[Cameras], torch.Tensor] | None = None,
+    render_size: int = 512,
+    radius: float = 2.0,
+    fovy: float = 49.1,
+    padding: int = 32,
+    backend: str = "auto",
+) -> TexturedMesh:
+    """Unwrap ``mesh`` and bake a ``size``² texture: back-projected from ``render(cameras) → [V, 3, H, W]`` over the
+    release's 26 views when given (e.g. ``lambda c: gaussians.render(c).image``), else from the vertex colours."""
     if size < 2:
         raise ValueError(f"texture size must be at least 2, got {size}")
     vmap, faces, uvs = unwrap_uv(mesh)
@@ -89,9 +155,29 @@ def bake_texture(mesh: Mesh, size: int = RELEASED_TEXTURE_SIZE, *, padding: int 
         face.reshape(1, size, size), bary.reshape(1, size, size, 3), bary.new_zeros(1, size, size)
     )
     colors = torch.from_numpy(np.asarray(mesh.colors, dtype=np.float32)[vmap])
-    tex = interpolate(colors, f, frags)[0].permute(1, 2, 0)
-    mask = frags.mask.float()[None]
-    tex = _pad(tex, mask, padding)
+    tex = interpolate(colors, f, frags)[0].permute(1, 2, 0)  # [T, T, 3] vertex colours in UV space
+    atlas = frags.mask[0]
+    if render is not None:
+        verts = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32)[vmap])
+        uvt = torch.from_numpy(uvs)
+        acc = torch.zeros(size * size, 3)
+        cnt = torch.zeros(size * size)
+        for el, az in BAKE_VIEWS:
+            cam = orbit_cameras([el], [az], radius, size=render_size, fovy_deg=fovy)
+            with torch.no_grad():
+                rgb = render(cam)[0].float().cpu()
+            out = render_mesh(verts, f, torch.zeros_like(verts), cam, normals=True, backend=backend)
+            seen = (out.fragments.mask[0] & (out.viewcos[0, 0] > 0.5)).reshape(-1)
+            uv_pix = interpolate(uvt, f, out.fragments)[0].reshape(2, -1).T[seen].clamp(0, 1)
+            a, c = _splat_mip(size, uv_pix, rgb.reshape(3, -1).T[seen])
+            first = cnt < 0.1  # a texel keeps the first view that reached it
+            acc[first] += a[first]
+            cnt[first] += c[first]
+        hit = (cnt > 0) & atlas.reshape(-1)
+        flat = tex.reshape(-1, 3).clone()
+        flat[hit] = acc[hit] / cnt[hit, None]
+        tex = flat.reshape(size, size, 3)
+    tex = _pad(tex, atlas.float()[None, None], padding)
     return TexturedMesh(
         np.asarray(mesh.vertices, dtype=np.float32)[vmap], faces, uvs, tex.clamp(0, 1).numpy(), vmap
     )

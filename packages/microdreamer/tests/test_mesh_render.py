@@ -173,3 +173,26 @@ def test_nvdiffrast_wrapper_plumbing_with_a_stand_in(monkeypatch):
     ref = rasterize_mesh(v, f, cams, backend="torch")
     assert torch.equal(got.face, ref.face)
     assert torch.allclose(got.bary, ref.bary, atol=1e-5) and torch.allclose(got.depth, ref.depth, atol=1e-5)
+
+
+def test_mipmapped_lookup_filters_a_minified_checkerboard():
+    from microdreamer.mesh_render import sample_texture
+
+    i, j = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checker = ((i + j) % 2).double()[..., None].expand(64, 64, 3).contiguous()
+    uv = (
+        torch.rand(1, 2, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.9 + 0.05
+    )
+    flat = sample_texture(checker, uv)
+    assert torch.allclose(sample_texture(checker, uv, torch.zeros(1, 1, 16, 16)), flat)  # lod 0: bilinear
+    far = sample_texture(checker, uv, torch.full((1, 1, 16, 16), 4.0))  # 16 texels per pixel
+    assert (far - 0.5).abs().max() < 1e-9 and (flat - 0.5).abs().max() > 0.2  # averaged, not aliased
+    const = torch.full((64, 64, 3), 0.3, dtype=torch.float64)
+    assert torch.allclose(
+        sample_texture(const, uv, torch.full((1, 1, 16, 16), 2.7)), torch.tensor(0.3).double()
+    )
+    tex = checker.clone().requires_grad_(True)
+    sample_texture(tex, uv, torch.full((1, 1, 16, 16), 3.5)).sum().backward()
+    assert (
+        tex.grad > 0
+    ).float().mean() > 0.5  # a minified lookup reaches most texels, bilinear only 4 per pixel

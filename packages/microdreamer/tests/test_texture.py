@@ -80,7 +80,7 @@ def test_stage2_refines_the_texture(toy_mesh):
         RefineConfig(render_size=48, steps=30),
         evaluate=lambda m: mesh_heldout_error(m, held.cameras, held.truth),
     )
-    assert res.error_after < 0.85 * res.error_before
+    assert res.error_after < 0.75 * res.error_before  # mip-mapped lookups reach the texels under each pixel
     assert res.mesh.texture.shape == tm.texture.shape and np.array_equal(res.mesh.uvs, tm.uvs)
     assert (tm.texture == 0.5).all()  # the input is not modified
 

@@ -33,6 +33,7 @@ from microdreamer.cameras import Cameras
 __all__ = [
     "Fragments",
     "MeshRenderOutput",
+    "face_lod",
     "interpolate",
     "nvdiffrast_available",
     "raster_screen",
@@ -233,12 +234,57 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return vn / vn.norm(dim=-1, keepdim=True).clamp_min(1e-20)
 
 
-def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """Bilinear lookup of ``texture`` [T_h, T_w, C] at ``uv`` [V, 2, H, W] (u across columns, v down the rows, texel
-    (i, j) centred at ((j + ½)/T_w, (i + ½)/T_h)) → [V, C, H, W]; differentiable w.r.t. the texture."""
+def sample_texture(texture: torch.Tensor, uv: torch.Tensor, lod: torch.Tensor | None = None) -> torch.Tensor:
+    """Lookup of ``texture`` [T_h, T_w, C] at ``uv`` [V, 2, H, W] (u across columns, v down the rows, texel (i, j)
+    centred at ((j + ½)/T_w, (i + ½)/T_h)) → [V, C, H, W]; differentiable w.r.t. the texture.
+
+    Without ``lod``: bilinear. With a level of detail per pixel [V, 1, H, W] (log2 texels per pixel): trilinear
+    over a box-filtered mip pyramid (the release's ``linear-mipmap-linear``), so a minified texture is averaged,
+    not aliased, and its gradients reach every texel under the pixel's footprint."""
     grid = (uv.permute(0, 2, 3, 1) * 2 - 1).to(texture)
-    tex = texture.permute(2, 0, 1)[None].expand(uv.shape[0], -1, -1, -1)
-    return F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    level = texture.permute(2, 0, 1)[None]
+    V = uv.shape[0]
+
+    def lookup(t):
+        return F.grid_sample(
+            t.expand(V, -1, -1, -1), grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+
+    if lod is None:
+        return lookup(level)
+    n_levels = int(math.log2(min(texture.shape[0], texture.shape[1]))) + 1
+    lod = lod.to(texture).clamp(0, n_levels - 1)
+    out = torch.zeros(V, texture.shape[2], *uv.shape[2:], dtype=texture.dtype, device=texture.device)
+    for k in range(n_levels):
+        w = (1 - (lod - k).abs()).clamp(min=0)  # the tent between levels ⌊lod⌋ and ⌈lod⌉
+        if bool((w > 0).any()):
+            out = out + w * lookup(level)
+        if k + 1 < n_levels:
+            level = F.avg_pool2d(level, 2)
+    return out
+
+
+def face_lod(
+    vertices: torch.Tensor, faces: torch.Tensor, uvs: torch.Tensor, texture_size: int, cameras: Cameras
+) -> torch.Tensor:
+    """log2 of texels per pixel for each face in each view [V, F] (isotropic: √(UV area · T² / screen area)); the
+    per-face stand-in for nvdiffrast's per-pixel UV derivatives."""
+    faces = faces.to(device=vertices.device, dtype=torch.long)
+    cam = _camera_space(vertices.double(), cameras)
+    tan_y = math.tan(cameras.fovy / 2)
+    z = cam[..., 2].clamp(min=cameras.near)
+    px = cam[..., 0] / z / (tan_y * cameras.width / cameras.height) * cameras.width / 2
+    py = cam[..., 1] / z / tan_y * cameras.height / 2
+    x, y = px[:, faces], py[:, faces]  # [V, F, 3]
+    screen = (
+        (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (x[..., 2] - x[..., 0]) * (y[..., 1] - y[..., 0])
+    ).abs()
+    u = uvs.double()[faces] * texture_size  # [F, 3, 2]
+    tex = (
+        (u[:, 1, 0] - u[:, 0, 0]) * (u[:, 2, 1] - u[:, 0, 1])
+        - (u[:, 2, 0] - u[:, 0, 0]) * (u[:, 1, 1] - u[:, 0, 1])
+    ).abs()
+    return 0.5 * torch.log2(tex.clamp(min=1e-12)[None] / screen.clamp(min=1e-12))
 
 
 def render_mesh(
@@ -253,18 +299,25 @@ def render_mesh(
     backend: str = "auto",
     uvs: torch.Tensor | None = None,
     texture: torch.Tensor | None = None,
+    mipmap: bool = True,
 ) -> MeshRenderOutput:
     """Render a vertex-coloured mesh into V views (colours [N, 3] in [0, 1]). Pass ``fragments`` from an earlier
     call with the same geometry and cameras to skip rasterisation (stage 2 re-renders fixed geometry many times).
     ``normals``: also the release's view cosine (the interpolated normal's component towards the camera).
     ``uvs`` [N, 2] and ``texture`` [T, T, 3]: colour from the texture instead (``colors`` is then ignored; pass
-    None), differentiable w.r.t. the texture, as stage 2 optimises the release's UV albedo."""
+    None), differentiable w.r.t. the texture, as stage 2 optimises the release's UV albedo; mip-mapped trilinear
+    lookups unless ``mipmap=False`` (bilinear)."""
     frags = fragments if fragments is not None else rasterize_mesh(vertices, faces, cameras, backend=backend)
     if texture is not None:
         if uvs is None:
             raise ValueError("a texture needs per-vertex uvs")
         mask = frags.mask[:, None].to(texture.dtype)
-        shaded = sample_texture(texture, interpolate(uvs.to(texture), faces, frags)) * mask
+        lod = None
+        if mipmap:
+            per_face = face_lod(vertices, faces, uvs, texture.shape[0], cameras).to(texture)
+            views = torch.arange(len(cameras), device=per_face.device)[:, None, None]
+            lod = per_face[views, frags.face.clamp(min=0)][:, None]
+        shaded = sample_texture(texture, interpolate(uvs.to(texture), faces, frags), lod) * mask
         colors = texture
     else:
         mask = frags.mask[:, None].to(colors.dtype)

@@ -196,3 +196,15 @@ def test_mipmapped_lookup_filters_a_minified_checkerboard():
     assert (
         tex.grad > 0
     ).float().mean() > 0.5  # a minified lookup reaches most texels, bilinear only 4 per pixel
+
+
+def test_masked_texture_lookup_equals_the_full_one():
+    from microdreamer.mesh_render import sample_texture
+
+    g = torch.Generator().manual_seed(1)
+    tex = torch.rand(32, 32, 3, dtype=torch.float64, generator=g)
+    uv = torch.rand(2, 2, 8, 8, dtype=torch.float64, generator=g)
+    lod = torch.rand(2, 1, 8, 8, dtype=torch.float64, generator=g) * 4
+    mask = torch.rand(2, 8, 8, generator=g) > 0.4
+    full = sample_texture(tex, uv, lod) * mask[:, None]
+    assert torch.allclose(sample_texture(tex, uv, lod, mask), full)

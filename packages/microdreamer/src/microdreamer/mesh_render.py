@@ -234,13 +234,25 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return vn / vn.norm(dim=-1, keepdim=True).clamp_min(1e-20)
 
 
-def sample_texture(texture: torch.Tensor, uv: torch.Tensor, lod: torch.Tensor | None = None) -> torch.Tensor:
+def sample_texture(
+    texture: torch.Tensor, uv: torch.Tensor, lod: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Lookup of ``texture`` [T_h, T_w, C] at ``uv`` [V, 2, H, W] (u across columns, v down the rows, texel (i, j)
     centred at ((j + ½)/T_w, (i + ½)/T_h)) → [V, C, H, W]; differentiable w.r.t. the texture.
 
     Without ``lod``: bilinear. With a level of detail per pixel [V, 1, H, W] (log2 texels per pixel): trilinear
     over a box-filtered mip pyramid (the release's ``linear-mipmap-linear``), so a minified texture is averaged,
-    not aliased, and its gradients reach every texel under the pixel's footprint."""
+    not aliased, and its gradients reach every texel under the pixel's footprint. ``mask`` [V, H, W]: look up only
+    those pixels (the rest are 0)."""
+    if mask is not None:
+        sel = mask.reshape(-1)
+        C, (V, _, H, W) = texture.shape[2], uv.shape
+        flat_uv = uv.permute(0, 2, 3, 1).reshape(1, -1, 1, 2)[:, sel].permute(0, 3, 1, 2)  # [1, 2, P, 1]
+        flat_lod = None if lod is None else lod.reshape(1, 1, -1, 1)[:, :, sel]
+        vals = sample_texture(texture, flat_uv, flat_lod)[0, :, :, 0]  # [C, P]
+        out = vals.new_zeros(V * H * W, C)
+        out[sel] = vals.T
+        return out.reshape(V, H, W, C).permute(0, 3, 1, 2)
     grid = (uv.permute(0, 2, 3, 1) * 2 - 1).to(texture)
     level = texture.permute(2, 0, 1)[None]
     V = uv.shape[0]
@@ -317,7 +329,7 @@ def render_mesh(
             per_face = face_lod(vertices, faces, uvs, texture.shape[0], cameras).to(texture)
             views = torch.arange(len(cameras), device=per_face.device)[:, None, None]
             lod = per_face[views, frags.face.clamp(min=0)][:, None]
-        shaded = sample_texture(texture, interpolate(uvs.to(texture), faces, frags), lod) * mask
+        shaded = sample_texture(texture, interpolate(uvs.to(texture), faces, frags), lod, frags.mask)
         colors = texture
     else:
         mask = frags.mask[:, None].to(colors.dtype)

@@ -30,6 +30,8 @@ def test_run_toy_and_export_mesh(tmp_path, capsys):
             "24",
             "--gif-frames",
             "4",
+            "--target-faces",
+            "60",
             "--out",
             str(out),
             "--json",
@@ -39,6 +41,8 @@ def test_run_toy_and_export_mesh(tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert rep["preset"] == "toy" and rep["iterations"] == 2 and rep["nfe"] > 0
     assert {p.name for p in out.iterdir()} == {"gaussians.ply", "mesh.obj", "orbit.gif", "history.json"}
+    faces = sum(line.startswith("f ") for line in (out / "mesh.obj").read_text().splitlines())
+    assert 0 < faces <= 60  # decimated, as the release exports
     assert main(["run", "--iterations", "2", "--out", str(out)]) == 2  # refuses to overwrite
     assert "already holds gaussians.ply" in capsys.readouterr().err
     rc = main(

@@ -54,7 +54,7 @@ main = main_for(
     description=(
         "MicroDreamer: 3D generation by score-based iterative reconstruction (SIR). `run` turns an image (with a "
         "Stable-Zero123 model) or the offline toy scene into Gaussians, a mesh and an orbit GIF; `export-mesh` "
-        "meshes a Gaussian .ply; `bench` measures SIR against SDS on the toy (diffusion calls and time)."
+        "meshes a Gaussian .ply (marching cubes, decimation, optional stage-2 colour refinement); `bench` measures SIR against SDS on the toy (diffusion calls and time)."
     ),
 )
 

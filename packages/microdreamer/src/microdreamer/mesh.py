@@ -60,20 +60,15 @@ def density_grid(
     b1 = torch.clamp(torch.floor((mu + ext[:, None] - origin) / voxel), 0, resolution - 1).long()
     size = (b1 - b0 + 1).clamp(min=0)
     vol = size.prod(1)
-    order = torch.arange(mu.shape[0])
-    start = 0
+    # chunks of at most ``chunk`` (Gaussian, voxel) pairs over the concatenation of all boxes, so one Gaussian
+    # whose box is the whole grid (a 512³ sphere) is split too and memory stays bounded
     cum = torch.cumsum(vol, 0)
-    while start < mu.shape[0]:
-        # chunks of whole Gaussians with at most ``chunk`` voxel pairs
-        base = cum[start - 1] if start > 0 else 0
-        end = int(torch.searchsorted(cum, base + chunk, right=True))
-        end = max(end, start + 1)
-        idx = order[start:end]
-        counts = vol[idx]
-        g = torch.repeat_interleave(idx, counts)
-        local = torch.arange(int(counts.sum())) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts
-        )
+    starts = cum - vol
+    total = int(cum[-1])
+    for a in range(0, total, chunk):
+        pair = torch.arange(a, min(a + chunk, total))
+        g = torch.searchsorted(cum, pair, right=True)
+        local = pair - starts[g]
         sx, sy = size[g, 0], size[g, 1]
         ix = b0[g, 0] + local % sx
         iy = b0[g, 1] + (local // sx) % sy
@@ -83,7 +78,6 @@ def density_grid(
         power = -0.5 * torch.einsum("pi,pij,pj->p", d, cov_inv[g], d)
         val = op[g] * torch.exp(power)
         grid.index_add_(0, (ix * resolution + iy) * resolution + iz, val)
-        start = end
     return grid.reshape(resolution, resolution, resolution), origin, voxel
 
 
@@ -124,7 +118,9 @@ def extract_mesh(model: GaussianModel, *, threshold: float = 0.2, resolution: in
     padded = np.pad(grid.numpy(), 1)  # empty border: every surface closes
     verts, faces, _, _ = marching_cubes(padded, level=threshold, allow_degenerate=False)
     verts = (verts - 1.0) * voxel + origin.numpy()
-    faces = faces.astype(np.int64)
+    # scikit-image winds the faces of a density (high inside) clockwise seen from outside: reverse them so the
+    # right-hand normals point outwards, as viewers with back-face culling and the shading's view-cosine expect
+    faces = faces[:, ::-1].astype(np.int64)
     # clean: drop unreferenced vertices and faces that repeat a vertex
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
     used, inverse = np.unique(faces.reshape(-1), return_inverse=True)

@@ -59,6 +59,11 @@ class GenerateRun:
     mesh_format: Literal["obj", "ply", "glb", "none"] = arg("obj", help="mesh file to write (none: skip)")
     threshold: float = arg(0.2, help="density iso-level for marching cubes", gt=0)
     resolution: int = arg(96, help="marching-cubes grid resolution", min=8)
+    target_faces: int = arg(
+        50_000,
+        help="decimate the mesh to at most this many faces (quadric edge collapse; the release's 5e4)",
+        min=1,
+    )
     gif_frames: int = arg(24, help="orbit GIF frames (0: no GIF)", min=0)
     rasterizer: Literal["auto", "torch", "gsplat"] = arg("auto", help="auto: gsplat on CUDA when installed")
     filter_white: int = arg(
@@ -111,6 +116,27 @@ class ExportMeshRun:
     mesh_format: Literal["obj", "ply", "glb"] = arg("obj", help="output format")
     threshold: float = arg(0.2, help="density iso-level", gt=0)
     resolution: int = arg(128, help="grid resolution", min=8)
+    target_faces: int = arg(
+        50_000, help="decimate to at most this many faces (quadric edge collapse; the release's 5e4)", min=1
+    )
+    texture_size: int = arg(
+        0,
+        help="UV texture size (0: vertex colours; the release: 1024); needs microdreamer[texture], .obj or .glb",
+        min=0,
+    )
+    texture_source: Literal["renders", "vertex"] = arg(
+        "renders", help="bake the texture from 26 Gaussian renders (as released) or from the vertex colours"
+    )
+    bake_size: int = arg(512, help="render size of the texture bake's views (the release's 512)", min=8)
+    refine_steps: int = arg(
+        0, help="stage-2 colour refinement steps against the denoiser (0: off; the release runs 30)", min=0
+    )
+    refine_size: int = arg(512, help="stage-2 render size (the release's 512)", min=8)
+    input: str = arg(
+        "toy", help="refinement guidance: 'toy' (the exact toy denoiser) or the input image (needs --model)"
+    )
+    model: str = arg("", help="Stable-Zero123 diffusers folder or hub id (refinement of an image's mesh)")
+    elevation: float = arg(0.0, help="estimated elevation of the input view in degrees", min=-80, max=80)
 
 
 @dataclass(frozen=True)
@@ -247,7 +273,10 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         run.mesh_format != "none" and run.backend == "gs"
     ):  # the CPU mesher reads Gaussians; NeRFs get no mesh yet
         t1 = time.perf_counter()
+        from microdreamer.decimate import decimate_mesh
+
         mesh = extract_mesh(model, threshold=run.threshold, resolution=run.resolution)
+        mesh = decimate_mesh(mesh, run.target_faces)
         files.append(str(save_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))))
         t_mesh = time.perf_counter() - t1
     if run.gif_frames:
@@ -381,19 +410,103 @@ def _clip_similarity(name: str, model, reference, preset, device) -> float:
 
 
 def export_mesh(run: ExportMeshRun, ctx: RunContext | None = None) -> dict[str, Any]:
+    """Gaussians → marching cubes → decimation → optional UV texture → optional stage-2 refinement → mesh file."""
+    from microdreamer.decimate import decimate_mesh
     from microdreamer.gaussians import GaussianModel
     from microdreamer.mesh import extract_mesh, save_mesh
 
     ctx = RunContext.of(ctx)
+    if run.texture_size and run.mesh_format == "ply":
+        raise ValueError("a UV-textured mesh is written as .obj or .glb: use --mesh-format obj|glb")
+    if run.texture_size == 1:
+        raise ValueError("--texture-size must be 0 (vertex colours) or at least 2 texels")
+    if run.refine_steps and run.input != "toy" and not run.model:
+        raise ValueError(
+            "refining an image's mesh needs --model (a Stable-Zero123 diffusers folder or hub id)"
+        )
     model = GaussianModel.load_ply(run.gaussians)
+    t0 = time.perf_counter()
     mesh = extract_mesh(model, threshold=run.threshold, resolution=run.resolution)
-    path = save_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))
-    return {
+    t1 = time.perf_counter()
+    faces_before = len(mesh.faces)
+    mesh = decimate_mesh(mesh, run.target_faces)
+    t2 = time.perf_counter()
+    report: dict[str, Any] = {
         "gaussians": len(model),
+        "faces_marching_cubes": faces_before,
+        "seconds_marching_cubes": round(t1 - t0, 3),
+        "seconds_decimate": round(t2 - t1, 3),
+    }
+    if run.texture_size:
+        from microdreamer.texture import bake_texture
+
+        render = None
+        if run.texture_source == "renders":
+            device = ctx.torch_device()
+            model = model.to(device)
+            render = lambda cams: model.render(cams.to(device)).image  # noqa: E731
+        mesh = bake_texture(mesh, run.texture_size, render=render, render_size=run.bake_size)
+        report["seconds_texture"] = round(time.perf_counter() - t2, 3)
+    if run.refine_steps:
+        report |= _refine(run, mesh, ctx)
+        mesh = report.pop("mesh")
+    if run.texture_size:
+        from microdreamer.texture import save_textured_mesh
+
+        files = save_textured_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))
+    else:
+        files = [save_mesh(mesh, ctx.output(f"mesh.{run.mesh_format}"))]
+    return report | {
         "vertices": len(mesh.vertices),
         "faces": len(mesh.faces),
         "watertight": mesh.edges_manifold(),
-        "file": str(path),
+        "file": str(files[0]),
+        "files": [str(f) for f in files],
+    }
+
+
+def _refine(run: ExportMeshRun, mesh, ctx: RunContext) -> dict[str, Any]:
+    from microdreamer.refine import RefineConfig, mesh_heldout_error, refine_mesh_colors
+
+    device = ctx.torch_device()
+    reference, evaluate = None, None
+    if run.input == "toy":
+        from microdreamer.toy import HeldOut, toy_denoiser
+
+        denoiser = toy_denoiser()
+        denoiser.scene.to(device)
+        held = HeldOut(denoiser, size=min(run.refine_size, 64))
+        cams = held.cameras.to(device)
+        evaluate = lambda m: mesh_heldout_error(m, cams, held.truth)  # noqa: E731
+    else:
+        from microdreamer.images import load_image
+        from microdreamer.loop import Reference
+        from microdreamer.zero123 import load_denoiser
+
+        image, mask = load_image(run.input, 256)
+        denoiser = load_denoiser(run.model, device=device)
+        denoiser.set_reference(image.to(device), elevation=run.elevation)
+        reference = Reference(image, mask, run.elevation)
+    cfg = RefineConfig(steps=run.refine_steps, render_size=run.refine_size)
+    with ctx.bar(total=cfg.steps, desc="stage 2") as bar:
+        res = refine_mesh_colors(
+            mesh,
+            denoiser,
+            cfg,
+            reference=reference,
+            generator=ctx.generator(),
+            evaluate=evaluate,
+            device=device,
+            progress=lambda i, n: bar.update(1),
+        )
+    return {
+        "mesh": res.mesh,
+        "refine_steps": run.refine_steps,
+        "refine_timestep": res.timestep,
+        "refine_nfe": res.nfe,
+        "seconds_refine": res.seconds,
+        "heldout_l1_before": res.error_before,
+        "heldout_l1_after": res.error_after,
     }
 
 

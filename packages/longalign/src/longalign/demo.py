@@ -66,9 +66,15 @@ def run_demo(ctx: DemoContext) -> DemoResult:
 
     # 1. plain (truncated at 77 tokens) vs segment-encoded generation, same seed and sampler
     steps = 10
-    plain = pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(ctx.seed)).images[
-        0
-    ]
+    # what the stock pipeline encodes (cut at 77 tokens), cut here so its truncation warnings don't flood the tour
+    tok = pipe.tokenizer(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        plain_embeds = pipe.text_encoder(tok.input_ids.to(pipe.device))[0]
+    plain = pipe(
+        prompt_embeds=plain_embeds,
+        num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(ctx.seed),
+    ).images[0]
     seg = long_pipe(
         prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(ctx.seed)
     ).images[0]

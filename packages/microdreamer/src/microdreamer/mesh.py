@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gen_common.atomic import atomic_path
 from microdreamer.gaussians import GaussianModel
 from microdreamer.rasterizer import quaternion_to_rotation
 
@@ -133,13 +134,12 @@ def save_mesh(mesh: Mesh, path: str | Path) -> Path:
     """Write .obj (with per-vertex colours after the position), .ply (binary, uchar colours) or .glb (trimesh)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    tmp = path.with_name(path.name + ".tmp")
     if suffix == ".obj":
         v = np.concatenate([mesh.vertices, mesh.colors], 1)
         lines = ["# microdreamer mesh: v x y z r g b"]
         lines += [f"v {a:.6f} {b:.6f} {c:.6f} {r:.4f} {g:.4f} {bb:.4f}" for a, b, c, r, g, bb in v]
         lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in mesh.faces]
-        tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
+        data = ("\n".join(lines) + "\n").encode("ascii")
     elif suffix == ".ply":
         nv, nf = len(mesh.vertices), len(mesh.faces)
         header = (
@@ -156,7 +156,7 @@ def save_mesh(mesh: Mesh, path: str | Path) -> Path:
         fa = np.empty(nf, dtype=fdt)
         fa["n"] = 3
         fa["i"] = mesh.faces
-        tmp.write_bytes(header.encode("ascii") + va.tobytes() + fa.tobytes())
+        data = header.encode("ascii") + va.tobytes() + fa.tobytes()
     elif suffix == ".glb":
         try:
             import trimesh
@@ -168,8 +168,9 @@ def save_mesh(mesh: Mesh, path: str | Path) -> Path:
             vertex_colors=np.round(mesh.colors * 255).astype(np.uint8),
             process=False,
         )
-        tmp.write_bytes(tm.export(file_type="glb"))
+        data = tm.export(file_type="glb")
     else:
         raise ValueError(f"unknown mesh format {suffix!r}: use .obj, .ply or .glb")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
     return path

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gen_common.atomic import atomic_path, atomic_write_text
 from microdreamer.cameras import Cameras, orbit_cameras
 from microdreamer.mesh import Mesh
 from microdreamer.mesh_render import Fragments, interpolate, raster_screen, render_mesh
@@ -193,22 +194,15 @@ def save_textured_mesh(mesh: TexturedMesh, path: str | Path) -> list[Path]:
     img = Image.fromarray(np.round(np.clip(mesh.texture, 0, 1) * 255).astype(np.uint8), "RGB")
     if suffix == ".obj":
         png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
-        tmp = png.with_name(png.name + ".tmp")
-        img.save(tmp, format="PNG")
-        tmp.replace(png)
-        tmp = mtl.with_name(mtl.name + ".tmp")
-        tmp.write_text(
-            f"newmtl albedo\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {png.name}\n", encoding="ascii"
-        )
-        tmp.replace(mtl)
+        with atomic_path(png) as tmp:
+            img.save(tmp, format="PNG")
+        atomic_write_text(mtl, f"newmtl albedo\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {png.name}\n")
         lines = ["# microdreamer textured mesh", f"mtllib {mtl.name}"]
         lines += [f"v {a:.6f} {b:.6f} {c:.6f}" for a, b, c in mesh.vertices]
         lines += [f"vt {a:.6f} {1 - b:.6f}" for a, b in mesh.uvs]
         lines.append("usemtl albedo")
         lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in mesh.faces + 1]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
-        tmp.replace(path)
+        atomic_write_text(path, "\n".join(lines) + "\n")
         return [path, mtl, png]
     if suffix == ".glb":
         try:
@@ -218,9 +212,8 @@ def save_textured_mesh(mesh: TexturedMesh, path: str | Path) -> list[Path]:
         uv = np.stack([mesh.uvs[:, 0], 1 - mesh.uvs[:, 1]], 1)  # trimesh takes OBJ-style uvs
         visual = trimesh.visual.TextureVisuals(uv=uv, image=img)
         tm = trimesh.Trimesh(mesh.vertices, mesh.faces, visual=visual, process=False)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(tm.export(file_type="glb"))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(tm.export(file_type="glb"))
         return [path]
     raise ValueError(f"a textured mesh is written as .obj or .glb, not {suffix!r}")
 

@@ -23,6 +23,8 @@ from microdreamer.multiview import MultiViewDenoiser, mvdream_camera, tiny_multi
 from microdreamer.presets import get_preset
 from microdreamer.sir import run_sir
 
+from gen_common.checkpoint import CheckpointError
+
 MVDREAM = Path(os.environ.get("MVDREAM_OFFICIAL", "/work/.mirror/bytedance+MVDream/repo"))
 PORT = Path(os.environ.get("MVDREAM_DIFFUSERS_PORT", "/work/.mirror/ashawkey+mvdream_diffusers/repo"))
 
@@ -205,8 +207,20 @@ def test_folder_round_trip_and_refusals(dens, tmp_path):
     (tmp_path / "id" / "unet" / "config.json").write_text(cfg.replace("TinyMultiViewUNet", "SomeOtherUNet"))
     with pytest.raises(ValueError, match="unet_class="):
         MultiViewDenoiser.from_pretrained(tmp_path / "id")
-    for f in (tmp_path / "id" / "unet").glob("*.safetensors"):
-        f.rename(f.with_suffix(".bin"))
+    # damaged files: one-line user errors (CheckpointError / ValueError), never a raw parser traceback
+    (weights,) = (tmp_path / "id" / "unet").glob("*.safetensors")
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        MultiViewDenoiser.from_pretrained(tmp_path / "id", unet_class=type(d.unet))
+    weights.write_bytes(good)
+    index = tmp_path / "id" / "model_index.json"
+    good_index = index.read_text()
+    index.write_text("{ not json")
+    with pytest.raises(ValueError, match=r"model_index\.json is not valid JSON"):
+        MultiViewDenoiser.from_pretrained(tmp_path / "id", unet_class=type(d.unet))
+    index.write_text(good_index)
+    weights.rename(weights.with_suffix(".bin"))
     with pytest.raises(FileNotFoundError, match=r"no \.safetensors"):
         MultiViewDenoiser.from_pretrained(tmp_path / "id", unet_class=type(d.unet))
     with pytest.raises(FileNotFoundError, match="neither a Stable-Zero123 nor an MVDream"):

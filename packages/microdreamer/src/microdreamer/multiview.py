@@ -25,16 +25,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from gen_common.checkpoint import load_state_dict
+from gen_common.config import read_json
 from microdreamer.cameras import Cameras
 from microdreamer.ddim import scaled_linear_alphas_cumprod
 from microdreamer.denoisers import CallCounter, LatentDenoiser
+from microdreamer.mvunet import _timestep_embedding
 
 __all__ = [
     "MultiViewDenoiser",
@@ -77,13 +79,6 @@ def mvdream_camera(cameras: Cameras) -> torch.Tensor:
     t = m[:, :3, 3]
     m[:, :3, 3] = t / (t.norm(dim=-1, keepdim=True) + 1e-8)
     return m.reshape(len(cameras), 16).float()
-
-
-def _timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.cos(), args.sin()], -1)
 
 
 class _ResBlock(torch.nn.Module):
@@ -201,8 +196,6 @@ class TinyMultiViewUNet(torch.nn.Module):
 
 
 def _load_state(folder: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(
@@ -212,7 +205,7 @@ def _load_state(folder: Path) -> dict[str, torch.Tensor]:
     plain = [f for f in files if ".fp16." not in f.name]  # diffusers' variant naming: prefer the plain file
     state: dict[str, torch.Tensor] = {}
     for f in plain or files:
-        state.update(load_file(str(f)))
+        state.update(load_state_dict(f))  # a truncated or corrupt file is a one-line CheckpointError
     return state
 
 
@@ -240,12 +233,7 @@ def import_unet_class(spec: str):
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(
-            f"cannot read {path} ({exc.__class__.__name__}); the model folder is damaged"
-        ) from exc
+    return read_json(path, error=ValueError)
 
 
 def detect_family(root: str | Path) -> str:

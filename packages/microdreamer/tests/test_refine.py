@@ -101,3 +101,25 @@ def test_cli_image_refinement_needs_a_model(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "needs --model" in err and len(err.splitlines()) == 1
+
+
+def test_cli_image_refinement_seeds_the_denoisers_vae_noise(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("diffusers")
+    import microdreamer.zero123 as z123
+    from PIL import Image
+
+    z123.tiny_zero123(seed=0).save_pretrained(tmp_path / "z")
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[8:24, 8:24] = (200, 40, 40, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    ply = toy_denoiser().scene.save_ply(tmp_path / "toy.ply")
+    loaded = []
+    real = z123.load_denoiser
+    monkeypatch.setattr(z123, "load_denoiser", lambda *a, **k: loaded.append(real(*a, **k)) or loaded[-1])
+    args = ["export-mesh", str(ply), "--resolution", "24", "--refine-steps", "1", "--refine-size", "16"]
+    args += ["--input", str(tmp_path / "in.png"), "--model", str(tmp_path / "z"), "--seed", "7"]
+    assert main([*args, "--out", str(tmp_path / "o"), "--json"]) == 0, capsys.readouterr().err
+    assert (
+        json.loads(capsys.readouterr().out)["refine_nfe"] == 2 * 10
+    )  # one CFG target from t = 181 on 50 steps
+    assert loaded[0].generator.initial_seed() == 7  # the VAE posterior noise follows --seed, as in `run`

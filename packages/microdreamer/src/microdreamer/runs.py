@@ -316,7 +316,6 @@ def _model_denoiser(run: GenerateRun, preset, device, seed: int = 0):
     weights load. ``--preset auto`` picks the family's preset."""
     from types import SimpleNamespace
 
-    from microdreamer.loop import Reference
     from microdreamer.sir import check_family
 
     image = mask = None
@@ -343,12 +342,7 @@ def _model_denoiser(run: GenerateRun, preset, device, seed: int = 0):
     if family != "mvdream" and image is None:
         raise ValueError(f"the {family} model is conditioned on an image: give --input IMAGE")
     if family == "zero123":
-        from microdreamer.zero123 import load_denoiser
-
-        denoiser = load_denoiser(run.model, device=device)
-        denoiser.generator.manual_seed(seed)  # the VAE posterior noise follows --seed too
-        denoiser.set_reference(image.to(device), elevation=run.elevation)
-        return denoiser, Reference(image, mask, run.elevation), preset
+        return (*_zero123(run.model, image, mask, run.elevation, device, seed), preset)
     from microdreamer.multiview import MultiViewDenoiser, import_unet_class
     from microdreamer.presets import RELEASE_NEGATIVE_PROMPT
 
@@ -365,6 +359,17 @@ def _model_denoiser(run: GenerateRun, preset, device, seed: int = 0):
     if family == "imagedream":
         denoiser.set_reference(image.to(device))
     return denoiser, None, preset  # neither multi-view release adds reference-view terms
+
+
+def _zero123(model: str, image, mask, elevation: float, device, seed: int):
+    """Stable-Zero123 from ``model`` with its reference view set; its VAE posterior noise follows --seed."""
+    from microdreamer.loop import Reference
+    from microdreamer.zero123 import load_denoiser
+
+    denoiser = load_denoiser(model, device=device)
+    denoiser.generator.manual_seed(seed)
+    denoiser.set_reference(image.to(device), elevation=elevation)
+    return denoiser, Reference(image, mask, elevation)
 
 
 def _checkpointer(run: GenerateRun, ctx: RunContext):
@@ -480,13 +485,9 @@ def _refine(run: ExportMeshRun, mesh, ctx: RunContext) -> dict[str, Any]:
         evaluate = lambda m: mesh_heldout_error(m, cams, held.truth)  # noqa: E731
     else:
         from microdreamer.images import load_image
-        from microdreamer.loop import Reference
-        from microdreamer.zero123 import load_denoiser
 
         image, mask = load_image(run.input, 256)
-        denoiser = load_denoiser(run.model, device=device)
-        denoiser.set_reference(image.to(device), elevation=run.elevation)
-        reference = Reference(image, mask, run.elevation)
+        denoiser, reference = _zero123(run.model, image, mask, run.elevation, device, ctx.seed)
     cfg = RefineConfig(steps=run.refine_steps, render_size=run.refine_size)
     with ctx.bar(total=cfg.steps, desc="stage 2") as bar:
         res = refine_mesh_colors(

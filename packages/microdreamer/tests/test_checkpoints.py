@@ -124,6 +124,9 @@ def test_bad_or_missing_checkpoint_and_other_settings_are_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:200])  # truncated
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         _sir(tmp_path, resume=True)
+    for bad in ({"keep": 0}, {"every": -1}):  # keep 0 used to keep every checkpoint
+        with pytest.raises(ValueError, match="keep ≥ 1"):
+            Checkpointer(tmp_path, **bad)
 
 
 def _run_args(out, *extra):

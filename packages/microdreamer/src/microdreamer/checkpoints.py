@@ -51,6 +51,10 @@ class Checkpointer:
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
+        if self.every < 0 or self.keep < 1:  # keep = 0 would keep every checkpoint ([:-0] is empty)
+            raise ValueError(
+                f"checkpoints need every ≥ 0 and keep ≥ 1, got every={self.every}, keep={self.keep}"
+            )
 
     def checkpoints(self) -> list[Path]:
         return sorted(self.folder.glob("iter-*.safetensors")) if self.folder.is_dir() else []

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 
+import numpy as np
 import pytest
 import torch
 from microdreamer import sir as sir_module
@@ -192,15 +194,20 @@ def test_checkpoint_round_trips_every_piece_of_state(tmp_path):
             snap["adam"] = {g["name"]: (g["lr"], dict(opt.state[g["params"][0]])) for g in opt.param_groups}
             snap["stats"] = [getattr(model, k).clone() for k in STATS]
             snap["rng"] = (gen.get_state(), torch.get_rng_state())
+            snap["py_np"] = (random.getstate(), np.random.get_state())  # noqa: NPY002
             snap["params"] = {k: v.detach().clone() for k, v in model.params.items()}
             raise _Stop
 
+    random.seed(11)
+    np.random.seed(12)  # noqa: NPY002
     with pytest.raises(_Stop):
         run_sir(
             model, den, PRESET, generator=gen, progress=progress, checkpoint=Checkpointer(tmp_path, every=2)
         )
     assert snap["stats"][1].sum() > 0  # live densification statistics at the checkpoint
     torch.manual_seed(123)  # scrambled: the checkpoint must put it back
+    random.seed(0)
+    np.random.seed(0)  # noqa: NPY002
     fresh = GaussianModel.blob(10)
     tr = Trainer(fresh, PRESET, counter=toy_denoiser().counter, generator=torch.Generator().manual_seed(9))
     settings = {"loop": "sir", "preset": dataclasses.asdict(PRESET), "model": "GaussianModel"}
@@ -218,3 +225,7 @@ def test_checkpoint_round_trips_every_piece_of_state(tmp_path):
         torch.get_rng_state(), snap["rng"][1]
     )
     assert (tr.counter.nfe, tr.step) == (den.counter.nfe, 2 * 3)
+    (py, (kind, keys, pos, has_gauss, cached)) = snap["py_np"]
+    assert random.getstate() == py
+    got = np.random.get_state()  # noqa: NPY002
+    assert got[0] == kind and np.array_equal(got[1], keys) and got[2:] == (pos, has_gauss, cached)

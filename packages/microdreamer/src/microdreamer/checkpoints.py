@@ -156,7 +156,7 @@ def _capture(trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         "counter": None if counter is None else asdict(counter),
         "config": asdict(model.config) if is_dataclass(getattr(model, "config", None)) else None,
         "numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "python": _jsonable(random.getstate()),
+        "python": random.getstate(),  # json writes its tuples as lists; _tuples turns them back
         "num_primitives": len(model),
     }
     return tensors, meta
@@ -171,10 +171,6 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _plain(x):
     return json.loads(json.dumps(x))  # tuples become lists, as they come back from the file
-
-
-def _jsonable(x):
-    return [_jsonable(v) for v in x] if isinstance(x, (tuple, list)) else x
 
 
 def _tuples(x):

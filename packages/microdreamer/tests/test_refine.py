@@ -123,3 +123,35 @@ def test_cli_image_refinement_seeds_the_denoisers_vae_noise(tmp_path, capsys, mo
         json.loads(capsys.readouterr().out)["refine_nfe"] == 2 * 10
     )  # one CFG target from t = 181 on 50 steps
     assert loaded[0].generator.initial_seed() == 7  # the VAE posterior noise follows --seed, as in `run`
+
+
+def test_zero123_targets_are_made_from_bilinear_shrunk_renders(monkeypatch):
+    # zero123_utils.refine: F.interpolate(pred_rgb, (256, 256), mode="bilinear") before encoding (SIR: bicubic);
+    # main2.py grows the refined images back to the render size bilinearly
+    pytest.importorskip("diffusers")
+    import torch.nn.functional as F
+    from microdreamer import refine as refine_module
+    from microdreamer.mesh_render import render_mesh
+    from microdreamer.zero123 import tiny_zero123
+
+    den = tiny_zero123(seed=0)  # VAE input 32 px
+    den.set_reference(torch.ones(1, 3, 32, 32), elevation=0.0)
+    mesh = extract_mesh(toy_denoiser().scene, threshold=0.2, resolution=16)
+    seen = []
+
+    def recording(denoiser, images, cameras, **kw):
+        seen.append((images, cameras))
+        return torch.full_like(images, 0.25)
+
+    monkeypatch.setattr(refine_module, "sir_targets", recording)
+    cfg = RefineConfig(render_size=64, steps=1, views=2, lr=0.0)
+    refine_mesh_colors(mesh, den, cfg)
+    ((images, cams),) = seen
+    v = torch.from_numpy(mesh.vertices)
+    full = render_mesh(v, torch.from_numpy(mesh.faces), torch.from_numpy(mesh.colors), cams).image
+    assert torch.allclose(
+        images, F.interpolate(full, (32, 32), mode="bilinear", align_corners=False), atol=1e-6
+    )
+    assert not torch.allclose(
+        images, F.interpolate(full, (32, 32), mode="bicubic", align_corners=False), atol=1e-3
+    )

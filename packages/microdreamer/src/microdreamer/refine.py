@@ -3,7 +3,8 @@
 What the release runs (MicroDreamer main2.py with configs/image_sai.yaml, DreamGaussian's renderer): 8 views at
 elevation 0 and even azimuths from a random base; targets from the guidance's ``refine``, i.e. SDEdit: noise the
 renders' latents to t = timesteps[int(N·strength)] of an N-step DDIM grid (N = 50, strength 0.8: t = 181 for
-Stable-Zero123), then DDIM (η = 0, CFG 2, the method's default, main2.py passes none) back to 0; the targets stay
+Stable-Zero123), then DDIM (η = 0, CFG 2, the method's default, main2.py passes none) back to 0 (the renders
+shrunk to the VAE's size and the targets grown back bilinearly, unlike the SIR step's bicubic shrink); the targets stay
 fixed for ``recon_steps`` = 30 Adam steps on MSE(render, target) (mean-reduced) + the reference view's masked MSE
 (pixels with coverage and view cosine > 0.5); the colours (a UV texture there, vertex colours here) are optimised
 as logits with Adam at lr 0.2 (``texture_lr``); ``iters_refine`` = 1 such round for Stable-Zero123.
@@ -179,6 +180,10 @@ def refine_mesh_colors(
                 images = _render(
                     verts, faces, torch.sigmoid(logits), uvs, cams, background=bg, fragments=frags
                 ).image
+            size = getattr(denoiser, "image_size", None)  # latent denoisers: the VAE's input size
+            if size is not None and images.shape[-1] != size:
+                # the release's refine shrinks the renders bilinearly (its SIR step, bicubically: the encoder's)
+                images = F.interpolate(images, (size, size), mode="bilinear", align_corners=False)
             target = sir_targets(
                 denoiser,
                 images,
@@ -191,6 +196,10 @@ def refine_mesh_colors(
                 init=False,
                 noise=noise,
             )
+            if target.shape[-1] != cfg.render_size:  # main2.py grows the refined images back bilinearly
+                target = F.interpolate(
+                    target, (cfg.render_size, cfg.render_size), mode="bilinear", align_corners=False
+                )
         colors = torch.sigmoid(logits)
         out = _render(verts, faces, colors, uvs, cams, background=bg, fragments=frags)
         loss = cfg.guidance_weight * F.mse_loss(out.image, target)

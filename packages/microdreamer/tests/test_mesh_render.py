@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from microdreamer.cameras import orbit_cameras
@@ -135,7 +134,8 @@ def test_nvdiffrast_matches_the_torch_rasteriser():
     both = ref.fragments.mask & got.fragments.mask
     assert (ref.depth[:, 0][both] - got.depth[:, 0][both]).abs().max() < 1e-3
     assert (ref.image - got.image).abs().mean() < 1e-3
-    assert np.isfinite(got.viewcos.cpu().numpy()).all()
+    # the view cosine interpolates the same normals with both backends' barycentrics
+    assert (ref.viewcos[:, 0][both] - got.viewcos[:, 0][both]).abs().max() < 1e-3
 
 
 def test_nvdiffrast_wrapper_plumbing_with_a_stand_in(monkeypatch):

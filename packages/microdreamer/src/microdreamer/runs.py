@@ -103,9 +103,8 @@ class GenerateReport:
     heldout_error: float | None
     clip_similarity: float | None = None
     files: list[str] = field(default_factory=list)
-    resumed_from: int = (
-        0  # outer iterations the checkpoint held (--resume); seconds_sir counts this process only
-    )
+    # outer iterations the checkpoint held (--resume); seconds_sir counts this process only
+    resumed_from: int = 0
 
 
 @dataclass(frozen=True)
@@ -306,7 +305,7 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         err,
         clip_sim,
         files,
-        0 if checkpoint is None or checkpoint.resumed_from is None else checkpoint.resumed_from,
+        (checkpoint and checkpoint.resumed_from) or 0,
     )
 
 

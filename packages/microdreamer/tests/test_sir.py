@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 from microdreamer.cameras import orbit_cameras
 from microdreamer.ddim import DDIMGrid
 from microdreamer.denoisers import AnalyticDenoiser, CallCounter, _gaussian_eps
@@ -106,6 +107,36 @@ def test_exact_denoiser_targets_are_the_true_views():
     err = (tgt - den.target(cams)).abs()
     assert err.mean() < 0.015 and err.max() < 0.1
     assert (renders - den.target(cams)).abs().mean() > 0.1  # the renders were far from it
+
+
+def test_targets_return_to_the_render_size_bicubically():
+    # a latent denoiser whose VAE halves the size: the decoded target goes back to the render size as all three
+    # releases' train_step do it, F.interpolate(target_img, (H, W), mode="bicubic")
+    class HalfSize(AnalyticDenoiser):
+        def encode(self, images):
+            return F.avg_pool2d(images, 2) * 2 - 1
+
+        def decode(self, latents):
+            decoded.append(super().decode(latents))
+            return decoded[-1]
+
+        def eps(self, x, t, cameras, **kw):
+            return torch.zeros_like(x)
+
+    decoded = []
+    den = HalfSize(toy_scene(num=6))
+    cams = orbit_cameras([0.0, 20.0], [30.0, 150.0], size=16)
+    renders = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    tgt = sir_targets(
+        den, renders, cams, grid=DDIMGrid(10), t2=601, t1=301, guidance_scale=1.0, eta=0.0, init=False,
+        noise=torch.zeros_like,
+    )  # fmt: skip
+    (small,) = decoded
+    assert small.shape[-1] == 8 and tgt.shape == renders.shape
+    assert torch.allclose(tgt, F.interpolate(small, (16, 16), mode="bicubic", align_corners=False))
+    assert not torch.allclose(
+        tgt, F.interpolate(small, (16, 16), mode="bilinear", align_corners=False), atol=1e-3
+    )
 
 
 def test_preset_must_match_denoiser():

@@ -74,8 +74,10 @@ def sir_targets(
         e = denoiser.eps(x, tt, cameras, guidance_scale=guidance_scale, phase="sample")
         x = grid.step(e, tt, x, eta=eta, noise=noise(x) if eta > 0 else None)
     out = denoiser.decode(x)
-    if out.shape[-2:] != images.shape[-2:]:
-        out = F.interpolate(out, images.shape[-2:], mode="bilinear", align_corners=False)
+    if (
+        out.shape[-2:] != images.shape[-2:]
+    ):  # back to the render size bicubically, as all three releases' train_step
+        out = F.interpolate(out, images.shape[-2:], mode="bicubic", align_corners=False)
     return out.to(images)
 
 

@@ -42,3 +42,17 @@ def test_torch_rasteriser_runs_on_cuda_like_on_cpu():
     mg, cg = _scene("cuda")
     gpu = rasterize_gaussians(mg.xyz, mg.scales, mg.quats, mg.opacities, mg.colors, cg).image
     assert torch.allclose(cpu, gpu.cpu(), atol=1e-4)
+
+
+def test_mesh_export_of_a_cuda_model_equals_the_cpu_one():
+    # `run` meshes the trained model where it lives; the mesher reads its tensors on the CPU (it mixed devices)
+    import numpy as np
+    from microdreamer.mesh import extract_mesh
+    from microdreamer.toy import toy_scene
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cpu = extract_mesh(toy_scene(), resolution=32)
+    gpu = extract_mesh(toy_scene().to("cuda"), resolution=32)
+    assert np.array_equal(cpu.faces, gpu.faces) and np.allclose(cpu.vertices, gpu.vertices)
+    assert np.allclose(cpu.colors, gpu.colors, atol=1e-5)

@@ -35,18 +35,23 @@ class Mesh:
         return bool(len(counts)) and bool((counts == 2).all())
 
 
+def _cpu(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().float().cpu()
+
+
 @torch.no_grad()
 def density_grid(
     model: GaussianModel, resolution: int = 128, *, min_opacity: float = 0.005, chunk: int = 4_000_000
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Density on a resolution³ grid over the Gaussians' 3σ bounds. Returns (grid, origin [3], voxel size)."""
-    op = model.opacities.detach().float()
+    """Density on a resolution³ grid over the Gaussians' 3σ bounds, computed on the CPU whatever the model's device
+    (marching cubes reads it there). Returns (grid, origin [3], voxel size)."""
+    op = _cpu(model.opacities)
     keep = op > min_opacity
-    mu = model.xyz.detach().float()[keep]
+    mu = _cpu(model.xyz)[keep]
     if mu.shape[0] == 0:
         raise ValueError(f"no Gaussian has opacity above {min_opacity}: nothing to export")
-    sc = model.scales.detach().float()[keep]
-    R = quaternion_to_rotation(model.quats.detach().float()[keep])
+    sc = _cpu(model.scales)[keep]
+    R = quaternion_to_rotation(_cpu(model.quats)[keep])
     M = R * sc[:, None, :]
     cov_inv = torch.linalg.inv(M @ M.transpose(-1, -2) + 1e-12 * torch.eye(3))
     op = op[keep]
@@ -84,10 +89,8 @@ def density_grid(
 
 @torch.no_grad()
 def _vertex_colors(model: GaussianModel, verts: torch.Tensor, k: int = 8, chunk: int = 8192) -> torch.Tensor:
-    mu = model.xyz.detach().float()
-    col = model.colors.detach().float()
-    op = model.opacities.detach().float()
-    inv_s2 = 1.0 / model.scales.detach().float().pow(2).mean(1)
+    mu, col, op = _cpu(model.xyz), _cpu(model.colors), _cpu(model.opacities)
+    inv_s2 = 1.0 / _cpu(model.scales).pow(2).mean(1)
     out = []
     k = min(k, mu.shape[0])
     for s in range(0, verts.shape[0], chunk):
@@ -105,7 +108,7 @@ def extract_mesh(model: GaussianModel, *, threshold: float = 0.2, resolution: in
     Raises ValueError (one line) when no voxel reaches the threshold."""
     from skimage.measure import marching_cubes
 
-    bound = float(model.opacities.detach().sum())  # the density can nowhere exceed Σ o_i
+    bound = float(_cpu(model.opacities).sum())  # the density can nowhere exceed Σ o_i
     if bound < threshold:
         raise ValueError(
             f"no Gaussian density reaches the threshold {threshold:g} (at most {bound:.3g} here); lower the threshold"

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gen_common.atomic import atomic_path
 from microdreamer.cameras import Cameras
 from microdreamer.rasterizer import RenderOutput, quaternion_to_rotation, rasterize_gaussians
 
@@ -383,9 +384,8 @@ class GaussianModel:
         names += [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)]
         header = f"ply\nformat binary_little_endian 1.0\nelement vertex {len(data)}\n"
         header += "".join(f"property float {n}\n" for n in names) + "end_header\n"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(header.encode("ascii") + data.tobytes())
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(header.encode("ascii") + data.tobytes())
         return path
 
     @classmethod

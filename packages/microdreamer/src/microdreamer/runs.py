@@ -3,11 +3,11 @@ notebook call. torch is imported inside the functions so ``microdreamer --help``
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from gen_common.atomic import atomic_write_json
 from gen_common.cli import RunContext, arg
 
 __all__ = [
@@ -284,9 +284,7 @@ def generate(run: GenerateRun, ctx: RunContext | None = None) -> GenerateReport:
         )
         files.append(str(save_gif(frames, ctx.output("orbit.gif"))))
     hist = asdict(res.history) | {"t2": res.t2, "t1": res.t1}
-    p = ctx.output("history.json")
-    p.write_text(json.dumps(hist))
-    files.append(str(p))
+    files.append(str(atomic_write_json(ctx.output("history.json"), hist, indent=None)))
     err = res.history.error[-1] if evaluate is not None else None
     clip_sim = None
     if run.clip:

@@ -113,3 +113,18 @@ def test_bench_encoding_and_the_sd15_text_encoder_size(capsys):
     with torch.device("meta"):  # shapes only: SD 1.5's CLIP-L text tower without allocating its weights
         big = CLIPTextModel(sd15_text_config())
     assert sum(p.numel() for p in big.parameters()) == 123_060_480  # stable-diffusion-v1-5/text_encoder
+
+
+def test_bench_encoding_in_bf16_checks_rows_at_bf16_precision(monkeypatch):
+    """`bench` on CUDA runs the pipeline in bf16: the parity check must allow bf16 rounding, yet still catch wrong rows."""
+    from longalign import bench as bench_mod
+    from longalign.toys import tiny_sd_pipeline
+
+    pipe = tiny_sd_pipeline(seed=0)
+    pipe.text_encoder.to(torch.bfloat16)
+    rep = bench_mod.bench_encoding(pipe, sentences=10, repeats=1)
+    assert rep["segments"] == 10
+    real = bench_mod.per_segment_encode
+    monkeypatch.setattr(bench_mod, "per_segment_encode", lambda enc, p: real(enc, p).roll(1, dims=0))
+    with pytest.raises(AssertionError):
+        bench_mod.bench_encoding(pipe, sentences=10, repeats=1)

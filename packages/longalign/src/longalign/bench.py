@@ -90,7 +90,7 @@ def sd15_text_encoder(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CLIPTextModel(cfg).eval()
-    return model.to(device, dtype) if dtype is not None else model.to(device)
+    return model.to(device=device, dtype=dtype)
 
 
 def bench_encoding(
@@ -105,7 +105,9 @@ def bench_encoding(
     prompt = long_prompt(sentences)
     dev = enc.device
     batched = enc([prompt]).embeds[0]
-    torch.testing.assert_close(per_segment_encode(enc, prompt), batched, atol=1e-4, rtol=1e-4)
+    # same rows either way; in bf16/fp16 a padded batch and single calls round differently (~1e-2 at tiny size)
+    tol = 1e-4 if batched.dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(per_segment_encode(enc, prompt).float(), batched.float(), atol=tol, rtol=tol)
     res = compare(lambda: per_segment_encode(enc, prompt), lambda: enc([prompt]), repeats=repeats, device=dev)
     return {
         "sentences": sentences,

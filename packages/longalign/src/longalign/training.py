@@ -118,9 +118,8 @@ class AlignObjective(torch.nn.Module):
         if branch is not None:
             branch.encoder.requires_grad_(False)
             self.adapter = branch.adapter
-            self.adapter.float().requires_grad_(
-                True
-            )  # trained in float32 like the LoRA, whatever the UNet's dtype
+            # trained in float32 like the LoRA, whatever the UNet's dtype
+            self.adapter.float().requires_grad_(True)
 
     state_dict = RewardObjective.state_dict
 

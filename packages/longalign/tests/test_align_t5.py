@@ -48,7 +48,14 @@ def test_only_lora_and_adapter_get_gradients(t5_dir):
         "noise": torch.randn(2, 4, 8, 8, generator=g),
         "t": torch.tensor([100, 700]),
     }
-    assert obj.context(CAPTIONS[:2]).shape == (2, 40, pipe.unet.config.cross_attention_dim)
+    obj.eval()  # (the adapter's dropout off: the context is then a function of the captions)
+    ctx = obj.context(CAPTIONS[:2])
+    assert ctx.shape == (2, 40, pipe.unet.config.cross_attention_dim)
+    torch.testing.assert_close(
+        ctx[:, :20], obj.encoder(CAPTIONS[:2]).embeds, atol=0, rtol=0
+    )  # CLIP rows first
+    torch.testing.assert_close(ctx[:, 20:], branch(CAPTIONS[:2]), atol=0, rtol=0)  # then the adapter's
+    obj.train()
     obj(batch).backward()
     for owner, module in (("t5", branch.encoder), ("clip", pipe.text_encoder), ("vae", pipe.vae)):
         for n, p in module.named_parameters():
@@ -68,8 +75,15 @@ def test_caption_dropout_reaches_both_branches_and_only_lora_adapter_move(t5_dir
     pipe = tiny_sd_pipeline(seed=0)
     branch = _branch(t5_dir, pipe)
     seen_t5: list[list[str]] = []
+    seen_clip: list[list[str]] = []
     t5_states = branch.t5_states
     branch.t5_states = lambda prompts: (seen_t5.append(list(prompts)), t5_states(prompts))[1]
+
+    class Recording(SegmentEncoder):
+        def __call__(self, prompts):
+            seen_clip.append(list(prompts))
+            return super().__call__(prompts)
+
     frozen = {
         f"{m}.{n}": p.detach().clone()
         for m, mod in (("t5", branch.encoder), ("clip", pipe.text_encoder), ("unet", pipe.unet))
@@ -84,11 +98,15 @@ def test_caption_dropout_reaches_both_branches_and_only_lora_adapter_move(t5_dir
         caption_dropout=0.5,
         lora=LoraSpec(rank=4),
         config=TrainConfig(steps=2, lr=1e-3, log_every=1, seed=0),
+        encoder=Recording(pipe.tokenizer, pipe.text_encoder, max_length=20),
         branch=branch,
         device="cpu",
         progress=False,
     )
     assert len(res.history) == 2
+    assert (
+        len(seen_t5) == 2 and seen_clip == seen_t5
+    )  # each step: the same (dropped) captions in both branches
     flat = [c for b in seen_t5 for c in b]
     assert "" in flat and any(c in CAPTIONS for c in flat)  # dropped captions reach T5 as "" too
     for m, mod in (("t5", branch.encoder), ("clip", pipe.text_encoder)):

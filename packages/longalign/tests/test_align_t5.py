@@ -253,7 +253,7 @@ def test_train_align_bad_adapter_exit_2(capsys, t5_dir, tmp_path, sd_pipe):
 
 @pytest.mark.parametrize("command", ["train-align", "train-reward"])
 def test_warmup_steps_reach_the_training_loop(monkeypatch, tmp_path, command):
-    """`--warmup-steps` (the release warms up over 2000 steps per process) is the TrainConfig the loop gets."""
+    """`--warmup-steps` (the release warms up over 2000 optimizer steps) is the TrainConfig the loop gets."""
     import longalign.training as training
 
     seen = {}

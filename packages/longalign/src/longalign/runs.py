@@ -390,9 +390,7 @@ class TrainRewardRun:
         "ddim", help="ddim: 50-step CFG rollout; lcm: the 4-step LCM variant"
     )
     checkpoint_every: int = arg(50, help="steps between checkpoints", min=0)
-    warmup_steps: int = arg(
-        0, help="linear lr warmup steps (the release warms up over 2000 per process)", min=0
-    )
+    warmup_steps: int = arg(0, help="linear lr warmup, in optimizer steps (the release: 2000)", min=0)
     max_length: int = arg(240, help="rows of the segment encoding", min=1)
     dtype: str | None = arg(None, help="model dtype (default: bf16 on CUDA)")
 
@@ -490,9 +488,7 @@ class TrainAlignRun:
     dropout: float = arg(0.1, help="LoRA dropout", min=0, lt=1)
     size: int | None = arg(None, help="training image side (default: the model's)", min=8)
     checkpoint_every: int = arg(100, help="steps between checkpoints", min=0)
-    warmup_steps: int = arg(
-        0, help="linear lr warmup steps (the release warms up over 2000 per process)", min=0
-    )
+    warmup_steps: int = arg(0, help="linear lr warmup, in optimizer steps (the release: 2000)", min=0)
     max_length: int = arg(240, help="rows of the segment encoding (and of the T5 branch)", min=1)
     t5: str | None = arg(
         None,

@@ -271,3 +271,37 @@ def test_warmup_steps_reach_the_training_loop(monkeypatch, tmp_path, command):
     with pytest.raises(SystemExit):
         main([*argv, "--steps", "7", "--warmup-steps", "3", "--out", str(tmp_path / "o")])
     assert (seen["config"].warmup_steps, seen["config"].steps) == (3, 7)
+
+
+def test_train_reward_with_the_stage1_adapter_keeps_it_frozen(monkeypatch, capsys, t5_dir, tmp_path, sd_pipe):
+    """Stage 2 of LongSD: the UNet sees CLIP rows + the (frozen) adapter's rows; only the fresh LoRA trains."""
+    import longalign.training as training
+    from safetensors.torch import load_file
+
+    width = sd_pipe.unet.config.cross_attention_dim
+    adapter = adapter_folder(tmp_path / "adapter", width)
+    seen = {}
+    real = training.train_reward
+
+    def recording(pipe, prompts, preference, **kw):
+        seen["encoder"] = kw["encoder"]
+        return real(pipe, prompts, preference, **kw)
+
+    monkeypatch.setattr(training, "train_reward", recording)
+    (tmp_path / "p.txt").write_text("A red house. A blue door.\n")
+    out = tmp_path / "r"
+    argv = ["train-reward", str(tmp_path / "p.txt"), "--steps", "1", "--stride", "250", "--grad-every", "2"]
+    argv += ["--rank", "4", "--batch-size", "2", "--max-length", "20", "--t5", str(t5_dir)]
+    assert main([*argv, "--adapter", str(adapter), "--out", str(out), "--json"]) == 0
+    enc = seen["encoder"]
+    embeds = enc(["A red house."]).embeds
+    assert embeds.shape[1] == 40  # 20 CLIP rows + 20 adapter rows, as stage 1 trained the UNet to read
+    ref = load_file(adapter / "diffusion_pytorch_model.safetensors")
+    for k, v in enc.branch.adapter.state_dict().items():
+        assert torch.equal(v, ref[k]), k  # the adapter did not move
+    assert not any(p.requires_grad for p in enc.branch.adapter.parameters())
+    trained = load_file(out / "checkpoints" / "step-00000001" / "model.safetensors")
+    assert trained and all("lora_" in k for k in trained)
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "r2")]) == 2
+    assert "needs both --t5 and --adapter" in capsys.readouterr().err

@@ -124,6 +124,9 @@ def load_t5_branch(
             f"the adapter gives width {cfg.out_dim} but the UNet attends to {pipe.unet.config.cross_attention_dim}"
         )
     encoder.requires_grad_(False)
+    text_adapter.requires_grad_(
+        False
+    )  # frozen for sampling and stage 2; stage 1's AlignObjective unfreezes it
     return T5Branch(tokenizer, encoder.eval().to(dev), text_adapter.eval().to(dev), max_length=max_length)
 
 

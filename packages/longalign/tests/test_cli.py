@@ -128,3 +128,15 @@ def test_bench_encoding_in_bf16_checks_rows_at_bf16_precision(monkeypatch):
     monkeypatch.setattr(bench_mod, "per_segment_encode", lambda enc, p: real(enc, p).roll(1, dims=0))
     with pytest.raises(AssertionError):
         bench_mod.bench_encoding(pipe, sentences=10, repeats=1)
+
+
+def test_resuming_with_another_lora_rank_is_one_line_exit_2(capsys, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A red house. A blue door.\n")
+    argv = ["train-reward", str(prompts), "--stride", "250", "--grad-every", "2", "--batch-size", "2"]
+    argv += ["--out", str(tmp_path / "run")]
+    assert main([*argv, "--steps", "1", "--rank", "4"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--steps", "2", "--rank", "8", "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "of another shape" in err[0] and "--rank" in err[0]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from gen_common.training import TrainConfig, TrainResult, train
 from longalign.lora import LoraSpec, add_lora, load_lora, load_release_lora, merge_release_lora
-from longalign.reward import RewardConfig, RewardObjective
+from longalign.reward import RewardConfig, RewardObjective, load_trainable
 from longalign.segments import SegmentEncoder
 from longalign.t5branch import T5Branch
 
@@ -124,20 +124,9 @@ class AlignObjective(torch.nn.Module):
     state_dict = RewardObjective.state_dict
 
     def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):  # type: ignore[override]
-        params = {n: p for n, p in self.named_parameters() if p.requires_grad}
-        missing, extra = set(params) - set(state), set(state) - set(params)
-        if strict and (missing or extra):
-            has = any(k.startswith("adapter.") for k in state)
-            raise ValueError(
-                f"the checkpoint does not match this run ({len(missing)} tensors missing, {len(extra)} unexpected; "
-                f"it was trained {'with' if has else 'without'} the T5 adapter): resume with the same "
-                "--t5/--adapter and LoRA flags, or train into a fresh --out"
-            )
-        with torch.no_grad():
-            for n, p in params.items():
-                if n in state:
-                    p.copy_(state[n])
-        return None
+        has = "with" if any(k.startswith("adapter.") for k in state) else "without"
+        hint = f"it was trained {has} the T5 adapter; resume with the same --t5/--adapter and LoRA flags"
+        load_trainable(self, state, strict, hint)
 
     def train(self, mode: bool = True) -> AlignObjective:
         # The adapter's own dropout is active in training (the release calls adapter.train()); T5, CLIP and the VAE

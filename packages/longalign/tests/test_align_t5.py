@@ -288,7 +288,7 @@ def test_train_reward_with_the_stage1_adapter_keeps_it_frozen(monkeypatch, capsy
         return real(pipe, prompts, preference, **kw)
 
     monkeypatch.setattr(training, "train_reward", recording)
-    (tmp_path / "p.txt").write_text("A red house. A blue door.\n")
+    (tmp_path / "p.txt").write_text("A red house. A blue door.\nA cat.\n")
     out = tmp_path / "r"
     argv = ["train-reward", str(tmp_path / "p.txt"), "--steps", "1", "--stride", "250", "--grad-every", "2"]
     argv += ["--rank", "4", "--batch-size", "2", "--max-length", "20", "--t5", str(t5_dir)]

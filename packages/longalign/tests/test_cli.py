@@ -132,7 +132,7 @@ def test_bench_encoding_in_bf16_checks_rows_at_bf16_precision(monkeypatch):
 
 def test_resuming_with_another_lora_rank_is_one_line_exit_2(capsys, tmp_path):
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("A red house. A blue door.\n")
+    prompts.write_text("A red house. A blue door.\nA cat.\n")
     argv = ["train-reward", str(prompts), "--stride", "250", "--grad-every", "2", "--batch-size", "2"]
     argv += ["--out", str(tmp_path / "run")]
     assert main([*argv, "--steps", "1", "--rank", "4"]) == 0

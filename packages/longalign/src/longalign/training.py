@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gen_common.training import TrainConfig, TrainResult, train
+from gen_common.training import TrainConfig, TrainResult, latest_checkpoint, train
 from longalign.lora import LoraSpec, add_lora, load_lora, load_release_lora, merge_release_lora
 from longalign.reward import RewardConfig, RewardObjective, load_trainable
 from longalign.segments import SegmentEncoder
@@ -48,6 +49,30 @@ def merge_loras(pipe: Any, paths: Sequence[str | os.PathLike[str]]) -> Any:
     return pipe
 
 
+def check_resume(out_dir: str | os.PathLike[str] | None, settings: dict[str, Any]) -> None:
+    """Refuse (one ``ValueError`` line) to resume a checkpoint in ``out_dir`` written under other ``settings`` (the
+    reward, LoRA or caption-dropout settings kept in its trainer state): that would silently mix two runs."""
+    ckpt = latest_checkpoint(Path(out_dir)) if out_dir is not None else None
+    if ckpt is None:
+        return
+    try:
+        saved = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # the training loop reports an unreadable checkpoint itself
+    diffs = []
+    for key, now in json.loads(json.dumps(settings)).items():
+        before = saved.get(key, now)
+        if isinstance(now, dict) and isinstance(before, dict):
+            diffs += [f"{key}.{f} {before[f]!r} -> {v!r}" for f, v in now.items() if before.get(f, v) != v]
+        elif before != now:
+            diffs.append(f"{key} {before!r} -> {now!r}")
+    if diffs:
+        raise ValueError(
+            f"{ckpt} was trained with other settings ({'; '.join(diffs[:3])}): resume with the same flags, "
+            "or train into a fresh --out"
+        )
+
+
 def train_reward(
     pipe: Any,
     prompts: Sequence[str],
@@ -69,6 +94,7 @@ def train_reward(
     if not prompts:
         raise ValueError("no prompts to train on: give at least one non-empty prompt")
     reward = reward or RewardConfig()
+    check_resume(out_dir, {"reward": vars(reward), "lora": vars(lora or LoraSpec())})
     merge_loras(pipe, init_loras)
     add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)
     enc = encoder or SegmentEncoder.from_pipe(pipe)
@@ -195,6 +221,7 @@ def train_align(
             raise ValueError("two T5 branches given: pass it as branch= or inside the encoder, not both")
         branch, encoder = encoder.branch, copy.copy(encoder)
         encoder.branch = None  # its rows are added by the objective, with gradients through the adapter
+    check_resume(out_dir, {"caption_dropout": caption_dropout, "lora": vars(lora or LoraSpec())})
     add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)
     objective = AlignObjective(pipe, encoder, caption_dropout, branch)
     n_train = int(pipe.scheduler.config.num_train_timesteps)
@@ -221,7 +248,11 @@ def train_align(
         device=device,
         progress=progress,
         stop_after=stop_after,
-        extra_state={"caption_dropout": caption_dropout, "adapter": adapter_cfg},
+        extra_state={
+            "caption_dropout": caption_dropout,
+            "adapter": adapter_cfg,
+            "lora": vars(lora or LoraSpec()),
+        },
     )
     return objective, result
 

@@ -130,6 +130,7 @@ def test_bench_encoding_in_bf16_checks_rows_at_bf16_precision(monkeypatch):
         bench_mod.bench_encoding(pipe, sentences=10, repeats=1)
 
 
+@pytest.mark.filterwarnings("ignore:batch of 1")  # two prompts, batch 2: a step may draw one twice
 def test_resuming_with_other_settings_is_one_line_exit_2(capsys, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("A red house. A blue door.\nA cat.\n")

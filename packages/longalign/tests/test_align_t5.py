@@ -241,7 +241,11 @@ def test_train_align_bad_adapter_exit_2(capsys, t5_dir, tmp_path, sd_pipe):
     (bad / "config.json").write_text(json.dumps({**cfg, "int_dim": 30}))
     assert main([*argv, "--t5", str(t5_dir), "--adapter", str(bad)]) == 2
     err = _error_line(capsys)
-    assert "has shape" in err and "needs" in err
+    assert "7 shape mismatch(es)" in err and "ff1.net.2.weight: checkpoint (24, 64) vs model (30, 64)" in err
+    # an adapter folder without weights
+    (bad / "diffusion_pytorch_model.safetensors").unlink()
+    assert main([*argv, "--t5", str(t5_dir), "--adapter", str(bad)]) == 2
+    assert "has no diffusion_pytorch_model.safetensors" in _error_line(capsys)
     assert main([*argv, "--adapter", str(bad)]) == 2
     assert "--adapter needs --t5" in capsys.readouterr().err
     assert not (tmp_path / "o" / "lora").exists()

@@ -15,7 +15,6 @@ import copy
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +254,3 @@ def train_align(
         },
     )
     return objective, result
-
-
-def with_steps(config: TrainConfig, steps: int) -> TrainConfig:
-    return replace(config, steps=steps)

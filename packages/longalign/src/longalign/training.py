@@ -37,12 +37,12 @@ ALIGN_TRAIN = TrainConfig(steps=1000, lr=3e-5, weight_decay=1e-2, grad_clip=0.3,
 def merge_loras(pipe: Any, paths: Sequence[str | os.PathLike[str]]) -> Any:
     """Merge earlier LoRAs into the UNet's weights in sequence (release ``lora_vis.pt`` files or diffusers LoRA
     files/folders), as the release does before stage 2 and for LongSD sampling."""
-    for path in paths:
+    for i, path in enumerate(paths):
         p = Path(path)
         if p.suffix == ".pt":
             merge_release_lora(pipe.unet, load_release_lora(p))
         else:
-            load_lora(pipe, p, adapter_name=f"merged_{abs(hash(str(p))) % 10**8}")
+            load_lora(pipe, p, adapter_name=f"merged_{i}")  # unloaded right after fusing
             pipe.fuse_lora(components=["unet"], lora_scale=1.0)
             pipe.unload_lora_weights()
     return pipe

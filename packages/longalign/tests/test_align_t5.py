@@ -48,7 +48,14 @@ def test_only_lora_and_adapter_get_gradients(t5_dir):
         "noise": torch.randn(2, 4, 8, 8, generator=g),
         "t": torch.tensor([100, 700]),
     }
-    assert obj.context(CAPTIONS[:2]).shape == (2, 40, pipe.unet.config.cross_attention_dim)
+    obj.eval()  # (the adapter's dropout off: the context is then a function of the captions)
+    ctx = obj.context(CAPTIONS[:2])
+    assert ctx.shape == (2, 40, pipe.unet.config.cross_attention_dim)
+    torch.testing.assert_close(
+        ctx[:, :20], obj.encoder(CAPTIONS[:2]).embeds, atol=0, rtol=0
+    )  # CLIP rows first
+    torch.testing.assert_close(ctx[:, 20:], branch(CAPTIONS[:2]), atol=0, rtol=0)  # then the adapter's
+    obj.train()
     obj(batch).backward()
     for owner, module in (("t5", branch.encoder), ("clip", pipe.text_encoder), ("vae", pipe.vae)):
         for n, p in module.named_parameters():
@@ -68,8 +75,15 @@ def test_caption_dropout_reaches_both_branches_and_only_lora_adapter_move(t5_dir
     pipe = tiny_sd_pipeline(seed=0)
     branch = _branch(t5_dir, pipe)
     seen_t5: list[list[str]] = []
+    seen_clip: list[list[str]] = []
     t5_states = branch.t5_states
     branch.t5_states = lambda prompts: (seen_t5.append(list(prompts)), t5_states(prompts))[1]
+
+    class Recording(SegmentEncoder):
+        def __call__(self, prompts):
+            seen_clip.append(list(prompts))
+            return super().__call__(prompts)
+
     frozen = {
         f"{m}.{n}": p.detach().clone()
         for m, mod in (("t5", branch.encoder), ("clip", pipe.text_encoder), ("unet", pipe.unet))
@@ -84,11 +98,15 @@ def test_caption_dropout_reaches_both_branches_and_only_lora_adapter_move(t5_dir
         caption_dropout=0.5,
         lora=LoraSpec(rank=4),
         config=TrainConfig(steps=2, lr=1e-3, log_every=1, seed=0),
+        encoder=Recording(pipe.tokenizer, pipe.text_encoder, max_length=20),
         branch=branch,
         device="cpu",
         progress=False,
     )
     assert len(res.history) == 2
+    assert (
+        len(seen_t5) == 2 and seen_clip == seen_t5
+    )  # each step: the same (dropped) captions in both branches
     flat = [c for b in seen_t5 for c in b]
     assert "" in flat and any(c in CAPTIONS for c in flat)  # dropped captions reach T5 as "" too
     for m, mod in (("t5", branch.encoder), ("clip", pipe.text_encoder)):
@@ -223,7 +241,11 @@ def test_train_align_bad_adapter_exit_2(capsys, t5_dir, tmp_path, sd_pipe):
     (bad / "config.json").write_text(json.dumps({**cfg, "int_dim": 30}))
     assert main([*argv, "--t5", str(t5_dir), "--adapter", str(bad)]) == 2
     err = _error_line(capsys)
-    assert "has shape" in err and "needs" in err
+    assert "7 shape mismatch(es)" in err and "ff1.net.2.weight: checkpoint (24, 64) vs model (30, 64)" in err
+    # an adapter folder without weights
+    (bad / "diffusion_pytorch_model.safetensors").unlink()
+    assert main([*argv, "--t5", str(t5_dir), "--adapter", str(bad)]) == 2
+    assert "has no diffusion_pytorch_model.safetensors" in _error_line(capsys)
     assert main([*argv, "--adapter", str(bad)]) == 2
     assert "--adapter needs --t5" in capsys.readouterr().err
     assert not (tmp_path / "o" / "lora").exists()
@@ -235,7 +257,7 @@ def test_train_align_bad_adapter_exit_2(capsys, t5_dir, tmp_path, sd_pipe):
 
 @pytest.mark.parametrize("command", ["train-align", "train-reward"])
 def test_warmup_steps_reach_the_training_loop(monkeypatch, tmp_path, command):
-    """`--warmup-steps` (the release warms up over 2000 steps per process) is the TrainConfig the loop gets."""
+    """`--warmup-steps` (the release warms up over 2000 optimizer steps) is the TrainConfig the loop gets."""
     import longalign.training as training
 
     seen = {}
@@ -253,3 +275,37 @@ def test_warmup_steps_reach_the_training_loop(monkeypatch, tmp_path, command):
     with pytest.raises(SystemExit):
         main([*argv, "--steps", "7", "--warmup-steps", "3", "--out", str(tmp_path / "o")])
     assert (seen["config"].warmup_steps, seen["config"].steps) == (3, 7)
+
+
+def test_train_reward_with_the_stage1_adapter_keeps_it_frozen(monkeypatch, capsys, t5_dir, tmp_path, sd_pipe):
+    """Stage 2 of LongSD: the UNet sees CLIP rows + the (frozen) adapter's rows; only the fresh LoRA trains."""
+    import longalign.training as training
+    from safetensors.torch import load_file
+
+    width = sd_pipe.unet.config.cross_attention_dim
+    adapter = adapter_folder(tmp_path / "adapter", width)
+    seen = {}
+    real = training.train_reward
+
+    def recording(pipe, prompts, preference, **kw):
+        seen["encoder"] = kw["encoder"]
+        return real(pipe, prompts, preference, **kw)
+
+    monkeypatch.setattr(training, "train_reward", recording)
+    (tmp_path / "p.txt").write_text("A red house. A blue door.\nA cat.\n")
+    out = tmp_path / "r"
+    argv = ["train-reward", str(tmp_path / "p.txt"), "--steps", "1", "--stride", "250", "--grad-every", "2"]
+    argv += ["--rank", "4", "--batch-size", "2", "--max-length", "20", "--t5", str(t5_dir)]
+    assert main([*argv, "--adapter", str(adapter), "--out", str(out), "--json"]) == 0
+    enc = seen["encoder"]
+    embeds = enc(["A red house."]).embeds
+    assert embeds.shape[1] == 40  # 20 CLIP rows + 20 adapter rows, as stage 1 trained the UNet to read
+    ref = load_file(adapter / "diffusion_pytorch_model.safetensors")
+    for k, v in enc.branch.adapter.state_dict().items():
+        assert torch.equal(v, ref[k]), k  # the adapter did not move
+    assert not any(p.requires_grad for p in enc.branch.adapter.parameters())
+    trained = load_file(out / "checkpoints" / "step-00000001" / "model.safetensors")
+    assert trained and all("lora_" in k for k in trained)
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "r2")]) == 2
+    assert "needs both --t5 and --adapter" in capsys.readouterr().err

@@ -113,3 +113,48 @@ def test_bench_encoding_and_the_sd15_text_encoder_size(capsys):
     with torch.device("meta"):  # shapes only: SD 1.5's CLIP-L text tower without allocating its weights
         big = CLIPTextModel(sd15_text_config())
     assert sum(p.numel() for p in big.parameters()) == 123_060_480  # stable-diffusion-v1-5/text_encoder
+
+
+def test_bench_encoding_in_bf16_checks_rows_at_bf16_precision(monkeypatch):
+    """`bench` on CUDA runs the pipeline in bf16: the parity check must allow bf16 rounding, yet still catch wrong rows."""
+    from longalign import bench as bench_mod
+    from longalign.toys import tiny_sd_pipeline
+
+    pipe = tiny_sd_pipeline(seed=0)
+    pipe.text_encoder.to(torch.bfloat16)
+    rep = bench_mod.bench_encoding(pipe, sentences=10, repeats=1)
+    assert rep["segments"] == 10
+    real = bench_mod.per_segment_encode
+    monkeypatch.setattr(bench_mod, "per_segment_encode", lambda enc, p: real(enc, p).roll(1, dims=0))
+    with pytest.raises(AssertionError):
+        bench_mod.bench_encoding(pipe, sentences=10, repeats=1)
+
+
+@pytest.mark.filterwarnings("ignore:batch of 1")  # two prompts, batch 2: a step may draw one twice
+def test_resuming_with_other_settings_is_one_line_exit_2(capsys, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A red house. A blue door.\nA cat.\n")
+    argv = ["train-reward", str(prompts), "--stride", "250", "--grad-every", "2", "--batch-size", "2"]
+    argv += ["--out", str(tmp_path / "run")]
+    assert main([*argv, "--steps", "1", "--rank", "4"]) == 0
+    capsys.readouterr()
+    for other, named in (
+        (["--rank", "8"], "lora.rank 4 -> 8"),
+        (["--sampler", "lcm"], "reward.sampler 'ddim'"),
+    ):
+        assert main([*argv, "--steps", "2", "--rank", "4", *other, "--overwrite"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0] and "fresh --out" in err[0], err
+    # the checkpoint's own settings resume (and --steps may grow)
+    assert main([*argv, "--steps", "2", "--rank", "4", "--overwrite"]) == 0
+
+
+def test_load_trainable_refuses_another_shape_in_one_line():
+    from longalign.reward import load_trainable
+
+    m = torch.nn.Linear(3, 2)
+    with pytest.raises(ValueError, match=r"1 of another shape.*--rank") as e:
+        load_trainable(m, {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, True, "same --rank")
+    assert "\n" not in str(e.value)
+    load_trainable(m, {"weight": torch.ones(2, 3), "bias": torch.zeros(2)}, True, "")
+    assert torch.equal(m.weight.detach(), torch.ones(2, 3))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from longalign import (
@@ -93,6 +95,12 @@ def test_direction_modes(clip_model, tokenizer):
     pm = DecomposedPreference(clip_model, tokenizer, image_size=32)
     with pytest.warns(UserWarning, match="batch of 1"):
         assert abs(float(pm(imgs, ["A cat."], weight=0.0).score)) < 1e-6
+    two = torch.cat([imgs, imgs.flip(-1)])
+    with pytest.warns(UserWarning, match="one text repeated"):  # what a one-prompt training file gives
+        assert float(pm(two, ["A cat.", "A cat."], weight=0.0).score.abs().max()) < 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # different texts: no warning
+        assert float(pm(two, ["A cat.", "A red house."], weight=0.0).relevant.abs().max()) > 1e-4
     v = unit(torch.randn(16, generator=torch.Generator().manual_seed(3)))
     given = DecomposedPreference(clip_model, tokenizer, image_size=32, direction=v)
     out = given(imgs, ["A cat."])

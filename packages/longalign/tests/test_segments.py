@@ -138,3 +138,55 @@ def test_long_prompt_pipeline_feeds_the_stock_pipeline(sd_pipe):
             pipe([prompt, prompt], negative_prompt=["", "", ""])
     finally:
         sd_pipe.scheduler = old
+
+
+def _official_caption2embed():
+    """The release's ``tools.caption2embed`` (with its ``pattern``), taken from the fetched checkout's source; the
+    file's own imports (wandb, datasets, torchvision) are not needed by these two definitions and are skipped."""
+    import ast
+    import re
+    import subprocess
+
+    from .test_lora import OFFICIAL
+
+    if not (OFFICIAL / "HEAD").exists() and not (OFFICIAL / ".git").exists():
+        pytest.skip("official LongAlign checkout not found")
+    src = subprocess.run(
+        ["git", "--git-dir", str(OFFICIAL), "show", "HEAD:tools.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tree = ast.parse(src)
+    keep = [
+        n
+        for n in tree.body
+        if (isinstance(n, ast.FunctionDef) and n.name == "caption2embed")
+        or (
+            isinstance(n, ast.Assign)
+            and any(getattr(t, "id", "") in ("pattern", "pad_embed") for t in n.targets)
+        )
+    ]
+    ns = {"re": re, "torch": torch}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), "official_tools.py", "exec"), ns)
+    return ns["caption2embed"]
+
+
+def test_official_splitter_matches_the_release_caption2embed(tokenizer, text_encoder):
+    """Side by side with the release's own encoder: same rows, same pad vector, same truncation, batch of prompts
+    with quirky punctuation, an empty prompt and one longer than max_length."""
+    from types import SimpleNamespace
+
+    caption2embed = _official_caption2embed()
+    prompts = [
+        "A red house on a hill. Two cats sleep? A dog; a bird! Blue sky.",
+        "",
+        "One small boat.",
+        " ".join(["A quiet harbour at dawn with red roofs."] * 6),  # > 40 rows: cut
+    ]
+    args = SimpleNamespace(token_length=40)
+    with torch.no_grad():
+        ref = caption2embed(prompts, [tokenizer, None], [text_encoder, None], args, "cpu", torch.float32)
+    ref = ref["encoder_hidden_states_clip_concat"]
+    enc = SegmentEncoder(tokenizer, text_encoder, max_length=40, splitter="official", warn_truncation=False)
+    torch.testing.assert_close(enc(prompts).embeds, ref, atol=1e-5, rtol=1e-5)

@@ -79,3 +79,28 @@ def test_branch_concatenates_after_the_clip_rows(sd_pipe):
         torch.testing.assert_close(
             out.embeds[:, 40:], adapter(emb(Tok()(["A cat. A dog."], 30, 0, 0, 0).input_ids))
         )
+
+
+def test_save_adapter_writes_float32_keeps_the_callers_dtype_and_refuses_to_overwrite(tmp_path, monkeypatch):
+    from longalign.t5branch import save_adapter
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    ad = TextAdapter(16, 24, 8).to(torch.bfloat16)
+    ref = {k: v.float() for k, v in ad.state_dict().items()}
+    save_adapter(ad, tmp_path / "a")
+    saved = load_file(tmp_path / "a" / "diffusion_pytorch_model.safetensors")
+    assert set(saved) == set(ref)
+    for k, v in saved.items():
+        assert v.dtype == torch.float32 and torch.equal(v, ref[k]), k
+    assert next(ad.parameters()).dtype == torch.bfloat16
+    with pytest.raises(FileExistsError):
+        save_adapter(ad, tmp_path / "a")
+    # a failed write leaves the caller's adapter as it was (dtype included) and no temporary folder behind
+    monkeypatch.setattr(
+        TextAdapter, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
+    )
+    with pytest.raises(OSError):
+        save_adapter(ad, tmp_path / "b")
+    assert next(ad.parameters()).dtype == torch.bfloat16
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

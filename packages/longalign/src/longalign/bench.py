@@ -5,6 +5,7 @@ CPU, the bytes of activations autograd keeps for the backward pass)."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,7 +91,7 @@ def sd15_text_encoder(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CLIPTextModel(cfg).eval()
-    return model.to(device, dtype) if dtype is not None else model.to(device)
+    return model.to(device=device, dtype=dtype)
 
 
 def bench_encoding(
@@ -105,7 +106,9 @@ def bench_encoding(
     prompt = long_prompt(sentences)
     dev = enc.device
     batched = enc([prompt]).embeds[0]
-    torch.testing.assert_close(per_segment_encode(enc, prompt), batched, atol=1e-4, rtol=1e-4)
+    # same rows either way; in bf16/fp16 a padded batch and single calls round differently (~1e-2 at tiny size)
+    tol = 1e-4 if batched.dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(per_segment_encode(enc, prompt).float(), batched.float(), atol=tol, rtol=tol)
     res = compare(lambda: per_segment_encode(enc, prompt), lambda: enc([prompt]), repeats=repeats, device=dev)
     return {
         "sentences": sentences,
@@ -152,10 +155,13 @@ def bench_reward_step(pipe: Any, preference: Any, stride: int = 20, seed: int = 
         batch["offset"] = 0
 
         def step(obj: Any = obj, batch: dict[str, Any] = batch) -> float:
-            loss, _ = obj(batch, torch.Generator().manual_seed(seed))
+            with warnings.catch_warnings():
+                # one prompt: the relevant part is 0 (warned about), which changes no time or memory measured here
+                warnings.filterwarnings("ignore", message="batch of 1")
+                loss, _ = obj(batch, torch.Generator().manual_seed(seed))
             loss.backward()
             obj.zero_grad(set_to_none=True)
-            return float(loss)
+            return float(loss.detach())
 
         step()  # warm-up (kernels, caches)
         if dev.type == "cuda":

@@ -124,38 +124,30 @@ def load_t5_branch(
             f"the adapter gives width {cfg.out_dim} but the UNet attends to {pipe.unet.config.cross_attention_dim}"
         )
     encoder.requires_grad_(False)
+    text_adapter.requires_grad_(
+        False
+    )  # frozen for sampling and stage 2; stage 1's AlignObjective unfreezes it
     return T5Branch(tokenizer, encoder.eval().to(dev), text_adapter.eval().to(dev), max_length=max_length)
 
 
 def _load_adapter(path: Path, dtype: torch.dtype) -> Any:
-    """`TextAdapter.from_pretrained`, with every weight checked against the shapes its config.json implies
-    (diffusers would otherwise refuse in a multi-line message, or keep random weights for missing keys)."""
-    from safetensors import safe_open
-
+    """A `TextAdapter` folder: the model its ``config.json`` describes, then its weights (safetensors, or an older
+    download's ``.bin`` read with ``weights_only``) loaded strictly, every shape checked against that config
+    (`gen_common.pretrained.load_into`: one line naming what does not fit)."""
+    from gen_common.checkpoint import load_state_dict
+    from gen_common.pretrained import load_into
     from longalign.t5branch import TextAdapter
 
     try:
-        config = TextAdapter.load_config(str(path))
-        model = TextAdapter.from_config(config)
+        model = TextAdapter.from_config(TextAdapter.load_config(str(path)))
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{path} is not a TextAdapter folder ({type(exc).__name__})") from exc
-    weights = path / "diffusion_pytorch_model.safetensors"
-    if weights.is_file():  # (a .bin-only folder, e.g. an older LaVi-Bridge download, is left to diffusers)
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        try:
-            with safe_open(str(weights), framework="pt") as fh:
-                shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
-        except Exception as exc:
-            raise ValueError(f"{weights} is not a readable safetensors file ({type(exc).__name__})") from exc
-        for k, shape in expected.items():
-            if k not in shapes:
-                raise ValueError(f"{weights} lacks adapter weight {k}: not a TextAdapter file")
-            if shapes[k] != shape:
-                raise ValueError(
-                    f"{weights}: {k} has shape {shapes[k]} but its config.json "
-                    f"(in {config['in_dim']}, int {config['int_dim']}, out {config['out_dim']}) needs {shape}"
-                )
-    try:
-        return TextAdapter.from_pretrained(str(path), torch_dtype=dtype)
-    except (OSError, ValueError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path} is not a TextAdapter folder ({type(exc).__name__})") from exc
+    files = [path / f"diffusion_pytorch_model.{ext}" for ext in ("safetensors", "bin")]
+    weights = next((f for f in files if f.is_file()), None)
+    if weights is None:
+        raise ValueError(
+            f"{path} has no diffusion_pytorch_model.safetensors (or .bin): not a TextAdapter folder"
+        )
+    load_into(model, load_state_dict(weights), source=str(weights))
+    # (nn.Module.to: diffusers' ModelMixin.to warns about modules to keep in float32, which the adapter has none of)
+    return torch.nn.Module.to(model, dtype=dtype)

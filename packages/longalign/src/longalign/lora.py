@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -326,7 +326,3 @@ def release_to_peft(unet: nn.Module, tensors: Sequence[torch.Tensor]) -> tuple[d
         "peft_type": "LORA",
     }
     return sd, cfg
-
-
-def spec_dict(spec: LoraSpec) -> dict[str, Any]:
-    return asdict(spec)

@@ -73,6 +73,11 @@ def decompose_preference(
     return relevant, irrelevant
 
 
+def _all_same(text_features: torch.Tensor) -> bool:
+    """Every row equal (a batch of 1, or one text repeated): the batch direction is then t itself, so t − ηv = 0."""
+    return bool((text_features == text_features[:1]).all())
+
+
 def preference_score(
     image_features: torch.Tensor,
     text_features: torch.Tensor,
@@ -82,10 +87,10 @@ def preference_score(
 ) -> torch.Tensor:
     """relevant + weight · irrelevant (B,) (Eq. 7); ``direction=None`` takes the batch's common direction."""
     if direction is None:
-        if text_features.shape[0] == 1 and weight != 1.0:
+        if weight != 1.0 and _all_same(text_features):
             warnings.warn(
-                "batch of 1 with the batch direction: the text-relevant part is exactly 0; give a direction "
-                "(an EMA or a precomputed one)",
+                "batch of 1 (or of one text repeated) with the batch direction: the text-relevant part is exactly "
+                "0; give a direction (an EMA or a precomputed one)",
                 UserWarning,
                 stacklevel=2,
             )
@@ -273,10 +278,10 @@ class DecomposedPreference(torch.nn.Module):
                 self.ema_mean.lerp_(batch_dir_mean.detach().float(), 1.0 - self.ema_decay)
             m = self.ema_mean.to(text_features)
             return m / m.norm()
-        if text_features.shape[0] == 1 and self.gather is None and self.weight != 1.0:
+        if self.gather is None and self.weight != 1.0 and _all_same(text_features):
             warnings.warn(
-                "batch of 1 with direction='batch': the text-relevant part is exactly 0; use direction='ema' or a "
-                "given direction, or a larger batch",
+                "batch of 1 (or of one text repeated, e.g. a one-prompt training file) with direction='batch': the "
+                "text-relevant part is exactly 0; use direction='ema' or a given direction, or varied prompts",
                 UserWarning,
                 stacklevel=3,
             )

@@ -24,6 +24,7 @@ __all__ = [
     "ddim_grid",
     "gradient_steps",
     "lcm_rollout",
+    "load_trainable",
     "reward_rollout",
 ]
 
@@ -140,6 +141,24 @@ def lcm_rollout(
     return x0
 
 
+def load_trainable(module: torch.nn.Module, state: dict[str, torch.Tensor], strict: bool, hint: str) -> None:
+    """Copy a checkpoint's tensors into ``module``'s trainable parameters (its state: LoRA, adapter); a checkpoint
+    of another run (other names or shapes) is one ``ValueError`` line ending in ``hint``."""
+    params = {n: p for n, p in module.named_parameters() if p.requires_grad}
+    missing, extra = set(params) - set(state), set(state) - set(params)
+    wrong = [n for n, p in params.items() if n in state and state[n].shape != p.shape]
+    if wrong or (strict and (missing or extra)):
+        raise ValueError(
+            f"the checkpoint does not match this run ({len(missing)} tensors missing, {len(extra)} unexpected, "
+            f"{len(wrong)} of another shape, e.g. {(sorted(wrong) or sorted(missing | extra))[:1]}): {hint}, "
+            "or train into a fresh --out"
+        )
+    with torch.no_grad():
+        for n, p in params.items():
+            if n in state:
+                p.copy_(state[n])
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     """Stage-2 settings (official defaults: 50 DDIM steps, CFG 7.5, gradients every 10th step, w = 0.3)."""
@@ -199,17 +218,7 @@ class RewardObjective(torch.nn.Module):
         return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
 
     def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):  # type: ignore[override]
-        params = {n: p for n, p in self.named_parameters() if p.requires_grad}
-        missing = set(params) - set(state)
-        if strict and (missing or set(state) - set(params)):
-            raise KeyError(
-                f"checkpoint does not match the LoRA: {len(missing)} missing, e.g. {sorted(missing)[:2]}"
-            )
-        with torch.no_grad():
-            for n, p in params.items():
-                if n in state:
-                    p.copy_(state[n])
-        return None
+        load_trainable(self, state, strict, "resume with the same LoRA flags (--rank, ...)")
 
     def train(self, mode: bool = True) -> RewardObjective:
         # As the release: the UNet (and so its LoRA dropout) is in training mode during the whole rollout,

@@ -390,11 +390,17 @@ class TrainRewardRun:
         "ddim", help="ddim: 50-step CFG rollout; lcm: the 4-step LCM variant"
     )
     checkpoint_every: int = arg(50, help="steps between checkpoints", min=0)
-    warmup_steps: int = arg(
-        0, help="linear lr warmup steps (the release warms up over 2000 per process)", min=0
-    )
-    max_length: int = arg(240, help="rows of the segment encoding", min=1)
+    warmup_steps: int = arg(0, help="linear lr warmup, in optimizer steps (the release: 2000)", min=0)
+    max_length: int = arg(240, help="rows of the segment encoding (and of the T5 branch)", min=1)
     dtype: str | None = arg(None, help="model dtype (default: bf16 on CUDA)")
+    t5: str | None = arg(
+        None,
+        help="LongSD's T5 branch (frozen, as the release's stage 2): a T5 encoder folder with its tokenizer; "
+        "needs --adapter",
+    )
+    adapter: str | None = arg(
+        None, help="the stage-1 adapter folder (train-align's OUT/adapter, or the released one); needs --t5"
+    )
 
 
 def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict[str, Any]:
@@ -408,9 +414,16 @@ def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict
     from longalign.training import REWARD_TRAIN, train_reward
 
     ctx = RunContext.of(ctx)
+    if (run.t5 is None) != (run.adapter is None):
+        raise ValueError("the T5 branch needs both --t5 and --adapter (or neither)")
     prompts = read_prompts(None, run.prompts)
     seed_everything(ctx.seed)
     pipe = load_pipeline(run.model, ctx.device, run.dtype, seed=ctx.seed)
+    branch = None
+    if run.t5 is not None:
+        from longalign.loading import load_t5_branch
+
+        branch = load_t5_branch(run.t5, run.adapter, pipe, ctx.device, max_length=run.max_length)
     pref = load_preference(
         run.preference, ctx.device, weight=run.reweight, direction=run.direction, seed=ctx.seed
     )
@@ -439,7 +452,7 @@ def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict
         ),
         lora=LoraSpec(rank=run.rank, alpha=run.alpha, dropout=run.dropout),
         config=cfg,
-        encoder=SegmentEncoder.from_pipe(pipe, max_length=run.max_length),
+        encoder=SegmentEncoder.from_pipe(pipe, max_length=run.max_length, branch=branch),
         init_loras=run.init_lora,
         out_dir=out,
         device=ctx.device,
@@ -490,9 +503,7 @@ class TrainAlignRun:
     dropout: float = arg(0.1, help="LoRA dropout", min=0, lt=1)
     size: int | None = arg(None, help="training image side (default: the model's)", min=8)
     checkpoint_every: int = arg(100, help="steps between checkpoints", min=0)
-    warmup_steps: int = arg(
-        0, help="linear lr warmup steps (the release warms up over 2000 per process)", min=0
-    )
+    warmup_steps: int = arg(0, help="linear lr warmup, in optimizer steps (the release: 2000)", min=0)
     max_length: int = arg(240, help="rows of the segment encoding (and of the T5 branch)", min=1)
     t5: str | None = arg(
         None,

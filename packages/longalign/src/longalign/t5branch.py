@@ -109,12 +109,12 @@ def save_adapter(adapter: TextAdapter, directory: str | os.PathLike[str], *, ove
         raise FileExistsError(f"{target} is not empty; choose another folder or pass overwrite=True")
     target.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    dtype = next(adapter.parameters()).dtype
     try:
-        dtype = next(adapter.parameters()).dtype
         adapter.float().save_pretrained(tmp, safe_serialization=True)
-        adapter.to(dtype)
         for f in sorted(tmp.iterdir()):
             os.replace(f, target / f.name)  # one rename per file: a reader never sees half a file
     finally:
+        adapter.to(dtype)  # the caller's adapter keeps its dtype, even when writing fails
         shutil.rmtree(tmp, ignore_errors=True)
     return target

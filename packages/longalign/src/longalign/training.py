@@ -12,18 +12,18 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from gen_common.training import TrainConfig, TrainResult, train
+from gen_common.training import TrainConfig, TrainResult, latest_checkpoint, train
 from longalign.lora import LoraSpec, add_lora, load_lora, load_release_lora, merge_release_lora
-from longalign.reward import RewardConfig, RewardObjective
+from longalign.reward import RewardConfig, RewardObjective, load_trainable
 from longalign.segments import SegmentEncoder
 from longalign.t5branch import T5Branch
 
@@ -37,15 +37,39 @@ ALIGN_TRAIN = TrainConfig(steps=1000, lr=3e-5, weight_decay=1e-2, grad_clip=0.3,
 def merge_loras(pipe: Any, paths: Sequence[str | os.PathLike[str]]) -> Any:
     """Merge earlier LoRAs into the UNet's weights in sequence (release ``lora_vis.pt`` files or diffusers LoRA
     files/folders), as the release does before stage 2 and for LongSD sampling."""
-    for path in paths:
+    for i, path in enumerate(paths):
         p = Path(path)
         if p.suffix == ".pt":
             merge_release_lora(pipe.unet, load_release_lora(p))
         else:
-            load_lora(pipe, p, adapter_name=f"merged_{abs(hash(str(p))) % 10**8}")
+            load_lora(pipe, p, adapter_name=f"merged_{i}")  # unloaded right after fusing
             pipe.fuse_lora(components=["unet"], lora_scale=1.0)
             pipe.unload_lora_weights()
     return pipe
+
+
+def check_resume(out_dir: str | os.PathLike[str] | None, settings: dict[str, Any]) -> None:
+    """Refuse (one ``ValueError`` line) to resume a checkpoint in ``out_dir`` written under other ``settings`` (the
+    reward, LoRA or caption-dropout settings kept in its trainer state): that would silently mix two runs."""
+    ckpt = latest_checkpoint(Path(out_dir)) if out_dir is not None else None
+    if ckpt is None:
+        return
+    try:
+        saved = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # the training loop reports an unreadable checkpoint itself
+    diffs = []
+    for key, now in json.loads(json.dumps(settings)).items():
+        before = saved.get(key, now)
+        if isinstance(now, dict) and isinstance(before, dict):
+            diffs += [f"{key}.{f} {before[f]!r} -> {v!r}" for f, v in now.items() if before.get(f, v) != v]
+        elif before != now:
+            diffs.append(f"{key} {before!r} -> {now!r}")
+    if diffs:
+        raise ValueError(
+            f"{ckpt} was trained with other settings ({'; '.join(diffs[:3])}): resume with the same flags, "
+            "or train into a fresh --out"
+        )
 
 
 def train_reward(
@@ -69,6 +93,7 @@ def train_reward(
     if not prompts:
         raise ValueError("no prompts to train on: give at least one non-empty prompt")
     reward = reward or RewardConfig()
+    check_resume(out_dir, {"reward": vars(reward), "lora": vars(lora or LoraSpec())})
     merge_loras(pipe, init_loras)
     add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)
     enc = encoder or SegmentEncoder.from_pipe(pipe)
@@ -118,27 +143,15 @@ class AlignObjective(torch.nn.Module):
         if branch is not None:
             branch.encoder.requires_grad_(False)
             self.adapter = branch.adapter
-            self.adapter.float().requires_grad_(
-                True
-            )  # trained in float32 like the LoRA, whatever the UNet's dtype
+            # trained in float32 like the LoRA, whatever the UNet's dtype
+            self.adapter.float().requires_grad_(True)
 
     state_dict = RewardObjective.state_dict
 
     def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):  # type: ignore[override]
-        params = {n: p for n, p in self.named_parameters() if p.requires_grad}
-        missing, extra = set(params) - set(state), set(state) - set(params)
-        if strict and (missing or extra):
-            has = any(k.startswith("adapter.") for k in state)
-            raise ValueError(
-                f"the checkpoint does not match this run ({len(missing)} tensors missing, {len(extra)} unexpected; "
-                f"it was trained {'with' if has else 'without'} the T5 adapter): resume with the same "
-                "--t5/--adapter and LoRA flags, or train into a fresh --out"
-            )
-        with torch.no_grad():
-            for n, p in params.items():
-                if n in state:
-                    p.copy_(state[n])
-        return None
+        has = "with" if any(k.startswith("adapter.") for k in state) else "without"
+        hint = f"it was trained {has} the T5 adapter; resume with the same --t5/--adapter and LoRA flags"
+        load_trainable(self, state, strict, hint)
 
     def train(self, mode: bool = True) -> AlignObjective:
         # The adapter's own dropout is active in training (the release calls adapter.train()); T5, CLIP and the VAE
@@ -207,6 +220,7 @@ def train_align(
             raise ValueError("two T5 branches given: pass it as branch= or inside the encoder, not both")
         branch, encoder = encoder.branch, copy.copy(encoder)
         encoder.branch = None  # its rows are added by the objective, with gradients through the adapter
+    check_resume(out_dir, {"caption_dropout": caption_dropout, "lora": vars(lora or LoraSpec())})
     add_lora(pipe.unet, lora or LoraSpec(), seed=config.seed)
     objective = AlignObjective(pipe, encoder, caption_dropout, branch)
     n_train = int(pipe.scheduler.config.num_train_timesteps)
@@ -233,10 +247,10 @@ def train_align(
         device=device,
         progress=progress,
         stop_after=stop_after,
-        extra_state={"caption_dropout": caption_dropout, "adapter": adapter_cfg},
+        extra_state={
+            "caption_dropout": caption_dropout,
+            "adapter": adapter_cfg,
+            "lora": vars(lora or LoraSpec()),
+        },
     )
     return objective, result
-
-
-def with_steps(config: TrainConfig, steps: int) -> TrainConfig:
-    return replace(config, steps=steps)

@@ -109,3 +109,22 @@ def test_tampered_optimizer_state_is_a_one_line_checkpoint_error(tmp_path, capsy
 def test_show_progress_is_a_deprecated_alias():
     res = train(make_model(), loss_fn, batch_fn, TrainConfig(steps=2), show_progress=False)
     assert res.steps == 2
+
+
+def test_two_trainings_in_one_process_with_different_precision():
+    """accelerate's process-wide state refuses a second precision (stage 1 in bf16, then stage 2 in fp32, in one
+    notebook); the loop resets it, and each run trains in the precision it asked for."""
+    pytest.importorskip("accelerate")
+    from accelerate.state import AcceleratorState
+
+    seen = []
+
+    def loss(model, x, g):
+        seen.append(AcceleratorState().mixed_precision)
+        return model(x).pow(2).mean()
+
+    model = torch.nn.Linear(3, 1)
+    for mp in ("bf16", "no", "bf16"):
+        train(model, loss, lambda step, g: torch.randn(4, 3, generator=g),
+              TrainConfig(steps=1, mixed_precision=mp), device="cpu", progress=False)  # fmt: skip
+    assert seen == ["bf16", "no", "bf16"]

@@ -155,6 +155,13 @@ def _make_accelerator(device: torch.device, mixed_precision: str) -> Any:
         from accelerate import Accelerator
     except ImportError:
         return _Plain(device, mixed_precision)
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one process-wide AcceleratorState and refuses a second Accelerator with another precision
+    # (two trainings in one notebook, or stage 1 then stage 2): drop that state (not the process group) first.
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
     # accelerate picks the device from the launch environment; on a single process honour the caller's choice.
     return Accelerator(mixed_precision=mixed_precision, cpu=device.type == "cpu")
 

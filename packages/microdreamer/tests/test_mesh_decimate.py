@@ -73,3 +73,20 @@ def test_cli_target_faces(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert "target-faces" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_the_fast_vertex_mapping_is_the_librarys():
+    """`decimate_mesh` maps each original vertex to its output vertex by its surviving root's rank (the library keeps
+    survivors in their original order); that must be the mapping the library itself reports
+    (`replay_simplification`, the fallback), or colours would land on the wrong vertices."""
+    import fast_simplification
+    from microdreamer.decimate import _cluster_of
+
+    mesh = _sphere_mesh(32)
+    v, f = mesh.vertices.astype(np.float64), mesh.faces.astype(np.int32)
+    pts, _, collapses = fast_simplification.simplify(v, f, target_count=300, agg=7.0, return_collapses=True)
+    roots = _cluster_of(len(v), np.asarray(collapses, dtype=np.int64))
+    survivors = np.unique(roots)
+    assert len(survivors) == len(pts)  # the fast path's condition holds on a closed mesh
+    _, _, library = fast_simplification.replay_simplification(v.astype(np.float32), f, collapses)
+    np.testing.assert_array_equal(np.searchsorted(survivors, roots), library)

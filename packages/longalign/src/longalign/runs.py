@@ -403,8 +403,21 @@ class TrainRewardRun:
     )
 
 
-def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict[str, Any]:
+def _train_config(base: Any, run: TrainRewardRun | TrainAlignRun, ctx: RunContext) -> Any:
+    """The stage's release optimiser settings (`training.REWARD_TRAIN` / `ALIGN_TRAIN`) with the command's flags."""
     from dataclasses import replace
+
+    return replace(
+        base,
+        steps=run.steps,
+        lr=run.lr,
+        checkpoint_every=run.checkpoint_every,
+        warmup_steps=run.warmup_steps,
+        seed=ctx.seed,
+    )
+
+
+def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict[str, Any]:
 
     from gen_common.seeding import seed_everything
     from longalign.loading import load_pipeline, load_preference
@@ -428,14 +441,7 @@ def train_reward_run(run: TrainRewardRun, ctx: RunContext | None = None) -> dict
         run.preference, ctx.device, weight=run.reweight, direction=run.direction, seed=ctx.seed
     )
     out = ctx.output("checkpoints") if ctx.out is not None else None
-    cfg = replace(
-        REWARD_TRAIN,
-        steps=run.steps,
-        lr=run.lr,
-        checkpoint_every=run.checkpoint_every,
-        warmup_steps=run.warmup_steps,
-        seed=ctx.seed,
-    )
+    cfg = _train_config(REWARD_TRAIN, run, ctx)
     _, result = train_reward(
         pipe,
         prompts,
@@ -537,7 +543,6 @@ def _load_pairs(folder: Path, side: int) -> tuple[Any, list[str]]:
 
 
 def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[str, Any]:
-    from dataclasses import replace
 
     from gen_common.seeding import seed_everything
     from longalign.loading import load_pipeline
@@ -566,14 +571,7 @@ def train_align_run(run: TrainAlignRun, ctx: RunContext | None = None) -> dict[s
             seed=ctx.seed,
         )
     out = ctx.output("checkpoints") if ctx.out is not None else None
-    cfg = replace(
-        ALIGN_TRAIN,
-        steps=run.steps,
-        lr=run.lr,
-        checkpoint_every=run.checkpoint_every,
-        warmup_steps=run.warmup_steps,
-        seed=ctx.seed,
-    )
+    cfg = _train_config(ALIGN_TRAIN, run, ctx)
     _, result = train_align(
         pipe,
         images,

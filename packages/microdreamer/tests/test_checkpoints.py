@@ -209,7 +209,7 @@ def test_checkpoint_round_trips_every_piece_of_state(tmp_path):
     random.seed(0)
     np.random.seed(0)  # noqa: NPY002
     fresh = GaussianModel.blob(10)
-    tr = Trainer(fresh, PRESET, counter=toy_denoiser().counter, generator=torch.Generator().manual_seed(9))
+    tr = Trainer(fresh, PRESET, denoiser=toy_denoiser(), generator=torch.Generator().manual_seed(9))
     settings = {"loop": "sir", "preset": dataclasses.asdict(PRESET), "model": "GaussianModel"}
     assert Checkpointer(tmp_path, resume=True).restore(tr, settings=settings)[0] == 2
     assert all(torch.equal(fresh.params[k], v) for k, v in snap["params"].items())

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from microdreamer.cameras import Cameras, orbit_cameras
+from microdreamer.denoisers import denoiser_generators
 from microdreamer.gaussians import GaussianModel
 from microdreamer.presets import Preset
 
@@ -71,6 +72,15 @@ def sample_views(preset: Preset, generator: torch.Generator, size: int | None = 
     return orbit_cameras(e + vers, hors, preset.radius, size=size or preset.render_size, fovy_deg=preset.fovy)
 
 
+def check_family(preset: Preset, denoiser) -> None:
+    fam = getattr(denoiser, "family", None)
+    if fam != preset.family:
+        raise ValueError(
+            f"preset {preset.name!r} is for a {preset.family} denoiser but the denoiser given is {fam!r}; "
+            f"pick a preset made for it"
+        )
+
+
 class Trainer:
     """The per-step bookkeeping of both loops: lr schedule, Adam step, densification, clock and history."""
 
@@ -81,15 +91,18 @@ class Trainer:
         *,
         reference: Reference | None = None,
         evaluate: Callable[[GaussianModel], float] | None = None,
-        counter=None,
+        denoiser=None,
         rasterizer=None,
         generator: torch.Generator | None = None,
-        generators: dict[str, torch.Generator] | None = None,
     ):
+        """``denoiser``: the run's denoiser (checked against the preset's family); its call counter is the run's,
+        and its own generator (the VAE-posterior noise) is checkpointed with the loop's."""
+        if denoiser is not None:
+            check_family(preset, denoiser)
         self.model, self.preset, self.reference = model, preset, reference
-        # other generators the run draws from (the denoiser's VAE-posterior noise): checkpointed with the loop's
-        self.generators = dict(generators or {})
-        self.evaluate, self.counter, self.rasterizer = evaluate, counter, rasterizer
+        self.counter = None if denoiser is None else denoiser.counter
+        self.generators = {} if denoiser is None else denoiser_generators(denoiser)
+        self.evaluate, self.rasterizer = evaluate, rasterizer
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.step = 0
         self.history = History()

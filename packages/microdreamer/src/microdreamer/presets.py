@@ -53,47 +53,26 @@ class Preset:
     official: bool = False
 
 
+# the release's schedule: N = denoise_steps DDIM steps, t2 from t_start·T to t_end·T; I = inner_steps per target
+# round, init_steps on the first targets; views at elevations in [min_ver, max_ver] degrees, camera radius
 PRESETS: dict[str, Preset] = {
     "sai": Preset(
-        "sai",
-        "zero123",
-        20,
-        21,
-        0.9,
-        0.2,
-        15,
-        15,
-        3.0,
-        0.5,
-        6,
-        -30,
-        30,
-        2.0,
-        ref_loss=0.3,
-        ref_mask_loss=0.01,
+        "sai", "zero123", denoise_steps=20, total_steps=21, t_start=0.9, t_end=0.2, inner_steps=15, init_steps=15,
+        cfg=3.0, eta=0.5, views=6, min_ver=-30, max_ver=30, radius=2.0, ref_loss=0.3, ref_mask_loss=0.01,
     ),
-    "imagedream": Preset("imagedream", "imagedream", 10, 31, 0.8, 0.4, 15, 50, 2.0, 1.0, 4, -5, 0, 2.5),
-    "mvdream": Preset("mvdream", "mvdream", 50, 31, 0.8, 0.5, 15, 50, 7.5, 0.0, 4, -10, 10, 2.5),
+    "imagedream": Preset(
+        "imagedream", "imagedream", denoise_steps=10, total_steps=31, t_start=0.8, t_end=0.4, inner_steps=15,
+        init_steps=50, cfg=2.0, eta=1.0, views=4, min_ver=-5, max_ver=0, radius=2.5,
+    ),
+    "mvdream": Preset(
+        "mvdream", "mvdream", denoise_steps=50, total_steps=31, t_start=0.8, t_end=0.5, inner_steps=15,
+        init_steps=50, cfg=7.5, eta=0.0, views=4, min_ver=-10, max_ver=10, radius=2.5,
+    ),
     "toy": Preset(
-        "toy",
-        "analytic",
-        10,
-        11,
-        0.9,
-        0.2,
-        15,
-        15,
-        3.0,
-        0.5,
-        4,
-        -30,
-        30,
-        2.0,
-        render_size=32,
-        ref_size=32,
-        num_pts=400,
+        "toy", "analytic", denoise_steps=10, total_steps=11, t_start=0.9, t_end=0.2, inner_steps=15, init_steps=15,
+        cfg=3.0, eta=0.5, views=4, min_ver=-30, max_ver=30, radius=2.0, render_size=32, ref_size=32, num_pts=400,
     ),
-}
+}  # fmt: skip
 PRESETS["imagedream-eta0"] = replace(PRESETS["imagedream"], name="imagedream-eta0", eta=0.0)
 for _n in ("sai", "imagedream", "mvdream", "toy"):
     PRESETS[f"{_n}-official"] = replace(PRESETS[_n], name=f"{_n}-official", official=True)

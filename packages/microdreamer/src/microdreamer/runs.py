@@ -313,7 +313,7 @@ def _model_denoiser(run: GenerateRun, preset, device, seed: int = 0):
     weights load. ``--preset auto`` picks the family's preset."""
     from types import SimpleNamespace
 
-    from microdreamer.sir import check_family
+    from microdreamer.loop import check_family
 
     image = mask = None
     if run.input != "toy":

@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from microdreamer.checkpoints import Checkpointer
-from microdreamer.denoisers import Denoiser, denoiser_generators
+from microdreamer.denoisers import Denoiser
 from microdreamer.gaussians import GaussianModel
 from microdreamer.loop import History, Reference, Trainer, sample_views
 from microdreamer.presets import Preset
-from microdreamer.sir import check_family
 
 __all__ = ["SDSResult", "run_sds"]
 
@@ -49,16 +48,14 @@ def run_sds(
 ) -> SDSResult:
     """``checkpoint``: atomic checkpoints every ``checkpoint.every`` steps; with ``checkpoint.resume``, continue from
     the latest one."""
-    check_family(preset, denoiser)
     tr = Trainer(
         model,
         preset,
         reference=reference,
         evaluate=evaluate,
-        counter=denoiser.counter,
+        denoiser=denoiser,
         rasterizer=rasterizer,
         generator=generator,
-        generators=denoiser_generators(denoiser),
     )
     T = len(denoiser.alphas_cumprod)
     lo, hi = int(T * t_range[0]), int(T * t_range[1])

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from microdreamer.cameras import Cameras
 from microdreamer.checkpoints import Checkpointer
 from microdreamer.ddim import DDIMGrid
-from microdreamer.denoisers import Denoiser, denoiser_generators
+from microdreamer.denoisers import Denoiser
 from microdreamer.gaussians import GaussianModel
-from microdreamer.loop import History, Reference, Trainer, sample_views
+from microdreamer.loop import History, Reference, Trainer, check_family, sample_views
 from microdreamer.presets import Preset
 from microdreamer.schedules import iteration_k, t1_for, t2_for
 
@@ -90,15 +90,6 @@ class SIRResult:
     steps: int
 
 
-def check_family(preset: Preset, denoiser: Denoiser) -> None:
-    fam = getattr(denoiser, "family", None)
-    if fam != preset.family:
-        raise ValueError(
-            f"preset {preset.name!r} is for a {preset.family} denoiser but the denoiser given is {fam!r}; "
-            f"pick a preset made for it"
-        )
-
-
 def run_sir(
     model: GaussianModel,
     denoiser: Denoiser,
@@ -115,16 +106,14 @@ def run_sir(
 
     ``checkpoint``: write atomic checkpoints every ``checkpoint.every`` outer iterations and, with
     ``checkpoint.resume``, continue from the latest one (the result is the uninterrupted run's, bit for bit)."""
-    check_family(preset, denoiser)
     tr = Trainer(
         model,
         preset,
         reference=reference,
         evaluate=evaluate,
-        counter=denoiser.counter,
+        denoiser=denoiser,
         rasterizer=rasterizer,
         generator=generator,
-        generators=denoiser_generators(denoiser),
     )
     grid = DDIMGrid(preset.denoise_steps, alphas_cumprod=denoiser.alphas_cumprod)
     t2s, t1s = [], []

@@ -46,37 +46,15 @@ def _noise(x):
 def test_counter_counts_inversion_and_cfg(official, expected):
     d, g = _Zero(), DDIMGrid(20)
     cams = orbit_cameras([0.0], [0.0], size=4)
-    sir_targets(
-        d,
-        torch.zeros(1, 3, 4, 4),
-        cams,
-        grid=g,
-        t2=901,
-        t1=501,
-        guidance_scale=3,
-        eta=0.5,
-        init=False,
-        noise=_noise,
-        doubled_inversion=official,
-    )
+    kw = dict(grid=g, t2=901, t1=501, guidance_scale=3, eta=0.5, noise=_noise)
+    sir_targets(d, torch.zeros(1, 3, 4, 4), cams, init=False, doubled_inversion=official, **kw)
     inv = [t for p, t in d.asked if p == "inversion"]
     smp = [t for p, t in d.asked if p == "sample"]
     assert inv == list(range(501, 901, 50))  # ε at 501..851 carries the latent up to 901
     assert smp == list(range(901, 0, -50))  # DDIM back from t2 = 901 to 0
     assert d.counter.nfe == expected and d.counter.calls == 8 + 19
     d.counter.reset()
-    sir_targets(
-        d,
-        torch.zeros(1, 3, 4, 4),
-        cams,
-        grid=g,
-        t2=901,
-        t1=501,
-        guidance_scale=3,
-        eta=0.5,
-        init=True,
-        noise=_noise,
-    )
+    sir_targets(d, torch.zeros(1, 3, 4, 4), cams, init=True, **kw)
     assert d.counter.nfe == 40 and d.counter.by_phase == {"sample": 40}  # the initial full chain from noise
 
 

@@ -592,23 +592,15 @@ def tiny_multiview(
     ImageDream with 4 ip tokens), a 2-level VAE, gen_common's tiny CLIP text tower and tokenizer (CLIP's real BPE
     vocabulary; pass ``tokenizer`` to reuse one, building it takes seconds), and for ImageDream a tiny CLIP vision
     tower (16 px, 4-px patches)."""
-    diffusers, transformers = _require()
+    _, transformers = _require()
     from gen_common.testing.diffusers_tiny import clip_tokenizer, tiny_clip_text_model
+    from microdreamer.zero123 import tiny_vae
 
     ip_dim = 4 if family == "imagedream" else 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = TinyMultiViewUNet(ip_dim=ip_dim, ip_embed_dim=32)
-        vae = diffusers.AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            block_out_channels=(16, 32),
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=image_size,
-        )
+        vae = tiny_vae(image_size)
         image_encoder = None
         if family == "imagedream":
             cfg = transformers.CLIPVisionConfig(

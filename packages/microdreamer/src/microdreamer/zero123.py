@@ -235,25 +235,10 @@ def load_denoiser(name_or_path: str, *, device="cpu") -> Zero123Denoiser:
     )
 
 
-def tiny_zero123(seed: int = 0, *, image_size: int = 32) -> Zero123Denoiser:
-    """A random Zero123-shaped model for tests: 8-channel UNet (32/64 channels), 2-level VAE, tiny CLIP tower."""
+def tiny_vae(image_size: int = 32):
+    """The tiny test denoisers' VAE: 2 levels (16/32 channels), 4 latent channels, ×2 down-sampling."""
     diffusers, _ = _require()
-    from gen_common.testing.video_tiny import tiny_clip_vision_model
-
-    torch.manual_seed(seed)
-    unet = diffusers.UNet2DConditionModel(
-        sample_size=image_size // 2,
-        in_channels=8,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    vae = diffusers.AutoencoderKL(
+    return diffusers.AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
@@ -263,6 +248,30 @@ def tiny_zero123(seed: int = 0, *, image_size: int = 32) -> Zero123Denoiser:
         norm_num_groups=8,
         sample_size=image_size,
     )
-    enc = tiny_clip_vision_model(seed=seed, hidden_size=32, projection_dim=32, image_size=16, patch_size=4)
-    proj = CameraProjection(32 + 4, 32)
+
+
+def tiny_zero123(seed: int = 0, *, image_size: int = 32) -> Zero123Denoiser:
+    """A random Zero123-shaped model for tests: 8-channel UNet (32/64 channels), 2-level VAE, tiny CLIP tower."""
+    diffusers, _ = _require()
+    from gen_common.testing.video_tiny import tiny_clip_vision_model
+
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's global generator
+        torch.manual_seed(seed)
+        unet = diffusers.UNet2DConditionModel(
+            sample_size=image_size // 2,
+            in_channels=8,
+            out_channels=4,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=8,
+        )
+        vae = tiny_vae(image_size)
+        enc = tiny_clip_vision_model(
+            seed=seed, hidden_size=32, projection_dim=32, image_size=16, patch_size=4
+        )
+        proj = CameraProjection(32 + 4, 32)
     return Zero123Denoiser(unet, vae, enc, proj, image_size=image_size, clip_size=16).to("cpu")

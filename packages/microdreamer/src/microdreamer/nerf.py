@@ -41,7 +41,27 @@ class _NoDensify(GaussianTrainConfig):
     density_end_iter: int = -1  # a field has nothing to densify
 
 
-class VoxelNeRF:
+class FieldHooks:
+    """The Gaussian loop's hooks a radiance field has no use for (a constant lr, nothing to densify or prune); a
+    NeRF backend inherits them so `run_sir`/`run_sds` drive it unchanged."""
+
+    lr: float
+    config = _NoDensify()
+
+    def update_learning_rate(self, step: int) -> float:
+        return self.lr
+
+    def add_densification_stats(self, out, views=None) -> None:
+        return None
+
+    def densify_and_prune(self, *args, **kwargs) -> dict[str, int]:
+        return {"cloned": 0, "split": 0, "pruned": 0}
+
+    def prune(self, *args, **kwargs) -> int:
+        return 0
+
+
+class VoxelNeRF(FieldHooks):
     def __init__(
         self, resolution: int = 32, bound: float = 0.8, samples: int = 48, lr: float = 0.05, *, generator=None
     ):
@@ -55,7 +75,6 @@ class VoxelNeRF:
                 torch.randn(1, 3, resolution, resolution, resolution, generator=g) * 0.1
             ).requires_grad_(True),
         }
-        self.config = _NoDensify()
         self.optimizer: Adam | None = None
 
     def __len__(self) -> int:
@@ -68,18 +87,6 @@ class VoxelNeRF:
     def training_setup(self, config=None) -> Adam:
         self.optimizer = Adam([{"params": [p], "lr": self.lr, "name": n} for n, p in self.params.items()])
         return self.optimizer
-
-    def update_learning_rate(self, step: int) -> float:
-        return self.lr
-
-    def add_densification_stats(self, out, views=None) -> None:
-        return None
-
-    def densify_and_prune(self, *args, **kwargs) -> dict[str, int]:
-        return {"cloned": 0, "split": 0, "pruned": 0}
-
-    def prune(self, *args, **kwargs) -> int:
-        return 0
 
     def render(
         self, cameras: Cameras, background=(1.0, 1.0, 1.0), *, track_means2d=False, rasterizer=None

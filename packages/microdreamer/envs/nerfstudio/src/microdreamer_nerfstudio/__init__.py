@@ -8,7 +8,7 @@ import math
 import torch
 from microdreamer.cameras import Cameras
 from microdreamer.gaussians import Adam
-from microdreamer.nerf import _NoDensify, camera_rays
+from microdreamer.nerf import FieldHooks, camera_rays
 from microdreamer.rasterizer import RenderOutput
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.field_components.encodings import NeRFEncoding
@@ -20,7 +20,7 @@ from nerfstudio.model_components.renderers import AccumulationRenderer, RGBRende
 __all__ = ["NerfstudioNeRF"]
 
 
-class NerfstudioNeRF:
+class NerfstudioNeRF(FieldHooks):
     def __init__(
         self,
         *,
@@ -45,7 +45,6 @@ class NerfstudioNeRF:
         self.sampler = UniformSampler(num_samples=samples, train_stratified=False)
         self.rgb_renderer, self.acc_renderer = RGBRenderer(), AccumulationRenderer()
         self.bound, self.lr = bound, lr
-        self.config = _NoDensify()
         self.optimizer = None
 
     @property
@@ -68,18 +67,6 @@ class NerfstudioNeRF:
             [{"params": [p], "lr": self.lr, "name": n} for n, p in self.field.named_parameters()]
         )
         return self.optimizer
-
-    def update_learning_rate(self, step: int) -> float:
-        return self.lr
-
-    def add_densification_stats(self, out, views=None) -> None:
-        return None
-
-    def densify_and_prune(self, *args, **kwargs):
-        return {"cloned": 0, "split": 0, "pruned": 0}
-
-    def prune(self, *args, **kwargs) -> int:
-        return 0
 
     def render(
         self, cameras: Cameras, background=(1.0, 1.0, 1.0), *, track_means2d=False, rasterizer=None
